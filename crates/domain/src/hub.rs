@@ -1,0 +1,155 @@
+//! Hubs (SPEC 3): a tenant's unit of routing, owning integrations.
+
+use serde_json::Value;
+
+use crate::error::{Violation, Violations};
+use crate::ids::{HubId, TenantId};
+use crate::json;
+use crate::time::Millis;
+
+/// Longest hub name.
+pub const MAX_NAME_LEN: usize = 200;
+
+/// `statusId` of a hub.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HubStatus {
+    /// 2000
+    Active,
+    /// 2002
+    Paused,
+}
+
+impl HubStatus {
+    pub const fn id(self) -> i32 {
+        match self {
+            Self::Active => 2000,
+            Self::Paused => 2002,
+        }
+    }
+    pub const fn from_id(id: i64) -> Option<Self> {
+        match id {
+            2000 => Some(Self::Active),
+            2002 => Some(Self::Paused),
+            _ => None,
+        }
+    }
+}
+
+/// A stored hub.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hub {
+    pub id: HubId,
+    pub tenant_id: TenantId,
+    pub name: String,
+    pub description: String,
+    /// Days of idleness after which a conversation closes; 0 = never.
+    pub close_dormant_conversation: i64,
+    pub status: HubStatus,
+    pub created: Millis,
+    pub modified: Millis,
+}
+
+/// The writable fields of a hub, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HubDraft {
+    pub name: String,
+    pub description: String,
+    pub close_dormant_conversation: i64,
+    pub status: HubStatus,
+}
+
+/// Validates a create body: `name`* (1..=200 chars), `description`*, `closeDormantConversation`
+/// (days >= 0, default 0), `statusId` (2000 or 2002, default 2000). Unknown keys are ignored.
+pub fn validate_create(body: &Value) -> Result<HubDraft, Violations> {
+    let obj = json::object(body, "").map_err(Violations::from)?;
+    let mut v = Violations::default();
+    let name = json::string(obj, "", "name", true, &mut v);
+    let description = json::string(obj, "", "description", true, &mut v);
+    let dormant = json::integer(obj, "", "closeDormantConversation", false, &mut v);
+    let status = json::integer(obj, "", "statusId", false, &mut v);
+    let draft = HubDraft {
+        name: name.unwrap_or_default(),
+        description: description.unwrap_or_default(),
+        close_dormant_conversation: dormant.unwrap_or(0),
+        status: HubStatus::Active,
+    };
+    finish(obj, draft, dormant, status, v)
+}
+
+/// Validates a partial update: only the given keys change.
+pub fn validate_patch(body: &Value, current: &Hub) -> Result<HubDraft, Violations> {
+    let obj = json::object(body, "").map_err(Violations::from)?;
+    let mut v = Violations::default();
+    let name = json::string(obj, "", "name", false, &mut v);
+    let description = json::string(obj, "", "description", false, &mut v);
+    let dormant = json::integer(obj, "", "closeDormantConversation", false, &mut v);
+    let status = json::integer(obj, "", "statusId", false, &mut v);
+    let draft = HubDraft {
+        name: name.unwrap_or_else(|| current.name.clone()),
+        description: description.unwrap_or_else(|| current.description.clone()),
+        close_dormant_conversation: dormant.unwrap_or(current.close_dormant_conversation),
+        status: current.status,
+    };
+    finish(obj, draft, dormant, status, v)
+}
+
+fn finish(
+    obj: &serde_json::Map<String, Value>,
+    mut draft: HubDraft,
+    dormant: Option<i64>,
+    status: Option<i64>,
+    mut v: Violations,
+) -> Result<HubDraft, Violations> {
+    if matches!(json::field(obj, "name"), Some(Value::String(_))) {
+        let len = draft.name.chars().count();
+        if len == 0 || len > MAX_NAME_LEN || draft.name.trim().is_empty() {
+            v.push(Violation::out_of_range("name", "must be 1 to 200 characters long"));
+        }
+    }
+    if dormant.is_some_and(|d| d < 0) {
+        v.push(Violation::out_of_range("closeDormantConversation", "must be 0 or more days"));
+    }
+    if let Some(s) = status {
+        match HubStatus::from_id(s) {
+            Some(s) => draft.status = s,
+            None => v.push(Violation::out_of_range("statusId", "must be 2000 (Active) or 2002 (Paused)")),
+        }
+    }
+    v.into_result(draft)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ViolationKind;
+    use serde_json::json;
+
+    #[test]
+    fn create_reports_every_violation() {
+        let err = validate_create(&json!({ "name": 5, "closeDormantConversation": -1, "statusId": 1 })).unwrap_err();
+        let kinds: Vec<_> = err.0.iter().map(|v| (v.kind, v.property.as_str())).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (ViolationKind::WrongType, "name"),
+                (ViolationKind::Required, "description"),
+                (ViolationKind::OutOfRange, "closeDormantConversation"),
+                (ViolationKind::OutOfRange, "statusId"),
+            ]
+        );
+    }
+
+    #[test]
+    fn create_defaults() {
+        let d = validate_create(&json!({ "name": "Support", "description": "" })).unwrap();
+        assert_eq!(d.status, HubStatus::Active);
+        assert_eq!(d.close_dormant_conversation, 0);
+    }
+
+    #[test]
+    fn name_length_bounds() {
+        assert!(validate_create(&json!({ "name": "", "description": "x" })).is_err());
+        assert!(validate_create(&json!({ "name": "a".repeat(200), "description": "x" })).is_ok());
+        assert!(validate_create(&json!({ "name": "a".repeat(201), "description": "x" })).is_err());
+    }
+}
