@@ -6,6 +6,7 @@
 //! can report every violation at once (SPEC 1), not only the first one a deserializer meets.
 
 pub mod channel;
+pub mod channel_config;
 pub mod error;
 pub mod hub;
 pub mod identity;

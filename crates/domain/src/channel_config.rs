@@ -1,0 +1,726 @@
+//! The configuration catalogue of SPEC 3: which keys each channel's `configuration` takes, which
+//! are required, which the server generates, and the checks of their values.
+//!
+//! It stays out of the integration itself (name, status, update rules, derived fields): that is
+//! [`crate::integration`], which calls [`validate`] and fills in the generated keys.
+
+use std::collections::BTreeMap;
+
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use base64::Engine;
+use serde_json::{Map, Value};
+
+use crate::channel::{Channel, IntegrationType};
+use crate::error::{Violation, Violations};
+use crate::integration::SlackOAuth;
+use crate::json;
+
+/// What a configuration value must look like.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueKind {
+    /// A non-blank string.
+    Text,
+    /// A boolean.
+    Boolean,
+    /// `Customer`, `Agent` or `Bot` (any case in, canonical out).
+    IntegrationType,
+    /// An absolute http or https URL.
+    WebhookUrl,
+    /// An array of message objects, each with a string `type` (may be empty).
+    Start,
+    /// A non-empty array of System event filters (SPEC 5.4), duplicates removed.
+    Events,
+    /// A non-empty array of host names, each optionally `*.`-prefixed and with a `:port`.
+    AllowedOrigins,
+    /// An email address.
+    EmailAddress,
+    /// An email address on the configuration's `domain` (Mailgun).
+    MailgunAddress,
+    /// Base64 (standard alphabet, padding optional, whitespace ignored).
+    Base64,
+}
+
+/// One configuration key a client may give.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeySpec {
+    /// The camelCase name, as stored and answered.
+    pub name: &'static str,
+    pub kind: ValueKind,
+    pub required: bool,
+    /// Filled into the stored configuration when the key is not given.
+    pub default: Option<bool>,
+}
+
+const fn req(name: &'static str, kind: ValueKind) -> KeySpec {
+    KeySpec {
+        name,
+        kind,
+        required: true,
+        default: None,
+    }
+}
+
+const fn opt(name: &'static str, kind: ValueKind) -> KeySpec {
+    KeySpec {
+        name,
+        kind,
+        required: false,
+        default: None,
+    }
+}
+
+const fn flag(name: &'static str, default: bool) -> KeySpec {
+    KeySpec {
+        name,
+        kind: ValueKind::Boolean,
+        required: false,
+        default: Some(default),
+    }
+}
+
+use ValueKind::{
+    AllowedOrigins, Base64, Boolean, EmailAddress, Events, MailgunAddress, Start, Text, WebhookUrl,
+};
+
+const DIRECT: &[KeySpec] = &[
+    req("integrationType", ValueKind::IntegrationType),
+    flag("echo", false),
+    opt("webhookUrl", WebhookUrl),
+    opt("start", Start),
+];
+const SYSTEM: &[KeySpec] = &[req("webhookUrl", WebhookUrl), req("events", Events)];
+const MESSENGER: &[KeySpec] = &[
+    req("pageAccessToken", Text),
+    opt("appId", Text),
+    opt("appSecret", Text),
+    opt("pageId", Text),
+];
+const TWILIO_SMS: &[KeySpec] = &[
+    req("accountSid", Text),
+    req("authToken", Text),
+    req("numberSid", Text),
+    opt("phoneNumber", Text),
+];
+const LINE: &[KeySpec] = &[req("channelAccessToken", Text), req("channelSecret", Text)];
+const TOKEN_ONLY: &[KeySpec] = &[req("token", Text)];
+const KIK: &[KeySpec] = &[req("username", Text), req("apiKey", Text)];
+const WEB_CHAT: &[KeySpec] = &[
+    req("allowedOrigins", AllowedOrigins),
+    opt("start", Start),
+    flag("echo", true),
+];
+const WE_CHAT: &[KeySpec] = &[
+    req("appId", Text),
+    req("appSecret", Text),
+    opt("encodingAesKey", Text),
+];
+const TWITTER: &[KeySpec] = &[
+    req("consumerKey", Text),
+    req("consumerSecret", Text),
+    req("accessTokenKey", Text),
+    req("accessTokenSecret", Text),
+];
+const MAILGUN: &[KeySpec] = &[
+    req("apiKey", Text),
+    req("domain", Text),
+    req("incomingAddress", MailgunAddress),
+];
+const MESSAGE_BIRD: &[KeySpec] = &[req("accessKey", Text), req("originator", Text)];
+const EMAIL: &[KeySpec] = &[opt("fromAddress", EmailAddress)];
+const APN: &[KeySpec] = &[
+    req("certificate", Base64),
+    opt("password", Text),
+    flag("autoUpdateBadge", false),
+    flag("production", false),
+];
+const FCM: &[KeySpec] = &[req("serverKey", Text), req("senderId", Text)];
+/// Slack's token form: what is stored, after an OAuth exchange too.
+const SLACK_TOKEN: &[KeySpec] = &[
+    req("botAccessToken", Text),
+    req("teamId", Text),
+    opt("defaultPublicChannel", Text),
+    opt("appAccessToken", Text),
+    opt("botName", Text),
+];
+/// Slack's OAuth form: exchanged by the API, never stored.
+const SLACK_OAUTH: &[KeySpec] = &[req("code", Text), req("nonce", Text)];
+
+/// The keys a client gives and the server stores for `channel` (for Slack, the token form; the
+/// OAuth form's `code` and `nonce` are never stored). Generated keys are not listed here: see
+/// [`generated_keys`].
+pub const fn keys(channel: Channel) -> &'static [KeySpec] {
+    match channel {
+        Channel::Direct => DIRECT,
+        Channel::System => SYSTEM,
+        Channel::Messenger => MESSENGER,
+        Channel::TwilioSms => TWILIO_SMS,
+        Channel::Line => LINE,
+        Channel::Telegram | Channel::Viber => TOKEN_ONLY,
+        Channel::Kik => KIK,
+        Channel::WebChat => WEB_CHAT,
+        Channel::WeChat => WE_CHAT,
+        Channel::Twitter => TWITTER,
+        Channel::Mailgun => MAILGUN,
+        Channel::MessageBird => MESSAGE_BIRD,
+        Channel::Email => EMAIL,
+        Channel::Apn => APN,
+        Channel::Fcm => FCM,
+        Channel::Slack => SLACK_TOKEN,
+    }
+}
+
+/// Slack's OAuth form keys (`code`, `nonce`).
+pub const fn slack_oauth_keys() -> &'static [KeySpec] {
+    SLACK_OAUTH
+}
+
+/// `publicSigningKey`: generated for Direct and System.
+pub const PUBLIC_SIGNING_KEY: &str = "publicSigningKey";
+/// `privateSigningKey`: generated for Direct and System.
+pub const PRIVATE_SIGNING_KEY: &str = "privateSigningKey";
+/// `webhookSecret`: generated for WeChat and MessageBird.
+pub const WEBHOOK_SECRET: &str = "webhookSecret";
+/// `incomingAddress`: generated for Email (given by the client for Mailgun).
+pub const INCOMING_ADDRESS: &str = "incomingAddress";
+/// `regenerateKeys`: a command on update, never stored.
+pub const REGENERATE_KEYS: &str = "regenerateKeys";
+
+/// The keys the server generates into `channel`'s configuration. A client may send them back
+/// (a GET body PUT again) but never chooses them.
+pub const fn generated_keys(channel: Channel) -> &'static [&'static str] {
+    match channel {
+        Channel::Direct | Channel::System => &[PUBLIC_SIGNING_KEY, PRIVATE_SIGNING_KEY],
+        Channel::WeChat | Channel::MessageBird => &[WEBHOOK_SECRET],
+        Channel::Email => &[INCOMING_ADDRESS],
+        _ => &[],
+    }
+}
+
+/// Every key of `channel`'s stored configuration, in catalogue order: what the API renders
+/// (`null` for the absent ones).
+pub fn stored_keys(channel: Channel) -> impl Iterator<Item = &'static str> {
+    keys(channel)
+        .iter()
+        .map(|k| k.name)
+        .chain(generated_keys(channel).iter().copied())
+}
+
+/// Keys accepted and ignored on every channel's input: generated elsewhere, never chosen by a
+/// client. (`incomingAddress` is only ignored for Email, where it is generated.)
+const IGNORED_EVERYWHERE: &[&str] = &[PUBLIC_SIGNING_KEY, PRIVATE_SIGNING_KEY, WEBHOOK_SECRET];
+
+/// The System event filters of SPEC 5.4.
+pub const EVENT_FILTERS: &[&str] = &[
+    "message",
+    "message:customer",
+    "message:agent",
+    "message:bot",
+    "event",
+    "event:customer",
+    "event:agent",
+    "event:bot",
+    "conversation:opened",
+    "conversation:closed",
+];
+
+/// A configuration that passed [`validate`]: camelCase keys, defaults filled in, generated keys
+/// not yet present.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct CheckedConfig {
+    pub configuration: Map<String, Value>,
+    /// `regenerateKeys: true` was given.
+    pub regenerate_keys: bool,
+    /// Slack's OAuth form was given: the API exchanges it before storing.
+    pub slack_oauth: Option<SlackOAuth>,
+}
+
+/// Validates `value` as `channel`'s configuration, recording every violation in `v` (properties
+/// `configuration` and `configuration.<key>`). `None` when anything was violated.
+///
+/// Keys match case-insensitively (when one key comes twice in different cases, the one read last
+/// wins); `null` counts as absent. Slack takes the token form as soon as any of its keys
+/// (`botAccessToken`, `teamId`, `defaultPublicChannel`, `appAccessToken`, `botName`) is given,
+/// and then refuses `code` and `nonce` (303); otherwise it takes the OAuth form, where `code` and
+/// `nonce` are required.
+pub(crate) fn validate(
+    channel: Channel,
+    value: &Value,
+    v: &mut Violations,
+) -> Option<CheckedConfig> {
+    let before = v.0.len();
+    let Some(obj) = value.as_object() else {
+        v.push(Violation::wrong_type("configuration", "an object"));
+        return None;
+    };
+
+    // Canonical name -> (name as given, value), and the unknown names as given.
+    let mut given: BTreeMap<&'static str, (&str, &Value)> = BTreeMap::new();
+    let mut unknown: Vec<&str> = Vec::new();
+    let mut regenerate_keys = false;
+    let recognized = keys(channel).iter().chain(if channel == Channel::Slack {
+        SLACK_OAUTH
+    } else {
+        &[]
+    });
+    for (key, val) in obj {
+        if val.is_null() {
+            continue;
+        }
+        if key.eq_ignore_ascii_case(REGENERATE_KEYS) {
+            match val {
+                Value::Bool(b) => regenerate_keys = *b,
+                _ => v.push(Violation::wrong_type(
+                    &json::path("configuration", key),
+                    "a boolean",
+                )),
+            }
+        } else if let Some(spec) = recognized
+            .clone()
+            .find(|s| s.name.eq_ignore_ascii_case(key))
+        {
+            given.insert(spec.name, (key.as_str(), val));
+        } else if IGNORED_EVERYWHERE
+            .iter()
+            .any(|k| k.eq_ignore_ascii_case(key))
+            || (channel == Channel::Email && key.eq_ignore_ascii_case(INCOMING_ADDRESS))
+        {
+            // Generated by the server: accepted and ignored.
+        } else {
+            unknown.push(key.as_str());
+        }
+    }
+
+    let oauth_form =
+        channel == Channel::Slack && !SLACK_TOKEN.iter().any(|s| given.contains_key(s.name));
+    let active: &[KeySpec] = if oauth_form {
+        SLACK_OAUTH
+    } else {
+        keys(channel)
+    };
+    if channel == Channel::Slack && !oauth_form {
+        // The token form was chosen: the OAuth keys are not supported beside it.
+        unknown.extend(
+            SLACK_OAUTH
+                .iter()
+                .filter_map(|s| given.get(s.name).map(|(as_given, _)| *as_given)),
+        );
+    }
+
+    let mut configuration = Map::new();
+    for spec in active {
+        let property = json::path("configuration", spec.name);
+        match given.get(spec.name) {
+            None if spec.required => v.push(Violation::required(&property)),
+            None => {
+                if let Some(d) = spec.default {
+                    configuration.insert(spec.name.to_owned(), Value::Bool(d));
+                }
+            }
+            Some((_, val)) => {
+                if let Some(checked) = check_value(spec.kind, &property, val, v) {
+                    configuration.insert(spec.name.to_owned(), checked);
+                }
+            }
+        }
+    }
+
+    if channel == Channel::Mailgun {
+        check_mailgun_domain(&configuration, v);
+    }
+
+    unknown.sort_unstable();
+    for key in unknown {
+        v.push(Violation::unsupported(&json::path("configuration", key)));
+    }
+
+    if v.0.len() > before {
+        return None;
+    }
+    let slack_oauth = if oauth_form {
+        let code = configuration.remove("code");
+        let nonce = configuration.remove("nonce");
+        match (code, nonce) {
+            (Some(Value::String(code)), Some(Value::String(nonce))) => {
+                Some(SlackOAuth { code, nonce })
+            }
+            _ => None,
+        }
+    } else {
+        None
+    };
+    Some(CheckedConfig {
+        configuration,
+        regenerate_keys,
+        slack_oauth,
+    })
+}
+
+/// Checks one value; its normalized form, or `None` with the violations recorded.
+fn check_value(kind: ValueKind, property: &str, val: &Value, v: &mut Violations) -> Option<Value> {
+    match kind {
+        Boolean => match val {
+            Value::Bool(_) => Some(val.clone()),
+            _ => {
+                v.push(Violation::wrong_type(property, "a boolean"));
+                None
+            }
+        },
+        Start => check_start(property, val, v),
+        Events => check_events(property, val, v),
+        AllowedOrigins => check_origins(property, val, v),
+        Text | ValueKind::IntegrationType | WebhookUrl | EmailAddress | MailgunAddress | Base64 => {
+            let s = non_blank(property, val, v)?;
+            check_string(kind, property, s, v).map(Value::String)
+        }
+    }
+}
+
+/// A string that is not blank, else 302 or 206.
+fn non_blank<'a>(property: &str, val: &'a Value, v: &mut Violations) -> Option<&'a str> {
+    match val {
+        Value::String(s) if s.trim().is_empty() => {
+            v.push(Violation::out_of_range(property, "must not be empty"));
+            None
+        }
+        Value::String(s) => Some(s),
+        _ => {
+            v.push(Violation::wrong_type(property, "a string"));
+            None
+        }
+    }
+}
+
+fn check_string(kind: ValueKind, property: &str, s: &str, v: &mut Violations) -> Option<String> {
+    let ok = match kind {
+        ValueKind::IntegrationType => {
+            return match IntegrationType::parse(s) {
+                Some(t) if t != IntegrationType::System => Some(t.as_str().to_owned()),
+                _ => {
+                    v.push(Violation::out_of_range(
+                        property,
+                        &format!("must be Customer, Agent or Bot, not '{s}'"),
+                    ));
+                    None
+                }
+            };
+        }
+        WebhookUrl => is_http_url(s) || fail(v, property, "must be an absolute http or https URL"),
+        EmailAddress | MailgunAddress => {
+            email_domain(s).is_some() || fail(v, property, "must be an email address")
+        }
+        Base64 => is_base64(s) || fail(v, property, "must be base64"),
+        _ => true,
+    };
+    ok.then(|| s.to_owned())
+}
+
+/// Records a 201 and answers `false`.
+fn fail(v: &mut Violations, property: &str, why: &str) -> bool {
+    v.push(Violation::invalid_format(property, why));
+    false
+}
+
+fn is_http_url(s: &str) -> bool {
+    url::Url::parse(s).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+}
+
+/// The domain of a simple email address: one `@`, a non-empty local part, a dotted domain, no
+/// whitespace.
+pub fn email_domain(s: &str) -> Option<&str> {
+    let (local, domain) = s.split_once('@')?;
+    let well_formed = !local.is_empty()
+        && !domain.contains('@')
+        && !s.chars().any(char::is_whitespace)
+        && domain.contains('.')
+        && domain.split('.').all(|label| !label.is_empty());
+    well_formed.then_some(domain)
+}
+
+const BASE64_LENIENT: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+fn is_base64(s: &str) -> bool {
+    let compact: String = s.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    !compact.is_empty() && BASE64_LENIENT.decode(compact).is_ok()
+}
+
+/// `start`: an array of objects with a string `type`.
+fn check_start(property: &str, val: &Value, v: &mut Violations) -> Option<Value> {
+    let Some(items) = val.as_array() else {
+        v.push(Violation::wrong_type(property, "an array of messages"));
+        return None;
+    };
+    let before = v.0.len();
+    for (i, item) in items.iter().enumerate() {
+        let at = format!("{property}[{i}]");
+        match item.as_object() {
+            None => v.push(Violation::wrong_type(&at, "a message object")),
+            Some(obj) => {
+                if let Some(t) = json::string(obj, &at, "type", true, v) {
+                    if t.trim().is_empty() {
+                        v.push(Violation::out_of_range(
+                            &json::path(&at, "type"),
+                            "must not be empty",
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    (v.0.len() == before).then(|| val.clone())
+}
+
+/// `events`: a non-empty array of known filters, duplicates removed keeping order.
+fn check_events(property: &str, val: &Value, v: &mut Violations) -> Option<Value> {
+    let items = non_empty_array(property, val, v)?;
+    let before = v.0.len();
+    let mut filters: Vec<Value> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let at = format!("{property}[{i}]");
+        match item {
+            Value::String(s) if EVENT_FILTERS.contains(&s.as_str()) => {
+                if !filters.contains(item) {
+                    filters.push(item.clone());
+                }
+            }
+            Value::String(s) => v.push(Violation::out_of_range(
+                &at,
+                &format!(
+                    "is not a supported event filter: '{s}' (expected one of {})",
+                    EVENT_FILTERS.join(", ")
+                ),
+            )),
+            _ => v.push(Violation::wrong_type(&at, "a string")),
+        }
+    }
+    (v.0.len() == before).then_some(Value::Array(filters))
+}
+
+/// `allowedOrigins`: a non-empty array of host names.
+fn check_origins(property: &str, val: &Value, v: &mut Violations) -> Option<Value> {
+    let items = non_empty_array(property, val, v)?;
+    let before = v.0.len();
+    for (i, item) in items.iter().enumerate() {
+        let at = format!("{property}[{i}]");
+        match item {
+            Value::String(s) if is_origin_host(s) => {}
+            Value::String(s) if s.contains('/') => {
+                fail(
+                    v,
+                    &at,
+                    &format!("must be a host name without scheme or path, not '{s}'"),
+                );
+            }
+            Value::String(s) => {
+                fail(
+                    v,
+                    &at,
+                    &format!("must be a host name, optionally with '*.' and ':port', not '{s}'"),
+                );
+            }
+            _ => v.push(Violation::wrong_type(&at, "a string")),
+        }
+    }
+    (v.0.len() == before).then(|| val.clone())
+}
+
+fn non_empty_array<'a>(
+    property: &str,
+    val: &'a Value,
+    v: &mut Violations,
+) -> Option<&'a Vec<Value>> {
+    match val.as_array() {
+        None => {
+            v.push(Violation::wrong_type(property, "an array"));
+            None
+        }
+        Some(items) if items.is_empty() => {
+            v.push(Violation::empty(property));
+            None
+        }
+        Some(items) => Some(items),
+    }
+}
+
+/// A host name (letters, digits, hyphens, dots), optionally with a `*.` wildcard prefix and a
+/// `:port`.
+pub fn is_origin_host(s: &str) -> bool {
+    let (host, port) = match s.rsplit_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (s, None),
+    };
+    if let Some(port) = port {
+        let valid_port = !port.is_empty()
+            && port.bytes().all(|b| b.is_ascii_digit())
+            && port.parse::<u16>().is_ok_and(|p| p > 0);
+        if !valid_port {
+            return false;
+        }
+    }
+    let host = host.strip_prefix("*.").unwrap_or(host);
+    !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+/// Mailgun's `incomingAddress` must be on its `domain` (compared case-insensitively).
+fn check_mailgun_domain(configuration: &Map<String, Value>, v: &mut Violations) {
+    let domain = configuration.get("domain").and_then(Value::as_str);
+    let address = configuration.get(INCOMING_ADDRESS).and_then(Value::as_str);
+    if let (Some(domain), Some(address)) = (domain, address) {
+        let on_domain =
+            email_domain(address).is_some_and(|d| d.eq_ignore_ascii_case(domain.trim()));
+        if !on_domain {
+            fail(
+                v,
+                "configuration.incomingAddress",
+                &format!("must be an address on the domain '{domain}'"),
+            );
+        }
+    }
+}
+
+/// `inboundId` of SPEC 3: the channel's own id of the account, read from a configuration.
+pub fn inbound_id(channel: Channel, configuration: &Map<String, Value>) -> Option<String> {
+    let get = |key: &str| {
+        configuration
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    match channel {
+        Channel::TwilioSms => get("accountSid"),
+        Channel::Messenger => get("pageId"),
+        Channel::Telegram => {
+            let token = get("token")?;
+            let (bot_id, _) = token.split_once(':')?;
+            (!bot_id.is_empty() && bot_id.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| bot_id.to_owned())
+        }
+        Channel::Slack => get("teamId"),
+        Channel::WeChat => get("appId"),
+        Channel::Mailgun | Channel::Email => get(INCOMING_ADDRESS),
+        Channel::MessageBird => get("originator"),
+        _ => None,
+    }
+}
+
+/// `integrationTypeId` of SPEC 3: the channel's fixed type, or Direct's `integrationType` key.
+pub fn integration_type(
+    channel: Channel,
+    configuration: &Map<String, Value>,
+) -> Option<IntegrationType> {
+    channel.fixed_type().or_else(|| {
+        configuration
+            .get("integrationType")
+            .and_then(Value::as_str)
+            .and_then(IntegrationType::parse)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_hosts_take_wildcards_and_ports_but_no_scheme_or_path() {
+        for ok in [
+            "localhost",
+            "hubster.io",
+            "*.hubster.io",
+            "localhost:8080",
+            "a-b.example.com:443",
+            "127.0.0.1",
+        ] {
+            assert!(is_origin_host(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "https://hubster.io",
+            "hubster.io/chat",
+            "*.",
+            "*",
+            "hub ster.io",
+            "-hub.io",
+            "hub-.io",
+            "hubster..io",
+            "hubster.io.",
+            "localhost:",
+            "localhost:0",
+            "localhost:70000",
+            "a.*.io",
+            "user@host",
+        ] {
+            assert!(!is_origin_host(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn email_addresses_need_one_at_a_local_part_and_a_dotted_domain() {
+        assert_eq!(
+            email_domain("support@mg.example.com"),
+            Some("mg.example.com")
+        );
+        for bad in [
+            "",
+            "support",
+            "@example.com",
+            "a@b",
+            "a@@b.com",
+            "a@b@c.com",
+            "a b@c.com",
+            "a@.com",
+            "a@b.",
+        ] {
+            assert_eq!(email_domain(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn base64_takes_standard_alphabet_with_or_without_padding() {
+        assert!(is_base64("TUlJQw=="));
+        assert!(is_base64("TUlJQw"));
+        assert!(is_base64("TUlJ\nQw=="));
+        assert!(!is_base64("TUlJQw$$"));
+        assert!(!is_base64("TUl-Qw_="));
+        assert!(!is_base64("   "));
+    }
+
+    #[test]
+    fn stored_keys_list_the_catalogue_then_the_generated_keys() {
+        let direct: Vec<_> = stored_keys(Channel::Direct).collect();
+        assert_eq!(
+            direct,
+            [
+                "integrationType",
+                "echo",
+                "webhookUrl",
+                "start",
+                "publicSigningKey",
+                "privateSigningKey"
+            ]
+        );
+        let slack: Vec<_> = stored_keys(Channel::Slack).collect();
+        assert_eq!(
+            slack,
+            [
+                "botAccessToken",
+                "teamId",
+                "defaultPublicChannel",
+                "appAccessToken",
+                "botName"
+            ]
+        );
+    }
+}
