@@ -1,1 +1,150 @@
-//! stub
+//! Switchboard storage: sea-orm entities and repositories over SQLite or PostgreSQL.
+//!
+//! [`Store`] is the one handle: it connects, runs the migrations of `switchboard-migration`, and
+//! offers a method per repository operation, taking domain types and answering domain types.
+//! Every tenant-scoped method takes the tenant id first and only ever touches that tenant's rows,
+//! so another tenant's row is simply [`Error::NotFound`]. `find_*` answers an `Option`, `get_*`
+//! turns absence into `NotFound`. Channel configurations and server keys are encrypted at rest
+//! ([`EncryptionKey`]). No SQL lives outside this crate; no HTTP or business rule lives in it.
+
+mod crypto;
+mod entities;
+mod error;
+mod hubs;
+mod identity;
+mod integrations;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sea_orm::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sea_orm::sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbBackend, SqlxPostgresConnector, SqlxSqliteConnector,
+    Statement, TransactionTrait,
+};
+use switchboard_migration::{Migrator, MigratorTrait};
+
+pub use crypto::EncryptionKey;
+pub use error::{Error, Result};
+pub use identity::{ClientOut, Login, NewClient, NewTenant, SecretInfo};
+
+use crypto::Cipher;
+
+/// Key of the PostgreSQL advisory lock that serializes migrations across nodes.
+const MIGRATION_LOCK_KEY: i64 = 0x5377_6974_6368_4d67; // "SwitchMg"
+
+/// Connections of a PostgreSQL pool (per node).
+const PG_MAX_CONNECTIONS: u32 = 10;
+/// Connections of a SQLite file pool: readers run in parallel under WAL, writers queue.
+const SQLITE_MAX_CONNECTIONS: u32 = 8;
+/// How long a query waits for a free connection.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long SQLite waits for another connection's write lock.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A handle on the database: a connection pool and the at-rest cipher. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+    cipher: Cipher,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.db.get_database_backend())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Connects to `sqlite://path?mode=rwc`, `sqlite::memory:` or `postgres://…`.
+    ///
+    /// SQLite runs in WAL mode with `synchronous=NORMAL`, a 5 s busy timeout and foreign keys
+    /// on. An in-memory database lives in one connection that is never recycled, or it would
+    /// vanish.
+    pub async fn connect(database_url: &str, key: EncryptionKey) -> Result<Store> {
+        let db = if database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://")
+        {
+            let options = PgConnectOptions::from_str(database_url)
+                .map_err(|e| Error::Db(format!("invalid PostgreSQL URL: {e}")))?;
+            let pool = PgPoolOptions::new()
+                .max_connections(PG_MAX_CONNECTIONS)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_with(options)
+                .await
+                .map_err(|e| Error::Db(format!("cannot connect to PostgreSQL: {e}")))?;
+            SqlxPostgresConnector::from_sqlx_postgres_pool(pool)
+        } else if database_url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(database_url)
+                .map_err(|e| Error::Db(format!("invalid SQLite URL: {e}")))?
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                .foreign_keys(true);
+            let in_memory =
+                database_url.contains(":memory:") || database_url.contains("mode=memory");
+            let pool = if in_memory {
+                SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+            } else {
+                SqlitePoolOptions::new().max_connections(SQLITE_MAX_CONNECTIONS)
+            };
+            let pool = pool
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_with(options)
+                .await
+                .map_err(|e| Error::Db(format!("cannot open SQLite database: {e}")))?;
+            SqlxSqliteConnector::from_sqlx_sqlite_pool(pool)
+        } else {
+            return Err(Error::Db(
+                "unsupported database URL: expected sqlite:… or postgres://…".to_owned(),
+            ));
+        };
+        Ok(Store {
+            db,
+            cipher: Cipher::new(&key),
+        })
+    }
+
+    /// Whether the database is PostgreSQL (else SQLite).
+    pub fn is_postgres(&self) -> bool {
+        self.db.get_database_backend() == DbBackend::Postgres
+    }
+
+    /// Applies the pending migrations, all in one transaction. On PostgreSQL a transaction-scoped
+    /// advisory lock makes nodes that start together take turns; the later ones then find nothing
+    /// pending.
+    pub async fn migrate(&self) -> Result<()> {
+        let txn = self.db.begin().await?;
+        if self.is_postgres() {
+            txn.execute(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_advisory_xact_lock($1)",
+                [MIGRATION_LOCK_KEY.into()],
+            ))
+            .await?;
+        }
+        Migrator::up(&txn, None)
+            .await
+            .map_err(|e| Error::Db(format!("migration failed: {e}")))?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Checks that the database answers (`SELECT 1`), for readiness probes.
+    pub async fn ping(&self) -> Result<()> {
+        let backend = self.db.get_database_backend();
+        self.db
+            .query_one(Statement::from_string(backend, "SELECT 1"))
+            .await?;
+        Ok(())
+    }
+}

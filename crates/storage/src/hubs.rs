@@ -1,0 +1,152 @@
+//! Hubs (SPEC 3): create, read, update, list and delete a tenant's hubs. Names are unique per
+//! tenant (a duplicate is `Conflict`); lists are oldest first.
+
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
+};
+use switchboard_domain::hub::{Hub, HubDraft, HubStatus};
+use switchboard_domain::ids::{HubId, TenantId};
+use switchboard_domain::paging::{Page, PageRequest};
+use switchboard_domain::time::now_millis;
+
+use crate::entities::{hub, integration};
+use crate::{Error, Result, Store};
+
+fn to_hub(row: hub::Model) -> Result<Hub> {
+    let status = HubStatus::from_id(row.status_id.into()).ok_or_else(|| {
+        Error::Db(format!(
+            "hub {} has unknown status {}",
+            row.id, row.status_id
+        ))
+    })?;
+    Ok(Hub {
+        id: HubId::from_uuid(row.id),
+        tenant_id: TenantId::from_uuid(row.tenant_id),
+        name: row.name,
+        description: row.description,
+        close_dormant_conversation: row.close_dormant_conversation,
+        status,
+        created: row.created,
+        modified: row.modified,
+    })
+}
+
+impl Store {
+    /// Creates a hub of the tenant. A name the tenant already uses is `Conflict`.
+    pub async fn create_hub(&self, tenant: TenantId, draft: &HubDraft) -> Result<Hub> {
+        let now = now_millis();
+        let id = HubId::new();
+        hub::Entity::insert(hub::ActiveModel {
+            id: Set(id.as_uuid()),
+            tenant_id: Set(tenant.as_uuid()),
+            name: Set(draft.name.clone()),
+            description: Set(draft.description.clone()),
+            close_dormant_conversation: Set(draft.close_dormant_conversation),
+            status_id: Set(draft.status.id()),
+            created: Set(now),
+            modified: Set(now),
+        })
+        .exec_without_returning(&self.db)
+        .await?;
+        Ok(Hub {
+            id,
+            tenant_id: tenant,
+            name: draft.name.clone(),
+            description: draft.description.clone(),
+            close_dormant_conversation: draft.close_dormant_conversation,
+            status: draft.status,
+            created: now,
+            modified: now,
+        })
+    }
+
+    /// The tenant's hub, if it exists.
+    pub async fn find_hub(&self, tenant: TenantId, hub: HubId) -> Result<Option<Hub>> {
+        hub::Entity::find_by_id(hub.as_uuid())
+            .filter(hub::Column::TenantId.eq(tenant.as_uuid()))
+            .one(&self.db)
+            .await?
+            .map(to_hub)
+            .transpose()
+    }
+
+    /// The tenant's hub, or `NotFound`.
+    pub async fn get_hub(&self, tenant: TenantId, hub: HubId) -> Result<Hub> {
+        self.find_hub(tenant, hub).await?.ok_or(Error::NotFound)
+    }
+
+    /// Replaces the writable fields of the tenant's hub and sets `modified`. A name another of
+    /// the tenant's hubs uses is `Conflict`.
+    pub async fn update_hub(&self, tenant: TenantId, hub: HubId, draft: &HubDraft) -> Result<Hub> {
+        // Write first, then read: on SQLite a transaction that reads before it writes can fail
+        // to upgrade its lock when another connection wrote in between.
+        let txn = self.db.begin().await?;
+        let done = hub::Entity::update_many()
+            .set(hub::ActiveModel {
+                id: NotSet,
+                tenant_id: NotSet,
+                name: Set(draft.name.clone()),
+                description: Set(draft.description.clone()),
+                close_dormant_conversation: Set(draft.close_dormant_conversation),
+                status_id: Set(draft.status.id()),
+                created: NotSet,
+                modified: Set(now_millis()),
+            })
+            .filter(hub::Column::Id.eq(hub.as_uuid()))
+            .filter(hub::Column::TenantId.eq(tenant.as_uuid()))
+            .exec(&txn)
+            .await?;
+        if done.rows_affected == 0 {
+            txn.rollback().await?;
+            return Err(Error::NotFound);
+        }
+        let row = hub::Entity::find_by_id(hub.as_uuid())
+            .one(&txn)
+            .await?
+            .ok_or(Error::NotFound)?;
+        txn.commit().await?;
+        to_hub(row)
+    }
+
+    /// One page of the tenant's hubs, oldest first.
+    pub async fn list_hubs(&self, tenant: TenantId, page: PageRequest) -> Result<Page<Hub>> {
+        let query = hub::Entity::find().filter(hub::Column::TenantId.eq(tenant.as_uuid()));
+        let total = query.clone().count(&self.db).await?;
+        let rows = query
+            .order_by_asc(hub::Column::Created)
+            .order_by_asc(hub::Column::Id)
+            .offset(page.offset())
+            .limit(page.size)
+            .all(&self.db)
+            .await?;
+        Ok(Page {
+            number: page.number,
+            size: page.size,
+            total,
+            results: rows.into_iter().map(to_hub).collect::<Result<_>>()?,
+        })
+    }
+
+    /// Deletes the tenant's hub and its integrations, in one transaction.
+    pub async fn delete_hub(&self, tenant: TenantId, hub: HubId) -> Result<()> {
+        let txn = self.db.begin().await?;
+        integration::Entity::delete_many()
+            .filter(integration::Column::HubId.eq(hub.as_uuid()))
+            .filter(integration::Column::TenantId.eq(tenant.as_uuid()))
+            .exec(&txn)
+            .await?;
+        let done = hub::Entity::delete_many()
+            .filter(hub::Column::Id.eq(hub.as_uuid()))
+            .filter(hub::Column::TenantId.eq(tenant.as_uuid()))
+            .exec(&txn)
+            .await?;
+        if done.rows_affected == 0 {
+            txn.rollback().await?;
+            return Err(Error::NotFound);
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,253 @@
+//! Integrations (SPEC 3): a hub's integrations. Names are unique per hub (a duplicate is
+//! `Conflict`); the channel is fixed at creation. The configuration holds channel secrets, so it
+//! is sealed whole (AES-256-GCM, bound to the integration's id) on write and opened on read.
+
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
+};
+use serde_json::{Map, Value};
+use switchboard_domain::channel::{Channel, IntegrationType};
+use switchboard_domain::ids::{HubId, IntegrationId, TenantId};
+use switchboard_domain::integration::{Integration, IntegrationDraft, IntegrationStatus};
+use switchboard_domain::paging::{Page, PageRequest};
+use switchboard_domain::time::now_millis;
+
+use crate::entities::integration;
+use crate::error::is_foreign_key_violation;
+use crate::{Error, Result, Store};
+
+/// Associated data binding a sealed configuration to its integration.
+fn configuration_aad(id: IntegrationId) -> Vec<u8> {
+    format!("integrations/{id}").into_bytes()
+}
+
+impl Store {
+    fn seal_configuration(
+        &self,
+        id: IntegrationId,
+        config: &Map<String, Value>,
+    ) -> Result<Vec<u8>> {
+        let plain = serde_json::to_vec(config)
+            .map_err(|e| Error::Db(format!("cannot serialize a configuration: {e}")))?;
+        self.cipher.seal(&plain, &configuration_aad(id))
+    }
+
+    fn to_integration(&self, row: integration::Model) -> Result<Integration> {
+        let id = IntegrationId::from_uuid(row.id);
+        let corrupt = |what: &str| Error::Db(format!("integration {id} has an unknown {what}"));
+        let channel =
+            Channel::from_number(row.channel_id.into()).ok_or_else(|| corrupt("channel"))?;
+        let integration_type =
+            IntegrationType::parse(&row.integration_type).ok_or_else(|| corrupt("type"))?;
+        let status =
+            IntegrationStatus::from_id(row.status_id.into()).ok_or_else(|| corrupt("status"))?;
+        let plain = self
+            .cipher
+            .open(&row.configuration_enc, &configuration_aad(id))?;
+        let configuration = serde_json::from_slice(&plain)
+            .map_err(|e| Error::Db(format!("integration {id} has a bad configuration: {e}")))?;
+        Ok(Integration {
+            id,
+            tenant_id: TenantId::from_uuid(row.tenant_id),
+            hub_id: HubId::from_uuid(row.hub_id),
+            name: row.name,
+            channel,
+            integration_type,
+            inbound_id: row.inbound_id,
+            status,
+            configuration,
+            created: row.created,
+            modified: row.modified,
+        })
+    }
+
+    /// Creates an integration in the tenant's hub. `NotFound` when the hub is not the tenant's;
+    /// `Conflict` when the hub already has an integration of that name.
+    pub async fn create_integration(
+        &self,
+        tenant: TenantId,
+        hub: HubId,
+        draft: &IntegrationDraft,
+    ) -> Result<Integration> {
+        if self.find_hub(tenant, hub).await?.is_none() {
+            return Err(Error::NotFound);
+        }
+        let now = now_millis();
+        let id = IntegrationId::new();
+        let sealed = self.seal_configuration(id, &draft.configuration)?;
+        integration::Entity::insert(integration::ActiveModel {
+            id: Set(id.as_uuid()),
+            tenant_id: Set(tenant.as_uuid()),
+            hub_id: Set(hub.as_uuid()),
+            name: Set(draft.name.clone()),
+            channel_id: Set(draft.channel.number()),
+            integration_type: Set(draft.integration_type.as_str().to_owned()),
+            inbound_id: Set(draft.inbound_id.clone()),
+            status_id: Set(draft.status.id()),
+            configuration_enc: Set(sealed),
+            created: Set(now),
+            modified: Set(now),
+        })
+        .exec_without_returning(&self.db)
+        .await
+        .map_err(|e| {
+            // The hub was deleted since we looked.
+            if is_foreign_key_violation(&e) {
+                Error::NotFound
+            } else {
+                Error::from(e)
+            }
+        })?;
+        Ok(Integration {
+            id,
+            tenant_id: tenant,
+            hub_id: hub,
+            name: draft.name.clone(),
+            channel: draft.channel,
+            integration_type: draft.integration_type,
+            inbound_id: draft.inbound_id.clone(),
+            status: draft.status,
+            configuration: draft.configuration.clone(),
+            created: now,
+            modified: now,
+        })
+    }
+
+    /// The tenant's integration, if it exists.
+    pub async fn find_integration(
+        &self,
+        tenant: TenantId,
+        id: IntegrationId,
+    ) -> Result<Option<Integration>> {
+        integration::Entity::find_by_id(id.as_uuid())
+            .filter(integration::Column::TenantId.eq(tenant.as_uuid()))
+            .one(&self.db)
+            .await?
+            .map(|row| self.to_integration(row))
+            .transpose()
+    }
+
+    /// The tenant's integration, or `NotFound`.
+    pub async fn get_integration(
+        &self,
+        tenant: TenantId,
+        id: IntegrationId,
+    ) -> Result<Integration> {
+        self.find_integration(tenant, id)
+            .await?
+            .ok_or(Error::NotFound)
+    }
+
+    /// Replaces the writable state of the tenant's integration (name, type, inbound id, status,
+    /// configuration) and sets `modified`. The channel never changes: `draft.channel` is not
+    /// written (the domain refuses a different one). A name another integration of the hub uses
+    /// is `Conflict`.
+    pub async fn update_integration(
+        &self,
+        tenant: TenantId,
+        id: IntegrationId,
+        draft: &IntegrationDraft,
+    ) -> Result<Integration> {
+        let sealed = self.seal_configuration(id, &draft.configuration)?;
+        // Write first, then read (see `update_hub`).
+        let txn = self.db.begin().await?;
+        let done = integration::Entity::update_many()
+            .set(integration::ActiveModel {
+                id: NotSet,
+                tenant_id: NotSet,
+                hub_id: NotSet,
+                name: Set(draft.name.clone()),
+                channel_id: NotSet,
+                integration_type: Set(draft.integration_type.as_str().to_owned()),
+                inbound_id: Set(draft.inbound_id.clone()),
+                status_id: Set(draft.status.id()),
+                configuration_enc: Set(sealed),
+                created: NotSet,
+                modified: Set(now_millis()),
+            })
+            .filter(integration::Column::Id.eq(id.as_uuid()))
+            .filter(integration::Column::TenantId.eq(tenant.as_uuid()))
+            .exec(&txn)
+            .await?;
+        if done.rows_affected == 0 {
+            txn.rollback().await?;
+            return Err(Error::NotFound);
+        }
+        let row = integration::Entity::find_by_id(id.as_uuid())
+            .one(&txn)
+            .await?
+            .ok_or(Error::NotFound)?;
+        txn.commit().await?;
+        self.to_integration(row)
+    }
+
+    /// One page of the tenant's integrations, of one hub when `hub` is given, oldest first.
+    pub async fn list_integrations(
+        &self,
+        tenant: TenantId,
+        hub: Option<HubId>,
+        page: PageRequest,
+    ) -> Result<Page<Integration>> {
+        let mut query =
+            integration::Entity::find().filter(integration::Column::TenantId.eq(tenant.as_uuid()));
+        if let Some(hub) = hub {
+            query = query.filter(integration::Column::HubId.eq(hub.as_uuid()));
+        }
+        let total = query.clone().count(&self.db).await?;
+        let rows = query
+            .order_by_asc(integration::Column::Created)
+            .order_by_asc(integration::Column::Id)
+            .offset(page.offset())
+            .limit(page.size)
+            .all(&self.db)
+            .await?;
+        Ok(Page {
+            number: page.number,
+            size: page.size,
+            total,
+            results: rows
+                .into_iter()
+                .map(|row| self.to_integration(row))
+                .collect::<Result<_>>()?,
+        })
+    }
+
+    /// All integrations of the tenant's hub, of one channel when `channel` is given, oldest
+    /// first. Empty when the hub is not the tenant's.
+    pub async fn list_hub_integrations(
+        &self,
+        tenant: TenantId,
+        hub: HubId,
+        channel: Option<Channel>,
+    ) -> Result<Vec<Integration>> {
+        let mut query = integration::Entity::find()
+            .filter(integration::Column::TenantId.eq(tenant.as_uuid()))
+            .filter(integration::Column::HubId.eq(hub.as_uuid()));
+        if let Some(channel) = channel {
+            query = query.filter(integration::Column::ChannelId.eq(channel.number()));
+        }
+        query
+            .order_by_asc(integration::Column::Created)
+            .order_by_asc(integration::Column::Id)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|row| self.to_integration(row))
+            .collect()
+    }
+
+    /// Deletes the tenant's integration; `NotFound` if it is not theirs.
+    pub async fn delete_integration(&self, tenant: TenantId, id: IntegrationId) -> Result<()> {
+        let done = integration::Entity::delete_many()
+            .filter(integration::Column::Id.eq(id.as_uuid()))
+            .filter(integration::Column::TenantId.eq(tenant.as_uuid()))
+            .exec(&self.db)
+            .await?;
+        if done.rows_affected == 0 {
+            return Err(Error::NotFound);
+        }
+        Ok(())
+    }
+}
