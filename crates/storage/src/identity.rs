@@ -277,6 +277,7 @@ impl Store {
 
     /// The server's Ed25519 token-signing seed, made on first use and kept encrypted. Nodes that
     /// ask at once race to insert; the losers' inserts do nothing and all read the winner's seed.
+    /// Every node must hold the same `EncryptionKey`: a seed sealed under another key is `Db`.
     pub async fn token_signing_seed(&self) -> Result<[u8; 32]> {
         if let Some(seed) = self.read_server_key(TOKEN_SIGNING).await? {
             return Ok(seed);
