@@ -1,1 +1,93 @@
-//! stub
+//! The HTTP face of Switchboard: poem + poem-openapi routes, authentication, the error format
+//! of SPEC 1 on every route (framework rejections included), and the OpenAPI document.
+//!
+//! Routes are thin: parse, authorize, call the domain and the store, map the result. Business
+//! rules live in `switchboard-domain`, SQL in `switchboard-storage`.
+
+pub mod auth;
+pub mod body;
+pub mod clients;
+pub mod error;
+pub mod health;
+pub mod hubs;
+pub mod integrations;
+pub mod paging;
+pub mod slack;
+pub mod state;
+pub mod token;
+
+use poem::middleware::CatchPanic;
+use poem::{Endpoint, EndpointExt, IntoEndpoint, IntoResponse, Request, Response, Route};
+use poem_openapi::{OpenApiService, Tags as OaTags};
+
+pub use health::MetricsRenderer;
+pub use state::{ApiConfig, AppState};
+
+/// Groups of operations in the OpenAPI document.
+#[derive(OaTags)]
+pub enum Tags {
+    /// Access tokens and API clients.
+    Identity,
+    /// Hubs: a tenant's units of routing.
+    Hubs,
+    /// Integrations: the channels, agents, bots and back-office systems of a hub.
+    Integrations,
+    /// Health, readiness and metrics.
+    Operations,
+}
+
+type Apis = (token::TokenApi, clients::ClientsApi, hubs::HubsApi, integrations::IntegrationsApi, health::HealthApi);
+
+/// The OpenAPI service of every documented route.
+pub fn openapi_service() -> OpenApiService<Apis, ()> {
+    OpenApiService::new(
+        (token::TokenApi, clients::ClientsApi, hubs::HubsApi, integrations::IntegrationsApi, health::HealthApi),
+        "Switchboard",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "Switchboard is a hub-centric, multi-tenant unified messaging platform. Get a token at \
+         `POST /connect/token` with a client id and secret (printed by `switchboard tenant create`, \
+         or on the first start for the `default` tenant), then send it as `Authorization: Bearer …`. \
+         Portal routes (hubs, integrations, clients) take a `portal-api` token. Every error answers \
+         `{ status, errors: [ { code, description } ] }`; descriptions end with `(code: XXX000NNN)`.",
+    )
+}
+
+/// The OpenAPI document as JSON, as served at `/openapi.json`.
+pub fn openapi_json() -> String {
+    openapi_service().spec()
+}
+
+/// The whole HTTP application.
+pub fn app(state: AppState, metrics: MetricsRenderer) -> impl Endpoint<Output = Response> {
+    let api = openapi_service();
+    let spec = api.spec_endpoint();
+    let docs = api.swagger_ui();
+    ErrorFormat(
+        Route::new()
+            .nest("/", api)
+            .at("/openapi.json", spec)
+            .nest("/docs", docs)
+            .data(state)
+            .data(metrics)
+            .with(CatchPanic::new())
+            .into_endpoint(),
+    )
+}
+
+/// Renders every error, whatever its origin, in the format of SPEC 1 with the prefix of the
+/// request's path.
+struct ErrorFormat<E>(E);
+
+impl<E: Endpoint> Endpoint for ErrorFormat<E> {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        let path = req.uri().path().to_owned();
+        match self.0.call(req).await {
+            Ok(resp) => Ok(resp.into_response()),
+            Err(err) => Ok(error::render(err, &path)),
+        }
+    }
+}

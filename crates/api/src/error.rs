@@ -1,0 +1,298 @@
+//! The error format of SPEC 1, the catalogue of codes, and the one place where errors of the
+//! lower crates and of the framework become responses.
+
+use poem::error::ResponseError;
+use poem::http::{header, StatusCode};
+use poem::{IntoResponse, Response};
+use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, Registry};
+use poem_openapi::types::{ToJSON, Type};
+use poem_openapi::{ApiResponse, Object};
+use switchboard_domain::{Violation, ViolationKind, Violations};
+
+/// The codes of SPEC 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Code {
+    Internal = 100,
+    Forbidden = 101,
+    Unauthorized = 102,
+    NotFound = 105,
+    AlreadyExists = 106,
+    MissingParameter = 200,
+    InvalidFormat = 201,
+    InvalidUuid = 203,
+    OutOfRange = 206,
+    InvalidBody = 300,
+    Required = 301,
+    WrongType = 302,
+    Unsupported = 303,
+    Empty = 306,
+    MessageOrEvent = 5003,
+    NoHandler = 5501,
+    IntegrationNotFound = 6000,
+    ConversationNotFound = 6500,
+    ConversationClosed = 6501,
+    Paused = 6502,
+    RateLimited = 429,
+}
+
+impl Code {
+    /// The HTTP status this code answers with.
+    pub const fn status(self) -> StatusCode {
+        match self {
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::NotFound | Self::IntegrationNotFound | Self::ConversationNotFound => StatusCode::NOT_FOUND,
+            Self::AlreadyExists => StatusCode::CONFLICT,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    fn from_violation(kind: ViolationKind) -> Self {
+        match kind {
+            ViolationKind::MissingParameter => Self::MissingParameter,
+            ViolationKind::InvalidFormat => Self::InvalidFormat,
+            ViolationKind::InvalidUuid => Self::InvalidUuid,
+            ViolationKind::OutOfRange => Self::OutOfRange,
+            ViolationKind::InvalidBody => Self::InvalidBody,
+            ViolationKind::Required => Self::Required,
+            ViolationKind::WrongType => Self::WrongType,
+            ViolationKind::Unsupported => Self::Unsupported,
+            ViolationKind::Empty => Self::Empty,
+        }
+    }
+}
+
+/// One error of an error body.
+#[derive(Clone, Debug, PartialEq, Eq, Object)]
+pub struct ErrorItem {
+    /// The code of SPEC 1 (for example 301: required property missing).
+    pub code: u32,
+    /// A sentence for people, ending with `(code: PRT000301)`: the API's prefix and the code.
+    pub description: String,
+}
+
+/// The body of every error response.
+#[derive(Clone, Debug, PartialEq, Eq, Object)]
+pub struct ErrorBody {
+    /// Always equal to the HTTP status.
+    pub status: u16,
+    /// Every problem found, not only the first.
+    pub errors: Vec<ErrorItem>,
+}
+
+/// An error answered by the API. Descriptions get their `(code: …)` suffix when rendered, from
+/// the request's path (see [`render`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{status}: {errors:?}")]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub errors: Vec<(u32, String)>,
+    /// Seconds for a `Retry-After` header.
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    /// One error of `code` with its own status.
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Self::with_status(code.status(), code as u32, message)
+    }
+
+    /// One error with an explicit status (e.g. 415 with code 300).
+    pub fn with_status(status: StatusCode, code: u32, message: impl Into<String>) -> Self {
+        Self { status, errors: vec![(code, message.into())], retry_after: None }
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(Code::NotFound, format!("The {what} does not exist."))
+    }
+    pub fn integration_not_found() -> Self {
+        Self::new(Code::IntegrationNotFound, "The integration does not exist.")
+    }
+    pub fn unauthorized(why: &str) -> Self {
+        Self::new(Code::Unauthorized, why.to_owned())
+    }
+    pub fn forbidden(why: &str) -> Self {
+        Self::new(Code::Forbidden, why.to_owned())
+    }
+    pub fn conflict(what: &str) -> Self {
+        Self::new(Code::AlreadyExists, what.to_owned())
+    }
+    pub fn internal() -> Self {
+        Self::new(Code::Internal, "An internal error occurred.")
+    }
+    pub fn out_of_range(message: impl Into<String>) -> Self {
+        Self::new(Code::OutOfRange, message)
+    }
+    pub fn invalid_uuid(name: &str) -> Self {
+        Self::new(Code::InvalidUuid, format!("Parameter '{name}' is not a valid UUID."))
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl From<Violations> for ApiError {
+    fn from(v: Violations) -> Self {
+        // A body that is not an object or not JSON is one error, 400/300, alone.
+        let errors: Vec<(u32, String)> =
+            v.0.into_iter().map(|Violation { kind, message, .. }| (Code::from_violation(kind) as u32, message)).collect();
+        Self { status: StatusCode::BAD_REQUEST, errors, retry_after: None }
+    }
+}
+
+impl From<Violation> for ApiError {
+    fn from(v: Violation) -> Self {
+        Violations::from(v).into()
+    }
+}
+
+impl From<switchboard_storage::Error> for ApiError {
+    fn from(e: switchboard_storage::Error) -> Self {
+        match e {
+            switchboard_storage::Error::NotFound => Self::not_found("resource"),
+            switchboard_storage::Error::Conflict => Self::conflict("A resource with this name already exists."),
+            other => {
+                tracing::error!(error = %other, "storage error");
+                Self::internal()
+            }
+        }
+    }
+}
+
+/// Documents the error responses of an operation in OpenAPI.
+impl ApiResponse for ApiError {
+    fn meta() -> MetaResponses {
+        let content = || vec![MetaMediaType { content_type: "application/json; charset=utf-8", schema: ErrorBody::schema_ref() }];
+        let one = |status: u16, description: &'static str| MetaResponse {
+            description,
+            status: Some(status),
+            status_range: None,
+            content: content(),
+            headers: vec![],
+        };
+        MetaResponses {
+            responses: vec![
+                one(400, "The request is invalid: every problem is listed in `errors` (codes 200-306, 5003, 5501, 6501, 6502)."),
+                one(401, "The token is missing, malformed, expired or revoked (code 102)."),
+                one(403, "The token's scope does not allow this route (code 101)."),
+                one(404, "The resource does not exist or belongs to another tenant (codes 105, 6000, 6500)."),
+                one(409, "A resource with the same name already exists (code 106)."),
+                one(413, "The body is larger than 1 MiB (code 300)."),
+                one(415, "The content type is not the route's (code 300)."),
+                one(500, "An internal error (code 100); nothing internal is disclosed."),
+            ],
+        }
+    }
+
+    fn register(registry: &mut Registry) {
+        ErrorBody::register(registry);
+    }
+}
+
+/// The prefix of error descriptions for a request path (SPEC 1).
+pub fn prefix_for(path: &str) -> &'static str {
+    if path.starts_with("/connect/token") || path.starts_with("/api/v1/tenants/") {
+        "IDT"
+    } else if ["/api/v1/conversations/", "/api/v1/interactions/", "/inbound/", "/engine-chat-hub"]
+        .iter()
+        .any(|p| path.starts_with(p))
+    {
+        "ENG"
+    } else {
+        "PRT"
+    }
+}
+
+/// Renders an error of any origin as SPEC 1 body for a request to `path`.
+pub fn render(err: poem::Error, path: &str) -> Response {
+    let api = to_api_error(err);
+    let prefix = prefix_for(path);
+    let body = ErrorBody {
+        status: api.status.as_u16(),
+        errors: api
+            .errors
+            .iter()
+            .map(|(code, msg)| ErrorItem { code: *code, description: format!("{msg} (code: {prefix}{code:06})") })
+            .collect(),
+    };
+    let mut resp = Response::builder()
+        .status(api.status)
+        .content_type("application/json; charset=utf-8")
+        .body(body.to_json_string());
+    if let Some(secs) = api.retry_after {
+        if let Ok(v) = secs.to_string().parse() {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+    }
+    resp.into_response()
+}
+
+/// Maps the framework's own rejections onto the catalogue.
+fn to_api_error(err: poem::Error) -> ApiError {
+    use poem_openapi::error::{AuthorizationError, ContentTypeError, ParseParamError, ParsePathError, ParseRequestPayloadError};
+    if let Some(api) = err.downcast_ref::<ApiError>() {
+        return api.clone();
+    }
+    if err.is::<AuthorizationError>() {
+        return ApiError::unauthorized("A bearer token is required.");
+    }
+    if let Some(e) = err.downcast_ref::<ParsePathError>() {
+        return ApiError::invalid_uuid(e.name);
+    }
+    if let Some(e) = err.downcast_ref::<ParseParamError>() {
+        return if is_id_param(e.name) {
+            ApiError::invalid_uuid(e.name)
+        } else {
+            ApiError::new(Code::InvalidFormat, format!("Parameter '{}' has an invalid format.", e.name))
+        };
+    }
+    if err.is::<ContentTypeError>() {
+        return ApiError::with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE, 300, "The content type is not supported by this route.");
+    }
+    if err.is::<ParseRequestPayloadError>() {
+        return ApiError::new(Code::InvalidBody, "The body is missing or is not valid JSON.");
+    }
+    let status = err.status();
+    match status {
+        StatusCode::NOT_FOUND => ApiError::new(Code::NotFound, "The route does not exist."),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            ApiError::with_status(status, Code::NotFound as u32, "The route does not accept this method.")
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::with_status(status, 300, "The body is larger than 1 MiB."),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ApiError::with_status(status, 300, "The content type is not supported by this route.")
+        }
+        StatusCode::UNAUTHORIZED => ApiError::unauthorized("A valid bearer token is required."),
+        StatusCode::FORBIDDEN => ApiError::forbidden("The token does not allow this route."),
+        s if s.is_client_error() => ApiError::with_status(s, Code::InvalidBody as u32, "The request is invalid."),
+        _ => {
+            tracing::error!(error = %err, "unhandled error");
+            ApiError::internal()
+        }
+    }
+}
+
+fn is_id_param(name: &str) -> bool {
+    name.ends_with("Id") || name == "id" || name == "iId" || name == "cId"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_follow_the_path() {
+        assert_eq!(prefix_for("/connect/token"), "IDT");
+        assert_eq!(prefix_for("/api/v1/tenants/clients/x"), "IDT");
+        assert_eq!(prefix_for("/api/v1/conversations/establish"), "ENG");
+        assert_eq!(prefix_for("/inbound/customer/v1/direct/activity/x"), "ENG");
+        assert_eq!(prefix_for("/engine-chat-hub"), "ENG");
+        assert_eq!(prefix_for("/api/v1/hubs"), "PRT");
+        assert_eq!(prefix_for("/nope"), "PRT");
+    }
+}

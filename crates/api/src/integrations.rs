@@ -1,0 +1,286 @@
+//! Integrations (SPEC 3): a hub's channels, agents, bots and back-office subscribers.
+
+use poem::web::Data;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use serde_json::{Map, Value};
+use switchboard_domain::channel::Channel;
+use switchboard_domain::ids::{HubId, IntegrationId, TenantId};
+use switchboard_domain::integration::{self, Integration, IntegrationDraft};
+use switchboard_domain::time::rfc3339;
+use uuid::Uuid;
+
+use crate::auth::PortalAuth;
+use crate::body::Body;
+use crate::error::ApiError;
+use crate::paging::page;
+use crate::slack;
+use crate::state::AppState;
+use crate::Tags;
+
+/// A new integration, or the new state of one.
+#[derive(Object)]
+pub struct IntegrationIn {
+    /// The channel, by name (`TwilioSMS`) or number (`102`): Direct 1, System 3, Messenger 101,
+    /// TwilioSMS 102, Line 103, Telegram 104, Kik 105, WebChat 106, Viber 107, WeChat 108,
+    /// Twitter 109, Mailgun 110, MessageBird 111, Email 112, Apn 201, Fcm 202, Slack 1001.
+    /// Cannot change on update.
+    pub channel_id: String,
+    /// Unique within the hub.
+    pub name: String,
+    /// 3000 Active (default) or 3002 Paused.
+    pub status_id: Option<i32>,
+    /// The channel's configuration (keys are case-insensitive; unknown keys are refused):
+    /// Direct `integrationType`* (Customer, Agent, Bot), `echo`, `webhookUrl`, `start`;
+    /// System `webhookUrl`*, `events`*; Messenger `pageAccessToken`*, `appId`, `appSecret`,
+    /// `pageId`; TwilioSMS `accountSid`*, `authToken`*, `numberSid`*, `phoneNumber`;
+    /// Line `channelAccessToken`*, `channelSecret`*; Telegram `token`*; Kik `username`*,
+    /// `apiKey`*; WebChat `allowedOrigins`*, `start`, `echo`; Viber `token`*; WeChat `appId`*,
+    /// `appSecret`*, `encodingAesKey`; Twitter `consumerKey`*, `consumerSecret`*,
+    /// `accessTokenKey`*, `accessTokenSecret`*; Mailgun `apiKey`*, `domain`*,
+    /// `incomingAddress`*; MessageBird `accessKey`*, `originator`*; Email `fromAddress`;
+    /// Apn `certificate`*, `password`, `autoUpdateBadge`, `production`; Fcm `serverKey`*,
+    /// `senderId`*; Slack either `code`* and `nonce`* or `botAccessToken`*, `teamId`*,
+    /// `defaultPublicChannel`, `appAccessToken`, `botName`. On update, the configuration, when
+    /// given, replaces the old one whole; `"regenerateKeys": true` makes a new signing key pair
+    /// for Direct and System integrations.
+    pub configuration: Value,
+}
+
+/// An integration.
+#[derive(Object)]
+pub struct IntegrationOut {
+    pub integration_id: Uuid,
+    pub hub_id: Uuid,
+    /// The channel's own id of the account (Twilio account SID, Telegram bot id, Slack team id,
+    /// …), or null.
+    pub inbound_id: Option<String>,
+    /// Customer, Agent, Bot or System: derived from the channel (and, for Direct, from
+    /// `integrationType`).
+    pub integration_type_id: String,
+    /// The channel's name.
+    pub channel_id: String,
+    pub name: String,
+    /// 3000 Active, 3002 Paused.
+    pub status_id: i32,
+    /// Every key of the channel's configuration (null when not set), generated ones included:
+    /// `publicSigningKey` and `privateSigningKey` (Direct, System: Ed25519, 64 upper-case hex
+    /// characters each), `webhookSecret` (WeChat, MessageBird), `incomingAddress` (Email).
+    pub configuration: Value,
+    /// RFC 3339, UTC.
+    pub created: String,
+    /// RFC 3339, UTC.
+    pub modified: String,
+}
+
+impl From<Integration> for IntegrationOut {
+    fn from(i: Integration) -> Self {
+        Self {
+            integration_id: i.id.as_uuid(),
+            hub_id: i.hub_id.as_uuid(),
+            inbound_id: i.inbound_id,
+            integration_type_id: i.integration_type.as_str().to_owned(),
+            channel_id: i.channel.name().to_owned(),
+            name: i.name,
+            status_id: i.status.id(),
+            configuration: render_configuration(i.channel, i.configuration),
+            created: rfc3339(i.created),
+            modified: rfc3339(i.modified),
+        }
+    }
+}
+
+/// The documented shape of a channel's configuration: every key present, null when unset.
+fn render_configuration(channel: Channel, mut stored: Map<String, Value>) -> Value {
+    let mut out = Map::new();
+    for key in switchboard_domain::channel_config::stored_keys(channel) {
+        out.insert(key.to_owned(), stored.remove(key).unwrap_or(Value::Null));
+    }
+    Value::Object(out)
+}
+
+/// A page of integrations.
+#[derive(Object)]
+pub struct IntegrationPage {
+    pub page_number: u64,
+    pub page_size: u64,
+    /// How many integrations match in all.
+    pub total: u64,
+    /// Oldest first.
+    pub results: Vec<IntegrationOut>,
+}
+
+/// An integration, with a `Warning` when a configuration update was ignored.
+#[derive(ApiResponse)]
+pub enum IntegrationResponse {
+    /// The integration as stored.
+    #[oai(status = 200)]
+    Ok(
+        Json<IntegrationOut>,
+        /// Set when the configuration given was ignored (TwilioSMS, Messenger and Slack
+        /// re-authenticate with their provider: delete and recreate them instead).
+        #[oai(header = "Warning")]
+        Option<String>,
+    ),
+}
+
+pub struct IntegrationsApi;
+
+fn integration_error(e: switchboard_storage::Error) -> ApiError {
+    match e {
+        switchboard_storage::Error::NotFound => ApiError::integration_not_found(),
+        switchboard_storage::Error::Conflict => ApiError::conflict("An integration with this name already exists in the hub."),
+        e => e.into(),
+    }
+}
+
+async fn create(state: &AppState, tenant: TenantId, hub: HubId, body: &Value) -> Result<IntegrationResponse, ApiError> {
+    let mut draft = integration::validate_create(body)?;
+    exchange_slack(state, &mut draft).await?;
+    let created = state.store.create_integration(tenant, hub, &draft).await.map_err(|e| match e {
+        switchboard_storage::Error::NotFound => ApiError::not_found("hub"),
+        e => integration_error(e),
+    })?;
+    Ok(IntegrationResponse::Ok(Json(created.into()), None))
+}
+
+async fn update(state: &AppState, tenant: TenantId, current: Integration, body: &Value) -> Result<IntegrationResponse, ApiError> {
+    let mut outcome = integration::validate_update(body, &current)?;
+    exchange_slack(state, &mut outcome.draft).await?;
+    let updated = state.store.update_integration(tenant, current.id, &outcome.draft).await.map_err(integration_error)?;
+    Ok(IntegrationResponse::Ok(Json(updated.into()), outcome.warning))
+}
+
+async fn exchange_slack(state: &AppState, draft: &mut IntegrationDraft) -> Result<(), ApiError> {
+    if let Some(oauth) = draft.slack_oauth.clone() {
+        let granted = slack::exchange(state, &oauth).await?;
+        integration::apply_slack_oauth(draft, &granted.bot_access_token, &granted.team_id);
+    }
+    Ok(())
+}
+
+#[OpenApi(tag = "Tags::Integrations")]
+impl IntegrationsApi {
+    /// Create an integration (or update one)
+    ///
+    /// With the id of a hub, creates an integration in it. With the id of an integration,
+    /// updates that integration (as `PUT /api/v1/integrations/{integrationId}` does). Another id
+    /// answers 404 (code 105).
+    // SPEC 3
+    #[oai(path = "/api/v1/integrations/hubs/:id", method = "post", operation_id = "integrations.create")]
+    async fn create_integration(
+        &self,
+        auth: PortalAuth,
+        state: Data<&AppState>,
+        /// A hub id (create) or an integration id (update).
+        id: Path<Uuid>,
+        body: Body<IntegrationIn>,
+    ) -> Result<IntegrationResponse, ApiError> {
+        let tenant = auth.0.tid;
+        if let Some(hub) = state.store.find_hub(tenant, HubId::from_uuid(id.0)).await? {
+            return create(&state, tenant, hub.id, &body.value).await;
+        }
+        if let Some(current) = state.store.find_integration(tenant, IntegrationId::from_uuid(id.0)).await? {
+            return update(&state, tenant, current, &body.value).await;
+        }
+        Err(ApiError::not_found("hub or integration"))
+    }
+
+    /// Update an integration
+    ///
+    /// `configuration`, when given, replaces the old one whole. Generated keys and read-only
+    /// fields are accepted and ignored, so a GET followed by a PUT of the same body works.
+    // SPEC 3
+    #[oai(path = "/api/v1/integrations/:integrationId", method = "put", operation_id = "integrations.update")]
+    async fn update_integration(
+        &self,
+        auth: PortalAuth,
+        state: Data<&AppState>,
+        #[oai(name = "integrationId")] integration_id: Path<Uuid>,
+        body: Body<IntegrationIn>,
+    ) -> Result<IntegrationResponse, ApiError> {
+        let tenant = auth.0.tid;
+        let current = state.store.get_integration(tenant, IntegrationId::from_uuid(integration_id.0)).await.map_err(integration_error)?;
+        update(&state, tenant, current, &body.value).await
+    }
+
+    /// Get an integration
+    // SPEC 3
+    #[oai(path = "/api/v1/integrations/:integrationId", method = "get", operation_id = "integrations.get")]
+    async fn get_integration(
+        &self,
+        auth: PortalAuth,
+        state: Data<&AppState>,
+        #[oai(name = "integrationId")] integration_id: Path<Uuid>,
+    ) -> Result<Json<IntegrationOut>, ApiError> {
+        let i = state.store.get_integration(auth.0.tid, IntegrationId::from_uuid(integration_id.0)).await.map_err(integration_error)?;
+        Ok(Json(i.into()))
+    }
+
+    /// List a hub's integrations of one channel
+    ///
+    /// All of them, oldest first, as an array.
+    // SPEC 3
+    #[oai(path = "/api/v1/integrations/hubs/:hubId/:channelType", method = "get", operation_id = "integrations.listByChannel")]
+    async fn list_by_channel(
+        &self,
+        auth: PortalAuth,
+        state: Data<&AppState>,
+        #[oai(name = "hubId")] hub_id: Path<Uuid>,
+        /// The channel, by name or number.
+        #[oai(name = "channelType")]
+        channel_type: Path<String>,
+    ) -> Result<Json<Vec<IntegrationOut>>, ApiError> {
+        let channel = Channel::parse(&channel_type.0)
+            .ok_or_else(|| ApiError::out_of_range(format!("Channel type '{}' is not supported.", channel_type.0)))?;
+        let hub = state.store.get_hub(auth.0.tid, HubId::from_uuid(hub_id.0)).await.map_err(|e| match e {
+            switchboard_storage::Error::NotFound => ApiError::not_found("hub"),
+            e => e.into(),
+        })?;
+        let list = state.store.list_hub_integrations(auth.0.tid, hub.id, Some(channel)).await?;
+        Ok(Json(list.into_iter().map(IntegrationOut::from).collect()))
+    }
+
+    /// List integrations
+    ///
+    /// The tenant's integrations, optionally of one hub, oldest first.
+    // SPEC 3
+    #[oai(path = "/api/v1/integrations", method = "get", operation_id = "integrations.list")]
+    async fn list_integrations(
+        &self,
+        auth: PortalAuth,
+        state: Data<&AppState>,
+        /// Only this hub's integrations.
+        #[oai(name = "hubId")]
+        hub_id: Query<Option<Uuid>>,
+        /// Page to return, from 0.
+        #[oai(name = "pageNumber")]
+        page_number: Query<Option<i64>>,
+        /// Integrations per page, 1 to 100 (default 50).
+        #[oai(name = "pageSize")]
+        page_size: Query<Option<i64>>,
+    ) -> Result<Json<IntegrationPage>, ApiError> {
+        let req = page(page_number.0, page_size.0)?;
+        let p = state.store.list_integrations(auth.0.tid, hub_id.0.map(HubId::from_uuid), req).await?;
+        Ok(Json(IntegrationPage {
+            page_number: p.number,
+            page_size: p.size,
+            total: p.total,
+            results: p.results.into_iter().map(IntegrationOut::from).collect(),
+        }))
+    }
+
+    /// Delete an integration
+    // SPEC 3
+    #[oai(path = "/api/v1/integrations/:integrationId", method = "delete", operation_id = "integrations.delete")]
+    async fn delete_integration(
+        &self,
+        auth: PortalAuth,
+        state: Data<&AppState>,
+        #[oai(name = "integrationId")] integration_id: Path<Uuid>,
+    ) -> Result<(), ApiError> {
+        state.store.delete_integration(auth.0.tid, IntegrationId::from_uuid(integration_id.0)).await.map_err(integration_error)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,84 @@
+//! What every handler shares: the store, the server's token key, configuration, caches.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use switchboard_domain::ids::SecretId;
+use switchboard_domain::time::now_millis;
+use switchboard_storage::Store;
+
+/// How long a node trusts what it learnt about a client secret. Revocation takes effect on
+/// every node within this time (SPEC 2 asks for 5 s).
+pub const SECRET_CACHE_TTL: Duration = Duration::from_secs(2);
+
+/// Settings of the API layer.
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    /// Lifetime of access tokens, seconds.
+    pub token_ttl_secs: i64,
+    /// Base URL of Slack's Web API (for the OAuth exchange), without trailing slash.
+    pub slack_api_url: String,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self { token_ttl_secs: 3600, slack_api_url: "https://slack.com/api".to_owned() }
+    }
+}
+
+/// Shared state; cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub store: Store,
+    pub signing: SigningKey,
+    pub verifying: VerifyingKey,
+    pub config: ApiConfig,
+    pub http: reqwest::Client,
+    secrets: Mutex<HashMap<SecretId, (bool, Instant)>>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(store: Store, token_seed: [u8; 32], config: ApiConfig) -> Self {
+        let signing = SigningKey::from_bytes(&token_seed);
+        let verifying = signing.verifying_key();
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default();
+        Self(Arc::new(Inner { store, signing, verifying, config, http, secrets: Mutex::new(HashMap::new()) }))
+    }
+
+    /// Whether a client secret still exists and has not expired, cached for [`SECRET_CACHE_TTL`].
+    pub async fn secret_is_active(&self, id: SecretId) -> Result<bool, switchboard_storage::Error> {
+        if let Ok(cache) = self.secrets.lock() {
+            if let Some((active, at)) = cache.get(&id) {
+                if at.elapsed() < SECRET_CACHE_TTL {
+                    return Ok(*active);
+                }
+            }
+        }
+        let active = self.store.secret_is_active(id, now_millis()).await?;
+        if let Ok(mut cache) = self.secrets.lock() {
+            if cache.len() > 100_000 {
+                cache.retain(|_, (_, at)| at.elapsed() < SECRET_CACHE_TTL);
+            }
+            cache.insert(id, (active, Instant::now()));
+        }
+        Ok(active)
+    }
+
+    /// Forgets what this node knows of a secret (after revoking it here).
+    pub fn forget_secret(&self, id: SecretId) {
+        if let Ok(mut cache) = self.secrets.lock() {
+            cache.remove(&id);
+        }
+    }
+}
