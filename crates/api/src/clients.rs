@@ -18,6 +18,7 @@ use crate::Tags;
 
 /// A client secret as listed: only its first 6 characters are shown.
 #[derive(Object)]
+#[oai(rename_all = "camelCase")]
 pub struct SecretOut {
     /// The secret's id (`tokenId` in the revoke route).
     pub id: Uuid,
@@ -37,6 +38,7 @@ impl From<SecretInfo> for SecretOut {
 
 /// An API client of the tenant.
 #[derive(Object)]
+#[oai(rename_all = "camelCase")]
 pub struct ClientOut {
     pub tenant_id: Uuid,
     pub client_id: Uuid,
@@ -50,6 +52,7 @@ pub struct ClientOut {
 
 /// A new secret.
 #[derive(Object)]
+#[oai(rename_all = "camelCase")]
 pub struct SecretIn {
     /// A name to tell it apart.
     pub name: String,
@@ -59,6 +62,7 @@ pub struct SecretIn {
 
 /// A new secret, shown whole this once.
 #[derive(Object)]
+#[oai(rename_all = "camelCase")]
 pub struct NewSecretOut {
     pub id: Uuid,
     pub name: String,

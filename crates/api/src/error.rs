@@ -66,6 +66,7 @@ impl Code {
 
 /// One error of an error body.
 #[derive(Clone, Debug, PartialEq, Eq, Object)]
+#[oai(rename_all = "camelCase")]
 pub struct ErrorItem {
     /// The code of SPEC 1 (for example 301: required property missing).
     pub code: u32,
@@ -75,6 +76,7 @@ pub struct ErrorItem {
 
 /// The body of every error response.
 #[derive(Clone, Debug, PartialEq, Eq, Object)]
+#[oai(rename_all = "camelCase")]
 pub struct ErrorBody {
     /// Always equal to the HTTP status.
     pub status: u16,
@@ -241,8 +243,8 @@ fn to_api_error(err: poem::Error) -> ApiError {
     if err.is::<AuthorizationError>() {
         return ApiError::unauthorized("A bearer token is required.");
     }
-    if let Some(e) = err.downcast_ref::<ParsePathError>() {
-        return ApiError::invalid_uuid(e.name);
+    if err.is::<ParsePathError>() {
+        return ApiError::new(Code::InvalidUuid, "A path parameter is not a valid UUID.");
     }
     if let Some(e) = err.downcast_ref::<ParseParamError>() {
         return if is_id_param(e.name) {

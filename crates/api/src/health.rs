@@ -11,6 +11,7 @@ use crate::Tags;
 
 /// A health answer.
 #[derive(Object)]
+#[oai(rename_all = "camelCase")]
 pub struct HealthOut {
     /// `ok`.
     pub status: String,

@@ -18,6 +18,7 @@ use crate::Tags;
 
 /// A new hub.
 #[derive(Object)]
+#[oai(rename_all = "camelCase")]
 pub struct HubIn {
     /// 1 to 200 characters, unique within the tenant.
     pub name: String,
@@ -31,6 +32,7 @@ pub struct HubIn {
 
 /// A partial update: only the given properties change.
 #[derive(Object)]
+#[oai(rename_all = "camelCase")]
 pub struct HubPatch {
     pub name: Option<String>,
     pub description: Option<String>,
@@ -40,6 +42,7 @@ pub struct HubPatch {
 
 /// A hub.
 #[derive(Object)]
+#[oai(rename_all = "camelCase")]
 pub struct HubOut {
     pub hub_id: Uuid,
     pub tenant_id: Uuid,
@@ -72,6 +75,7 @@ impl From<Hub> for HubOut {
 
 /// A page of hubs.
 #[derive(Object)]
+#[oai(rename_all = "camelCase")]
 pub struct HubPage {
     pub page_number: u64,
     pub page_size: u64,

@@ -21,6 +21,7 @@ use crate::Tags;
 
 /// A new integration, or the new state of one.
 #[derive(Object)]
+#[oai(rename_all = "camelCase")]
 pub struct IntegrationIn {
     /// The channel, by name (`TwilioSMS`) or number (`102`): Direct 1, System 3, Messenger 101,
     /// TwilioSMS 102, Line 103, Telegram 104, Kik 105, WebChat 106, Viber 107, WeChat 108,
@@ -50,6 +51,7 @@ pub struct IntegrationIn {
 
 /// An integration.
 #[derive(Object)]
+#[oai(rename_all = "camelCase")]
 pub struct IntegrationOut {
     pub integration_id: Uuid,
     pub hub_id: Uuid,
@@ -102,6 +104,7 @@ fn render_configuration(channel: Channel, mut stored: Map<String, Value>) -> Val
 
 /// A page of integrations.
 #[derive(Object)]
+#[oai(rename_all = "camelCase")]
 pub struct IntegrationPage {
     pub page_number: u64,
     pub page_size: u64,

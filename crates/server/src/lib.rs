@@ -1,1 +1,127 @@
-//! stub
+//! The `switchboard` binary's library: configuration, wiring of the crates, the HTTP server with
+//! its metrics and request logs, graceful shutdown. Tests start [`run`] on an ephemeral port with
+//! the production wiring.
+
+pub mod config;
+pub mod telemetry;
+
+use std::future::Future;
+use std::time::Duration;
+
+use poem::listener::{Acceptor, TcpAcceptor};
+use poem::{EndpointExt, Server};
+use switchboard_api::{ApiConfig, AppState};
+use switchboard_storage::{EncryptionKey, NewTenant, Store};
+
+pub use config::{Cli, Command, DbArgs, ServeArgs, TenantCommand};
+
+/// Why the server could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("database: {0}")]
+    Storage(#[from] switchboard_storage::Error),
+    #[error("listener: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What `run` needs, already parsed.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub serve: ServeArgs,
+    pub database_url: String,
+    pub encryption_key: EncryptionKeyDebug,
+    /// Print the `default` tenant's credentials on stdout when the database has no tenant.
+    pub create_default_tenant: bool,
+}
+
+/// The encryption key, never printed.
+#[derive(Clone)]
+pub struct EncryptionKeyDebug(pub [u8; 32]);
+
+impl std::fmt::Debug for EncryptionKeyDebug {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EncryptionKey(…)")
+    }
+}
+
+impl Settings {
+    /// From the parsed `serve` arguments.
+    pub fn from_args(serve: ServeArgs) -> Result<Self, Error> {
+        let key = serve.db.encryption_key().map_err(Error::Config)?;
+        Ok(Self {
+            database_url: serve.db.url(),
+            encryption_key: EncryptionKeyDebug(key.0),
+            serve,
+            create_default_tenant: true,
+        })
+    }
+}
+
+/// Connects to the database and applies the migrations.
+pub async fn open_store(url: &str, key: EncryptionKey) -> Result<Store, Error> {
+    let store = Store::connect(url, key).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// The JSON object printed for a new tenant (SPEC 2).
+pub fn tenant_json(t: &NewTenant) -> serde_json::Value {
+    serde_json::json!({
+        "tenantId": t.tenant_id,
+        "portal": { "clientId": t.portal.client_id, "clientSecret": t.portal.client_secret },
+        "engine": { "clientId": t.engine.client_id, "clientSecret": t.engine.client_secret },
+    })
+}
+
+/// Serves until `shutdown` completes, then drains: stops accepting, lets in-flight requests
+/// finish (up to 10 s), and returns.
+pub async fn run(settings: Settings, listener: std::net::TcpListener, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
+    listener.set_nonblocking(true)?;
+    let store = open_store(&settings.database_url, EncryptionKey(settings.encryption_key.0)).await?;
+    if settings.create_default_tenant && store.count_tenants().await? == 0 {
+        match store.create_tenant("default").await {
+            // One line on stdout, once: the credentials of the first tenant.
+            Ok(t) => println!("{}", tenant_json(&t)),
+            // Another node created it at the same moment.
+            Err(switchboard_storage::Error::Conflict) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let seed = store.token_signing_seed().await?;
+    let api_config = ApiConfig { token_ttl_secs: settings.serve.token_ttl, slack_api_url: settings.serve.slack_api_url.clone() };
+    let state = AppState::new(store, seed, api_config);
+    let app = switchboard_api::app(state, telemetry::metrics_renderer()).with(telemetry::RequestMetrics);
+
+    let acceptor = TcpAcceptor::from_std(listener)?;
+    let addr = acceptor.local_addr();
+    tracing::info!(addr = ?addr.first(), "switchboard listening");
+    Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(app, shutdown, Some(Duration::from_secs(10))).await?;
+    tracing::info!("switchboard stopped");
+    Ok(())
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("shutdown requested: draining");
+}

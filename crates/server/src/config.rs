@@ -1,0 +1,267 @@
+//! Configuration by flags and environment variables (SPEC 6). Every flag has its variable; each
+//! field's doc comment is its `--help` text. Values are parsed once, here, into typed values,
+//! and a bad value stops the start with a message that names the variable.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use switchboard_storage::EncryptionKey;
+
+/// Switchboard: a hub-centric, multi-tenant unified messaging platform.
+#[derive(Debug, Parser)]
+#[command(name = "switchboard", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the server (the default when no command is given).
+    Serve(ServeArgs),
+    /// Apply the database migrations and exit.
+    Migrate(DbArgs),
+    /// Print the OpenAPI document.
+    Openapi,
+    /// Manage tenants.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant with a portal and an engine client, and print their credentials as JSON.
+    Create {
+        /// The tenant's name (unique).
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+/// Where the data lives.
+#[derive(Clone, Debug, Args)]
+pub struct DbArgs {
+    /// The database: a SQLite file path (default `switchboard.db` in the working directory), a
+    /// `sqlite:` URL, or a `postgres://` URL.
+    #[arg(long, env = "DATABASE_URL", default_value = "switchboard.db")]
+    pub database_url: String,
+
+    /// Base64 of the 32-byte AES-256-GCM key that encrypts credentials at rest. Absent: generated
+    /// once and kept beside the SQLite file (`<file>.key`); required with PostgreSQL.
+    #[arg(long, env = "SWITCHBOARD_ENCRYPTION_KEY", hide_env_values = true)]
+    pub encryption_key: Option<String>,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Settings of `serve`.
+#[derive(Clone, Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+
+    /// Address and port to listen on.
+    #[arg(long, env = "SWITCHBOARD_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+
+    /// Redis URL. Unset: one node with an in-process bus; set: nodes share live delivery.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Lifetime of access tokens in seconds (1 to 2592000, i.e. 30 days).
+    #[arg(long, env = "SWITCHBOARD_TOKEN_TTL", default_value_t = 3600, value_parser = clap::value_parser!(i64).range(1..=2_592_000))]
+    pub token_ttl: i64,
+
+    /// Webhook retry delays, one per attempt, comma-separated (`0s,2m,…,24h`; units ms, s, m, h, d).
+    #[arg(long, env = "SWITCHBOARD_RETRY_SCHEDULE", default_value = "0s,2m,4m,6m,8m,10m,30m,2h,6h,12h,24h", value_parser = parse_schedule)]
+    pub retry_schedule: Schedule,
+
+    /// Timeout of one webhook attempt (e.g. `10s`).
+    #[arg(long, env = "SWITCHBOARD_WEBHOOK_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub webhook_timeout: Duration,
+
+    /// Allow webhook URLs that resolve to loopback, private, link-local or unspecified addresses
+    /// (for development and tests; refused by default against server-side request forgery).
+    #[arg(long, env = "SWITCHBOARD_ALLOW_PRIVATE_WEBHOOKS", default_value_t = false, action = ArgAction::Set)]
+    pub allow_private_webhooks: bool,
+
+    /// The public host name of this deployment, sent as `x-source-system` on webhooks.
+    #[arg(long, env = "SWITCHBOARD_PUBLIC_HOST", default_value = "switchboard")]
+    pub public_host: String,
+
+    /// Base URL of Slack's Web API, for the OAuth exchange of Slack integrations.
+    #[arg(long, env = "SWITCHBOARD_SLACK_API_URL", default_value = "https://slack.com/api")]
+    pub slack_api_url: String,
+
+    /// Log format: `text` or `json`. The level comes from `RUST_LOG` (default `info`).
+    #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+impl Default for ServeArgs {
+    fn default() -> Self {
+        match Cli::try_parse_from(["switchboard", "serve"]) {
+            Ok(Cli { command: Some(Command::Serve(args)) }) => args,
+            _ => unreachable!("the defaults of serve parse"),
+        }
+    }
+}
+
+/// Webhook retry delays.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Schedule(pub Vec<Duration>);
+
+/// Parses `500ms`, `10s`, `2m`, `2h`, `1d` (a bare number is seconds).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("'{s}' is not a duration such as 10s, 2m or 1h"))?;
+    let secs = match unit {
+        "ms" => return Ok(Duration::from_millis(n)),
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(format!("'{s}' has an unknown unit (use ms, s, m, h or d)")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+/// Parses a comma-separated retry schedule (at least one delay, each at most 24 h).
+pub fn parse_schedule(s: &str) -> Result<Schedule, String> {
+    let delays = s.split(',').map(parse_duration).collect::<Result<Vec<_>, _>>()?;
+    if delays.is_empty() {
+        return Err("the schedule needs at least one delay".to_owned());
+    }
+    if delays.iter().any(|d| *d > Duration::from_secs(86_400)) {
+        return Err("a delay is longer than 24h".to_owned());
+    }
+    Ok(Schedule(delays))
+}
+
+impl DbArgs {
+    /// The URL the store connects to: a bare path becomes a SQLite URL that creates the file.
+    pub fn url(&self) -> String {
+        let u = self.database_url.trim();
+        if u.starts_with("postgres://") || u.starts_with("postgresql://") || u.starts_with("sqlite:") {
+            u.to_owned()
+        } else {
+            format!("sqlite://{u}?mode=rwc")
+        }
+    }
+
+    fn is_postgres(&self) -> bool {
+        let u = self.database_url.trim();
+        u.starts_with("postgres://") || u.starts_with("postgresql://")
+    }
+
+    /// The SQLite file, when the database is one.
+    fn sqlite_file(&self) -> Option<PathBuf> {
+        let u = self.database_url.trim();
+        if self.is_postgres() {
+            return None;
+        }
+        let path = u.strip_prefix("sqlite://").or_else(|| u.strip_prefix("sqlite:")).unwrap_or(u);
+        let path = path.split('?').next().unwrap_or(path);
+        if path.is_empty() || path == ":memory:" {
+            return None;
+        }
+        Some(PathBuf::from(path))
+    }
+
+    /// The encryption key: from `SWITCHBOARD_ENCRYPTION_KEY`, else the key file beside the
+    /// SQLite file (created on first use), else, for an in-memory database, a fresh one.
+    pub fn encryption_key(&self) -> Result<EncryptionKey, String> {
+        if let Some(text) = &self.encryption_key {
+            return EncryptionKey::from_base64(text)
+                .ok_or_else(|| "SWITCHBOARD_ENCRYPTION_KEY must be the base64 of exactly 32 bytes".to_owned());
+        }
+        if self.is_postgres() {
+            return Err("SWITCHBOARD_ENCRYPTION_KEY is required with PostgreSQL (base64 of 32 bytes; every node needs the same key)".to_owned());
+        }
+        match self.sqlite_file() {
+            Some(db) => key_file(&key_path(&db)),
+            None => Ok(EncryptionKey::generate()),
+        }
+    }
+}
+
+fn key_path(db: &Path) -> PathBuf {
+    let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".key");
+    db.with_file_name(name)
+}
+
+fn key_file(path: &Path) -> Result<EncryptionKey, String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => EncryptionKey::from_base64(&text)
+            .ok_or_else(|| format!("the key file {} does not hold a base64 32-byte key", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = EncryptionKey::generate();
+            write_private(path, &key.to_base64()).map_err(|e| format!("cannot write the key file {}: {e}", path.display()))?;
+            Ok(key)
+        }
+        Err(e) => Err(format!("cannot read the key file {}: {e}", path.display())),
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    f.write_all(text.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    std::fs::write(path, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_schedules() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("5y").is_err());
+        assert_eq!(parse_schedule("0s,2m,24h").map(|s| s.0.len()), Ok(3));
+        assert!(parse_schedule("0s,25h").is_err());
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        let err = Cli::try_parse_from(["switchboard", "serve", "--token-ttl", "0"]).unwrap_err().to_string();
+        assert!(err.contains("token-ttl"), "{err}");
+        let db = DbArgs { database_url: "postgres://x/y".into(), encryption_key: None };
+        assert!(db.encryption_key().unwrap_err().contains("SWITCHBOARD_ENCRYPTION_KEY"));
+        let db = DbArgs { database_url: "x.db".into(), encryption_key: Some("short".into()) };
+        assert!(db.encryption_key().unwrap_err().contains("SWITCHBOARD_ENCRYPTION_KEY"));
+    }
+
+    #[test]
+    fn urls() {
+        let db = |u: &str| DbArgs { database_url: u.into(), encryption_key: None };
+        assert_eq!(db("switchboard.db").url(), "sqlite://switchboard.db?mode=rwc");
+        assert_eq!(db("postgres://h/d").url(), "postgres://h/d");
+        assert_eq!(key_path(Path::new("/a/b.db")), PathBuf::from("/a/b.db.key"));
+        assert_eq!(db("sqlite://x.db?mode=rwc").sqlite_file(), Some(PathBuf::from("x.db")));
+        assert_eq!(db("sqlite::memory:").sqlite_file(), None);
+    }
+}

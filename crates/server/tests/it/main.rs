@@ -1,0 +1,10 @@
+//! End-to-end tests: a real server on an ephemeral port with the production wiring, driven over
+//! HTTP with reqwest. One binary, a module per area.
+
+mod support;
+
+mod errors;
+mod hubs;
+mod identity;
+mod integrations;
+mod operations;

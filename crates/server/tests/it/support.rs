@@ -1,0 +1,250 @@
+//! `TestServer`: a real server on 127.0.0.1:0 over a fresh database (a temp SQLite file, or a
+//! fresh PostgreSQL database when `TEST_DATABASE_URL` is set and the test asks for it), with two
+//! tenants and their tokens.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use switchboard::{ServeArgs, Settings};
+use switchboard_storage::{EncryptionKey, NewTenant, Store};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Which database a test server uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL admin URL for tests, when configured.
+pub fn postgres_url() -> Option<String> {
+    std::env::var("TEST_DATABASE_URL").ok().filter(|u| !u.is_empty())
+}
+
+/// The backends to run a test body on: SQLite always, PostgreSQL when `TEST_DATABASE_URL` is set
+/// (else a line says it was skipped).
+pub fn backends(test: &str) -> Vec<Backend> {
+    if postgres_url().is_some() {
+        vec![Backend::Sqlite, Backend::Postgres]
+    } else {
+        eprintln!("{test}: PostgreSQL run skipped (set TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test to run it)");
+        vec![Backend::Sqlite]
+    }
+}
+
+/// A tenant's credentials and tokens.
+pub struct Tenant {
+    pub creds: NewTenant,
+    pub portal: String,
+    pub engine: String,
+}
+
+impl Tenant {
+    pub fn id(&self) -> String {
+        self.creds.tenant_id.to_string()
+    }
+}
+
+pub struct TestServer {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub a: Tenant,
+    pub b: Tenant,
+    pub database_url: String,
+    pub key: [u8; 32],
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<Result<(), switchboard::Error>>>,
+    _dir: tempfile::TempDir,
+}
+
+/// A fresh database URL for `backend`.
+pub async fn fresh_database(backend: Backend, dir: &tempfile::TempDir) -> String {
+    match backend {
+        Backend::Sqlite => format!("sqlite://{}?mode=rwc", dir.path().join("switchboard.db").display()),
+        Backend::Postgres => {
+            use sea_orm::ConnectionTrait;
+            let admin = postgres_url().expect("TEST_DATABASE_URL");
+            let name = format!("sb_it_{}", uuid::Uuid::new_v4().simple());
+            let conn = sea_orm::Database::connect(&admin).await.expect("connect to TEST_DATABASE_URL");
+            conn.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
+            let (base, _) = admin.rsplit_once('/').expect("a database URL ends with /name");
+            format!("{base}/{name}")
+        }
+    }
+}
+
+impl TestServer {
+    /// A server on SQLite with default settings.
+    pub async fn start() -> Self {
+        Self::start_with(Backend::Sqlite, |_| {}).await
+    }
+
+    /// A server on `backend` with default settings.
+    pub async fn start_on(backend: Backend) -> Self {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    /// A server on `backend`, with settings adjusted by `adjust`.
+    pub async fn start_with(backend: Backend, adjust: impl FnOnce(&mut ServeArgs)) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let database_url = fresh_database(backend, &dir).await;
+        let key = EncryptionKey::generate().0;
+        let store = Store::connect(&database_url, EncryptionKey(key)).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        let ta = store.create_tenant(&format!("a-{}", uuid::Uuid::new_v4())).await.expect("tenant a");
+        let tb = store.create_tenant(&format!("b-{}", uuid::Uuid::new_v4())).await.expect("tenant b");
+        drop(store);
+
+        let mut serve = ServeArgs::default();
+        serve.allow_private_webhooks = true;
+        adjust(&mut serve);
+        let settings = Settings {
+            serve,
+            database_url: database_url.clone(),
+            encryption_key: switchboard::EncryptionKeyDebug(key),
+            create_default_tenant: false,
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(switchboard::run(settings, listener, async move {
+            let _ = rx.await;
+        }));
+        let http = reqwest::Client::new();
+        // Wait until it answers.
+        for _ in 0..200 {
+            if http.get(format!("{base}/healthz")).send().await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        let mut server = Self {
+            base,
+            http,
+            a: Tenant { creds: ta, portal: String::new(), engine: String::new() },
+            b: Tenant { creds: tb, portal: String::new(), engine: String::new() },
+            database_url,
+            key,
+            shutdown: Some(tx),
+            handle: Some(handle),
+            _dir: dir,
+        };
+        server.a.portal = server.token(&server.a.creds.portal.client_id.to_string(), &server.a.creds.portal.client_secret.clone()).await;
+        server.a.engine = server.token(&server.a.creds.engine.client_id.to_string(), &server.a.creds.engine.client_secret.clone()).await;
+        server.b.portal = server.token(&server.b.creds.portal.client_id.to_string(), &server.b.creds.portal.client_secret.clone()).await;
+        server.b.engine = server.token(&server.b.creds.engine.client_id.to_string(), &server.b.creds.engine.client_secret.clone()).await;
+        server
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A token for client credentials; panics unless 200.
+    pub async fn token(&self, client_id: &str, secret: &str) -> String {
+        let (status, body) = self.form("/connect/token", &[("grant_type", "client_credentials"), ("client_id", client_id), ("client_secret", secret)]).await;
+        assert_eq!(status, StatusCode::OK, "token: {body}");
+        body["access_token"].as_str().expect("access_token").to_owned()
+    }
+
+    /// POSTs a form to `path` without a token.
+    pub async fn form(&self, path: &str, fields: &[(&str, &str)]) -> (StatusCode, Value) {
+        let resp = self.http.post(self.url(path)).form(fields).send().await.expect("send");
+        read(resp).await
+    }
+
+    /// Sends `method path` with an optional bearer token and JSON body.
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<&Value>) -> (StatusCode, Value) {
+        let (status, _, body) = self.call_full(method, path, token, body).await;
+        (status, body)
+    }
+
+    /// Like [`call`], also answering the response headers.
+    pub async fn call_full(&self, method: Method, path: &str, token: Option<&str>, body: Option<&Value>) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.expect("send");
+        let headers = resp.headers().clone();
+        let (status, body) = read(resp).await;
+        (status, headers, body)
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(token), Some(&body)).await
+    }
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::PUT, path, Some(token), Some(&body)).await
+    }
+    pub async fn delete(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(Method::DELETE, path, Some(token), None).await
+    }
+
+    /// Creates a hub for the tenant of `token`; answers its id.
+    pub async fn hub(&self, token: &str, name: &str) -> String {
+        let (status, body) = self.post("/api/v1/hubs", token, serde_json::json!({ "name": name, "description": "test hub" })).await;
+        assert_eq!(status, StatusCode::OK, "create hub: {body}");
+        body["hubId"].as_str().expect("hubId").to_owned()
+    }
+
+    /// Creates an integration in `hub`; answers the whole body.
+    pub async fn integration(&self, token: &str, hub: &str, body: Value) -> Value {
+        let (status, out) = self.post(&format!("/api/v1/integrations/hubs/{hub}"), token, body).await;
+        assert_eq!(status, StatusCode::OK, "create integration: {out}");
+        out
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            let _ = h.await;
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Status and JSON body (Null when empty, a string when not JSON).
+pub async fn read(resp: reqwest::Response) -> (StatusCode, Value) {
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+    (status, body)
+}
+
+/// Asserts a whole SPEC 1 error body: the status, and each error's code and description suffix.
+pub fn assert_error(status: StatusCode, body: &Value, want_status: u16, prefix: &str, codes: &[u32]) {
+    assert_eq!(status.as_u16(), want_status, "status of {body}");
+    assert_eq!(body["status"], want_status, "body status of {body}");
+    let errors = body["errors"].as_array().unwrap_or_else(|| panic!("errors in {body}"));
+    let got: Vec<u64> = errors.iter().map(|e| e["code"].as_u64().unwrap_or(0)).collect();
+    let want: Vec<u64> = codes.iter().map(|c| u64::from(*c)).collect();
+    assert_eq!(got, want, "codes of {body}");
+    for e in errors {
+        let code = e["code"].as_u64().unwrap_or(0);
+        let d = e["description"].as_str().unwrap_or("");
+        assert!(d.ends_with(&format!("(code: {prefix}{code:06})")), "description suffix of {d}");
+        assert_eq!(e.as_object().map(|o| o.len()), Some(2), "only code and description in {e}");
+    }
+    assert_eq!(body.as_object().map(|o| o.len()), Some(2), "only status and errors in {body}");
+}
