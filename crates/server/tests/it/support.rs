@@ -205,13 +205,21 @@ impl TestServer {
         out
     }
 
-    /// Stops the server gracefully and waits for it.
+    /// Stops the server gracefully, waits for it, and drops its PostgreSQL database.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         if let Some(h) = self.handle.take() {
             let _ = h.await;
+        }
+        if let (Some(admin), Some((_, name))) = (postgres_url(), self.database_url.rsplit_once('/')) {
+            if name.starts_with("sb_it_") {
+                use sea_orm::ConnectionTrait;
+                if let Ok(conn) = sea_orm::Database::connect(&admin).await {
+                    let _ = conn.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+                }
+            }
         }
     }
 }
