@@ -53,10 +53,13 @@ impl TestDb {
             Ok(url) if !url.trim().is_empty() => url,
             _ => {
                 SKIPPED.call_once(|| {
-                    eprintln!(
-                        "storage tests on PostgreSQL skipped: set \
+                    // Straight to stderr, past the test harness's capture, so a user sees it.
+                    use std::io::Write;
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "NOTE: storage tests on PostgreSQL skipped: set \
                          TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test to run them"
-                    )
+                    );
                 });
                 return None;
             }
