@@ -1,6 +1,8 @@
 //! End-to-end tests: a real server on an ephemeral port with the production wiring, driven over
 //! HTTP with reqwest. One binary, a module per area.
 
+#![allow(clippy::unwrap_used, clippy::field_reassign_with_default)]
+
 mod support;
 
 mod errors;
