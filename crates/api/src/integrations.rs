@@ -133,32 +133,55 @@ pub struct IntegrationsApi;
 fn integration_error(e: switchboard_storage::Error) -> ApiError {
     match e {
         switchboard_storage::Error::NotFound => ApiError::integration_not_found(),
-        switchboard_storage::Error::Conflict => ApiError::conflict("An integration with this name already exists in the hub."),
+        switchboard_storage::Error::Conflict => {
+            ApiError::conflict("An integration with this name already exists in the hub.")
+        }
         e => e.into(),
     }
 }
 
-async fn create(state: &AppState, tenant: TenantId, hub: HubId, body: &Value) -> Result<IntegrationResponse, ApiError> {
+async fn create(
+    state: &AppState,
+    tenant: TenantId,
+    hub: HubId,
+    body: &Value,
+) -> Result<IntegrationResponse, ApiError> {
     let mut draft = integration::validate_create(body)?;
     exchange_slack(state, &mut draft).await?;
-    let created = state.store.create_integration(tenant, hub, &draft).await.map_err(|e| match e {
-        switchboard_storage::Error::NotFound => ApiError::not_found("hub"),
-        e => integration_error(e),
-    })?;
+    let created = state
+        .store
+        .create_integration(tenant, hub, &draft)
+        .await
+        .map_err(|e| match e {
+            switchboard_storage::Error::NotFound => ApiError::not_found("hub"),
+            e => integration_error(e),
+        })?;
     Ok(IntegrationResponse::Ok(Json(created.into()), None))
 }
 
-async fn update(state: &AppState, tenant: TenantId, current: Integration, body: &Value) -> Result<IntegrationResponse, ApiError> {
+async fn update(
+    state: &AppState,
+    tenant: TenantId,
+    current: Integration,
+    body: &Value,
+) -> Result<IntegrationResponse, ApiError> {
     let mut outcome = integration::validate_update(body, &current)?;
     exchange_slack(state, &mut outcome.draft).await?;
-    let updated = state.store.update_integration(tenant, current.id, &outcome.draft).await.map_err(integration_error)?;
-    Ok(IntegrationResponse::Ok(Json(updated.into()), outcome.warning))
+    let updated = state
+        .store
+        .update_integration(tenant, current.id, &outcome.draft)
+        .await
+        .map_err(integration_error)?;
+    Ok(IntegrationResponse::Ok(
+        Json(updated.into()),
+        outcome.warning,
+    ))
 }
 
 async fn exchange_slack(state: &AppState, draft: &mut IntegrationDraft) -> Result<(), ApiError> {
     if let Some(oauth) = draft.slack_oauth.clone() {
         let granted = slack::exchange(state, &oauth).await?;
-        integration::apply_slack_oauth(draft, &granted.bot_access_token, &granted.team_id);
+        integration::apply_slack_oauth(draft, &granted);
     }
     Ok(())
 }
@@ -171,7 +194,11 @@ impl IntegrationsApi {
     /// updates that integration (as `PUT /api/v1/integrations/{integrationId}` does). Another id
     /// answers 404 (code 105).
     // SPEC 3
-    #[oai(path = "/api/v1/integrations/hubs/:id", method = "post", operation_id = "integrations.create")]
+    #[oai(
+        path = "/api/v1/integrations/hubs/:id",
+        method = "post",
+        operation_id = "integrations.create"
+    )]
     async fn create_integration(
         &self,
         auth: PortalAuth,
@@ -184,7 +211,11 @@ impl IntegrationsApi {
         if let Some(hub) = state.store.find_hub(tenant, HubId::from_uuid(id.0)).await? {
             return create(&state, tenant, hub.id, &body.value).await;
         }
-        if let Some(current) = state.store.find_integration(tenant, IntegrationId::from_uuid(id.0)).await? {
+        if let Some(current) = state
+            .store
+            .find_integration(tenant, IntegrationId::from_uuid(id.0))
+            .await?
+        {
             return update(&state, tenant, current, &body.value).await;
         }
         Err(ApiError::not_found("hub or integration"))
@@ -195,7 +226,11 @@ impl IntegrationsApi {
     /// `configuration`, when given, replaces the old one whole. Generated keys and read-only
     /// fields are accepted and ignored, so a GET followed by a PUT of the same body works.
     // SPEC 3
-    #[oai(path = "/api/v1/integrations/:integrationId", method = "put", operation_id = "integrations.update")]
+    #[oai(
+        path = "/api/v1/integrations/:integrationId",
+        method = "put",
+        operation_id = "integrations.update"
+    )]
     async fn update_integration(
         &self,
         auth: PortalAuth,
@@ -204,20 +239,32 @@ impl IntegrationsApi {
         body: Body<IntegrationIn>,
     ) -> Result<IntegrationResponse, ApiError> {
         let tenant = auth.0.tid;
-        let current = state.store.get_integration(tenant, IntegrationId::from_uuid(integration_id.0)).await.map_err(integration_error)?;
+        let current = state
+            .store
+            .get_integration(tenant, IntegrationId::from_uuid(integration_id.0))
+            .await
+            .map_err(integration_error)?;
         update(&state, tenant, current, &body.value).await
     }
 
     /// Get an integration
     // SPEC 3
-    #[oai(path = "/api/v1/integrations/:integrationId", method = "get", operation_id = "integrations.get")]
+    #[oai(
+        path = "/api/v1/integrations/:integrationId",
+        method = "get",
+        operation_id = "integrations.get"
+    )]
     async fn get_integration(
         &self,
         auth: PortalAuth,
         state: Data<&AppState>,
         #[oai(name = "integrationId")] integration_id: Path<Uuid>,
     ) -> Result<Json<IntegrationOut>, ApiError> {
-        let i = state.store.get_integration(auth.0.tid, IntegrationId::from_uuid(integration_id.0)).await.map_err(integration_error)?;
+        let i = state
+            .store
+            .get_integration(auth.0.tid, IntegrationId::from_uuid(integration_id.0))
+            .await
+            .map_err(integration_error)?;
         Ok(Json(i.into()))
     }
 
@@ -225,7 +272,11 @@ impl IntegrationsApi {
     ///
     /// All of them, oldest first, as an array.
     // SPEC 3
-    #[oai(path = "/api/v1/integrations/hubs/:hubId/:channelType", method = "get", operation_id = "integrations.listByChannel")]
+    #[oai(
+        path = "/api/v1/integrations/hubs/:hubId/:channelType",
+        method = "get",
+        operation_id = "integrations.listByChannel"
+    )]
     async fn list_by_channel(
         &self,
         auth: PortalAuth,
@@ -235,13 +286,24 @@ impl IntegrationsApi {
         #[oai(name = "channelType")]
         channel_type: Path<String>,
     ) -> Result<Json<Vec<IntegrationOut>>, ApiError> {
-        let channel = Channel::parse(&channel_type.0)
-            .ok_or_else(|| ApiError::out_of_range(format!("Channel type '{}' is not supported.", channel_type.0)))?;
-        let hub = state.store.get_hub(auth.0.tid, HubId::from_uuid(hub_id.0)).await.map_err(|e| match e {
-            switchboard_storage::Error::NotFound => ApiError::not_found("hub"),
-            e => e.into(),
+        let channel = Channel::parse(&channel_type.0).ok_or_else(|| {
+            ApiError::out_of_range(format!(
+                "Channel type '{}' is not supported.",
+                channel_type.0
+            ))
         })?;
-        let list = state.store.list_hub_integrations(auth.0.tid, hub.id, Some(channel)).await?;
+        let hub = state
+            .store
+            .get_hub(auth.0.tid, HubId::from_uuid(hub_id.0))
+            .await
+            .map_err(|e| match e {
+                switchboard_storage::Error::NotFound => ApiError::not_found("hub"),
+                e => e.into(),
+            })?;
+        let list = state
+            .store
+            .list_hub_integrations(auth.0.tid, hub.id, Some(channel))
+            .await?;
         Ok(Json(list.into_iter().map(IntegrationOut::from).collect()))
     }
 
@@ -249,7 +311,11 @@ impl IntegrationsApi {
     ///
     /// The tenant's integrations, optionally of one hub, oldest first.
     // SPEC 3
-    #[oai(path = "/api/v1/integrations", method = "get", operation_id = "integrations.list")]
+    #[oai(
+        path = "/api/v1/integrations",
+        method = "get",
+        operation_id = "integrations.list"
+    )]
     async fn list_integrations(
         &self,
         auth: PortalAuth,
@@ -265,7 +331,10 @@ impl IntegrationsApi {
         page_size: Query<Option<i64>>,
     ) -> Result<Json<IntegrationPage>, ApiError> {
         let req = page(page_number.0, page_size.0)?;
-        let p = state.store.list_integrations(auth.0.tid, hub_id.0.map(HubId::from_uuid), req).await?;
+        let p = state
+            .store
+            .list_integrations(auth.0.tid, hub_id.0.map(HubId::from_uuid), req)
+            .await?;
         Ok(Json(IntegrationPage {
             page_number: p.number,
             page_size: p.size,
@@ -276,14 +345,22 @@ impl IntegrationsApi {
 
     /// Delete an integration
     // SPEC 3
-    #[oai(path = "/api/v1/integrations/:integrationId", method = "delete", operation_id = "integrations.delete")]
+    #[oai(
+        path = "/api/v1/integrations/:integrationId",
+        method = "delete",
+        operation_id = "integrations.delete"
+    )]
     async fn delete_integration(
         &self,
         auth: PortalAuth,
         state: Data<&AppState>,
         #[oai(name = "integrationId")] integration_id: Path<Uuid>,
     ) -> Result<(), ApiError> {
-        state.store.delete_integration(auth.0.tid, IntegrationId::from_uuid(integration_id.0)).await.map_err(integration_error)?;
+        state
+            .store
+            .delete_integration(auth.0.tid, IntegrationId::from_uuid(integration_id.0))
+            .await
+            .map_err(integration_error)?;
         Ok(())
     }
 }

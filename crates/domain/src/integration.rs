@@ -210,16 +210,40 @@ pub fn validate_update(body: &Value, current: &Integration) -> Result<UpdateOutc
     v.into_result(UpdateOutcome { draft, warning })
 }
 
-/// Fills in what Slack answered to an OAuth exchange, and derives `inboundId` (the team id).
-pub fn apply_slack_oauth(draft: &mut IntegrationDraft, bot_access_token: &str, team_id: &str) {
-    draft.configuration.insert(
-        "botAccessToken".to_owned(),
-        Value::String(bot_access_token.to_owned()),
-    );
-    draft
-        .configuration
-        .insert("teamId".to_owned(), Value::String(team_id.to_owned()));
-    draft.inbound_id = Some(team_id.to_owned());
+/// What Slack granted in an OAuth exchange (`oauth.v2.access`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SlackGrant {
+    /// `access_token`: the bot token (`xoxb-…`).
+    pub bot_access_token: String,
+    /// `team.id`.
+    pub team_id: String,
+    /// `authed_user.access_token`: the user token (`xoxp-…`), when user scopes were granted.
+    pub app_access_token: Option<String>,
+    /// `incoming_webhook.channel` without its `#`, when the app may post to a channel.
+    pub default_public_channel: Option<String>,
+}
+
+/// Fills in what Slack granted, and derives `inboundId` (the team id). Everything Slack grants
+/// is kept: a Slack configuration cannot be updated later (SPEC 3), so what is not filled in
+/// here would stay empty for good.
+pub fn apply_slack_oauth(draft: &mut IntegrationDraft, grant: &SlackGrant) {
+    let granted = [
+        ("botAccessToken", Some(&grant.bot_access_token)),
+        ("teamId", Some(&grant.team_id)),
+        ("appAccessToken", grant.app_access_token.as_ref()),
+        (
+            "defaultPublicChannel",
+            grant.default_public_channel.as_ref(),
+        ),
+    ];
+    for (key, value) in granted {
+        if let Some(value) = value.filter(|v| !v.trim().is_empty()) {
+            draft
+                .configuration
+                .insert(key.to_owned(), Value::String(value.clone()));
+        }
+    }
+    draft.inbound_id = Some(grant.team_id.clone());
     draft.slack_oauth = None;
 }
 
@@ -1096,7 +1120,12 @@ mod tests {
     fn apply_slack_oauth_stores_the_token_and_team_and_derives_the_inbound_id() {
         let mut draft =
             create_config(Channel::Slack, json!({ "code": "abc", "nonce": "n" })).unwrap();
-        apply_slack_oauth(&mut draft, "xoxb-1", "T017QM");
+        let grant = SlackGrant {
+            bot_access_token: "xoxb-1".into(),
+            team_id: "T017QM".into(),
+            ..SlackGrant::default()
+        };
+        apply_slack_oauth(&mut draft, &grant);
         assert_eq!(
             draft.configuration,
             *json!({ "botAccessToken": "xoxb-1", "teamId": "T017QM" })
@@ -1105,6 +1134,23 @@ mod tests {
         );
         assert_eq!(draft.inbound_id.as_deref(), Some("T017QM"));
         assert_eq!(draft.slack_oauth, None);
+    }
+
+    #[test]
+    fn apply_slack_oauth_keeps_the_user_token_and_channel_slack_granted() {
+        let mut draft =
+            create_config(Channel::Slack, json!({ "code": "abc", "nonce": "n" })).unwrap();
+        let grant = SlackGrant {
+            bot_access_token: "xoxb-1".into(),
+            team_id: "T017QM".into(),
+            app_access_token: Some("xoxp-9".into()),
+            default_public_channel: Some("general".into()),
+        };
+        apply_slack_oauth(&mut draft, &grant);
+        assert_eq!(
+            Value::Object(draft.configuration),
+            json!({ "botAccessToken": "xoxb-1", "teamId": "T017QM", "appAccessToken": "xoxp-9", "defaultPublicChannel": "general" })
+        );
     }
 
     #[test]
