@@ -1531,6 +1531,21 @@ async fn the_integration_list_is_paginated_oldest_first_with_or_without_a_hub_an
         json!({ "pageNumber": 0, "pageSize": 50, "total": 0, "results": [] })
     );
 
+    // A page far past the end is empty, not the first page again nor an internal error.
+    for number in [1_000_000_000_000_i64, i64::MAX] {
+        let (status, page) = s
+            .get(
+                &format!("/api/v1/integrations?pageSize=100&pageNumber={number}"),
+                &s.a.portal,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert_eq!(
+            page,
+            json!({ "pageNumber": number, "pageSize": 100, "total": 5, "results": [] })
+        );
+    }
+
     let (status, err) = s
         .get("/api/v1/integrations?hubId=not-a-uuid", &s.a.portal)
         .await;
@@ -1749,18 +1764,35 @@ async fn apn_certificate_must_be_base64() {
 
 type Seen = Arc<Mutex<Vec<HashMap<String, String>>>>;
 
+/// Slack's `oauth.v2.access`: `good-code` grants a bot token only, `full-code` also a user
+/// token and an incoming webhook, `busy` is rate limited, anything else is refused.
 #[poem::handler]
 fn fake_oauth_access(
     poem::web::Form(form): poem::web::Form<HashMap<String, String>>,
     seen: poem::web::Data<&Seen>,
-) -> poem::web::Json<Value> {
-    let good = form.get("code").map(String::as_str) == Some("good-code");
+) -> poem::Response {
+    use poem::IntoResponse;
+    let code = form.get("code").cloned().unwrap_or_default();
     seen.0.lock().expect("lock").push(form);
-    poem::web::Json(if good {
-        json!({ "ok": true, "access_token": "xoxb-granted-42", "token_type": "bot", "scope": "chat:write", "bot_user_id": "U0BOT", "app_id": "A0APP", "team": { "id": "T0GRANTED", "name": "Acme" } })
-    } else {
-        json!({ "ok": false, "error": "invalid_code" })
-    })
+    let team = json!({ "id": "T0GRANTED", "name": "Acme" });
+    let answer = match code.as_str() {
+        "good-code" => {
+            json!({ "ok": true, "access_token": "xoxb-granted-42", "token_type": "bot", "scope": "chat:write", "bot_user_id": "U0BOT", "app_id": "A0APP", "team": team })
+        }
+        "full-code" => json!({
+            "ok": true, "access_token": "xoxb-granted-43", "token_type": "bot", "scope": "chat:write,incoming-webhook",
+            "bot_user_id": "U0BOT", "app_id": "A0APP", "team": team,
+            "authed_user": { "id": "U0ADMIN", "scope": "chat:write", "access_token": "xoxp-user-7", "token_type": "user" },
+            "incoming_webhook": { "channel": "#general", "channel_id": "C0GEN", "url": "https://hooks.slack.com/services/T/B/x" }
+        }),
+        "busy" => {
+            return poem::web::Json(json!({ "ok": false, "error": "ratelimited" }))
+                .with_status(poem::http::StatusCode::TOO_MANY_REQUESTS)
+                .into_response()
+        }
+        _ => json!({ "ok": false, "error": "invalid_code" }),
+    };
+    poem::web::Json(answer).into_response()
 }
 
 /// A stand-in for Slack's Web API on 127.0.0.1:0: its base URL and the forms it received.
@@ -1807,6 +1839,24 @@ async fn slack_oauth_code_is_exchanged_for_a_bot_token_and_team() {
     assert_eq!(forms[0].get("nonce").map(String::as_str), Some("n-1"));
     let (_, read) = s.get(&one_path(&id_of(&got)), &s.a.portal).await;
     assert_eq!(read, got, "stored as answered; code and nonce are not kept");
+
+    // What else Slack grants is kept: a Slack configuration cannot be updated afterwards.
+    let full = s
+        .integration(
+            &s.a.portal,
+            &hub,
+            new_body(
+                json!(1001),
+                "Slack full",
+                json!({ "code": "full-code", "nonce": "n-2" }),
+            ),
+        )
+        .await;
+    assert_eq!(
+        full["configuration"],
+        json!({ "botAccessToken": "xoxb-granted-43", "teamId": "T0GRANTED", "defaultPublicChannel": "general", "appAccessToken": "xoxp-user-7", "botName": null })
+    );
+    assert_eq!(full["inboundId"], "T0GRANTED");
     s.stop().await;
 }
 
@@ -1828,6 +1878,19 @@ async fn slack_refusing_the_oauth_code_is_400_206_with_slacks_reason() {
         .await;
     assert_error(status, &err, 400, "PRT", &[206]);
     assert!(descriptions(&err)[0].contains("invalid_code"), "{err}");
+    // Slack rate limiting the exchange is Slack being unavailable, not a bad code.
+    let (status, err) = s
+        .post(
+            &create_path(&hub),
+            &s.a.portal,
+            new_body(
+                json!("Slack"),
+                "Slack",
+                json!({ "code": "busy", "nonce": "n" }),
+            ),
+        )
+        .await;
+    assert_error(status, &err, 503, "PRT", &[100]);
     let (_, page) = s.get("/api/v1/integrations", &s.a.portal).await;
     assert_eq!(page["total"], 0, "nothing stored");
     s.stop().await;
@@ -2058,6 +2121,30 @@ async fn integrations_create_sign_and_list_per_tenant_on_every_backend() {
             )
             .await;
         assert_error(status, &err, 404, "PRT", &[105]);
+
+        // Renaming onto a taken name conflicts; a page past the end is empty.
+        let (status, err) = s
+            .put(
+                &one_path(&id_of(&created[1])),
+                &s.a.portal,
+                json!({ "name": "Direct" }),
+            )
+            .await;
+        assert_error(status, &err, 409, "PRT", &[106]);
+        for number in [1_000_000_000_000_i64, i64::MAX] {
+            let (status, page) = s
+                .get(
+                    &format!("/api/v1/integrations?pageSize=100&pageNumber={number}"),
+                    &s.a.portal,
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{backend:?}: {page}");
+            assert_eq!(
+                page,
+                json!({ "pageNumber": number, "pageSize": 100, "total": 4, "results": [] }),
+                "{backend:?}"
+            );
+        }
         s.stop().await;
     }
 }
