@@ -42,7 +42,9 @@ impl Code {
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::NotFound | Self::IntegrationNotFound | Self::ConversationNotFound => StatusCode::NOT_FOUND,
+            Self::NotFound | Self::IntegrationNotFound | Self::ConversationNotFound => {
+                StatusCode::NOT_FOUND
+            }
             Self::AlreadyExists => StatusCode::CONFLICT,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::BAD_REQUEST,
@@ -60,6 +62,7 @@ impl Code {
             ViolationKind::WrongType => Self::WrongType,
             ViolationKind::Unsupported => Self::Unsupported,
             ViolationKind::Empty => Self::Empty,
+            ViolationKind::MessageOrEvent => Self::MessageOrEvent,
         }
     }
 }
@@ -103,7 +106,11 @@ impl ApiError {
 
     /// One error with an explicit status (e.g. 415 with code 300).
     pub fn with_status(status: StatusCode, code: u32, message: impl Into<String>) -> Self {
-        Self { status, errors: vec![(code, message.into())], retry_after: None }
+        Self {
+            status,
+            errors: vec![(code, message.into())],
+            retry_after: None,
+        }
     }
 
     pub fn not_found(what: &str) -> Self {
@@ -128,7 +135,10 @@ impl ApiError {
         Self::new(Code::OutOfRange, message)
     }
     pub fn invalid_uuid(name: &str) -> Self {
-        Self::new(Code::InvalidUuid, format!("Parameter '{name}' is not a valid UUID."))
+        Self::new(
+            Code::InvalidUuid,
+            format!("Parameter '{name}' is not a valid UUID."),
+        )
     }
 }
 
@@ -142,8 +152,14 @@ impl From<Violations> for ApiError {
     fn from(v: Violations) -> Self {
         // A body that is not an object or not JSON is one error, 400/300, alone.
         let errors: Vec<(u32, String)> =
-            v.0.into_iter().map(|Violation { kind, message, .. }| (Code::from_violation(kind) as u32, message)).collect();
-        Self { status: StatusCode::BAD_REQUEST, errors, retry_after: None }
+            v.0.into_iter()
+                .map(|Violation { kind, message, .. }| (Code::from_violation(kind) as u32, message))
+                .collect();
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            errors,
+            retry_after: None,
+        }
     }
 }
 
@@ -157,7 +173,9 @@ impl From<switchboard_storage::Error> for ApiError {
     fn from(e: switchboard_storage::Error) -> Self {
         match e {
             switchboard_storage::Error::NotFound => Self::not_found("resource"),
-            switchboard_storage::Error::Conflict => Self::conflict("A resource with this name already exists."),
+            switchboard_storage::Error::Conflict => {
+                Self::conflict("A resource with this name already exists.")
+            }
             other => {
                 tracing::error!(error = %other, "storage error");
                 Self::internal()
@@ -169,7 +187,12 @@ impl From<switchboard_storage::Error> for ApiError {
 /// Documents the error responses of an operation in OpenAPI.
 impl ApiResponse for ApiError {
     fn meta() -> MetaResponses {
-        let content = || vec![MetaMediaType { content_type: "application/json; charset=utf-8", schema: ErrorBody::schema_ref() }];
+        let content = || {
+            vec![MetaMediaType {
+                content_type: "application/json; charset=utf-8",
+                schema: ErrorBody::schema_ref(),
+            }]
+        };
         let one = |status: u16, description: &'static str| MetaResponse {
             description,
             status: Some(status),
@@ -200,9 +223,14 @@ impl ApiResponse for ApiError {
 pub fn prefix_for(path: &str) -> &'static str {
     if path.starts_with("/connect/token") || path.starts_with("/api/v1/tenants/") {
         "IDT"
-    } else if ["/api/v1/conversations/", "/api/v1/interactions/", "/inbound/", "/engine-chat-hub"]
-        .iter()
-        .any(|p| path.starts_with(p))
+    } else if [
+        "/api/v1/conversations/",
+        "/api/v1/interactions/",
+        "/inbound/",
+        "/engine-chat-hub",
+    ]
+    .iter()
+    .any(|p| path.starts_with(p))
     {
         "ENG"
     } else {
@@ -219,7 +247,10 @@ pub fn render(err: poem::Error, path: &str) -> Response {
         errors: api
             .errors
             .iter()
-            .map(|(code, msg)| ErrorItem { code: *code, description: format!("{msg} (code: {prefix}{code:06})") })
+            .map(|(code, msg)| ErrorItem {
+                code: *code,
+                description: format!("{msg} (code: {prefix}{code:06})"),
+            })
             .collect(),
     };
     let mut resp = Response::builder()
@@ -234,9 +265,33 @@ pub fn render(err: poem::Error, path: &str) -> Response {
     resp.into_response()
 }
 
+/// Marks the response of a handler that panicked, so that [`render`] can answer it in the
+/// SPEC 1 format with the request's prefix.
+#[derive(Clone, Copy, Debug)]
+pub struct Panicked;
+
+/// The response of `CatchPanic` for a handler that panicked: the cause goes to the log, the
+/// client gets a 500 that [`render`] turns into 500/100.
+pub fn panic_response(cause: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = cause
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| cause.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    tracing::error!(panic = %message, "a handler panicked");
+    let mut resp = Response::builder()
+        .status(StatusCode::INTERNAL_SERVER_ERROR)
+        .finish();
+    resp.extensions_mut().insert(Panicked);
+    resp
+}
+
 /// Maps the framework's own rejections onto the catalogue.
 fn to_api_error(err: poem::Error) -> ApiError {
-    use poem_openapi::error::{AuthorizationError, ContentTypeError, ParseParamError, ParsePathError, ParseRequestPayloadError};
+    use poem_openapi::error::{
+        AuthorizationError, ContentTypeError, ParseParamError, ParsePathError,
+        ParseRequestPayloadError,
+    };
     if let Some(api) = err.downcast_ref::<ApiError>() {
         return api.clone();
     }
@@ -250,28 +305,46 @@ fn to_api_error(err: poem::Error) -> ApiError {
         return if is_id_param(e.name) {
             ApiError::invalid_uuid(e.name)
         } else {
-            ApiError::new(Code::InvalidFormat, format!("Parameter '{}' has an invalid format.", e.name))
+            ApiError::new(
+                Code::InvalidFormat,
+                format!("Parameter '{}' has an invalid format.", e.name),
+            )
         };
     }
     if err.is::<ContentTypeError>() {
-        return ApiError::with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE, 300, "The content type is not supported by this route.");
+        return ApiError::with_status(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            300,
+            "The content type is not supported by this route.",
+        );
     }
     if err.is::<ParseRequestPayloadError>() {
-        return ApiError::new(Code::InvalidBody, "The body is missing or is not valid JSON.");
+        return ApiError::new(
+            Code::InvalidBody,
+            "The body is missing or is not valid JSON.",
+        );
     }
     let status = err.status();
     match status {
         StatusCode::NOT_FOUND => ApiError::new(Code::NotFound, "The route does not exist."),
-        StatusCode::METHOD_NOT_ALLOWED => {
-            ApiError::with_status(status, Code::NotFound as u32, "The route does not accept this method.")
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::with_status(
+            status,
+            Code::NotFound as u32,
+            "The route does not accept this method.",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::with_status(status, 300, "The body is larger than 1 MiB.")
         }
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::with_status(status, 300, "The body is larger than 1 MiB."),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
-            ApiError::with_status(status, 300, "The content type is not supported by this route.")
-        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::with_status(
+            status,
+            300,
+            "The content type is not supported by this route.",
+        ),
         StatusCode::UNAUTHORIZED => ApiError::unauthorized("A valid bearer token is required."),
         StatusCode::FORBIDDEN => ApiError::forbidden("The token does not allow this route."),
-        s if s.is_client_error() => ApiError::with_status(s, Code::InvalidBody as u32, "The request is invalid."),
+        s if s.is_client_error() => {
+            ApiError::with_status(s, Code::InvalidBody as u32, "The request is invalid.")
+        }
         _ => {
             tracing::error!(error = %err, "unhandled error");
             ApiError::internal()
@@ -286,6 +359,15 @@ fn is_id_param(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_panic_answers_500_marked_for_rendering() {
+        let resp = panic_response(Box::new("boom"));
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(resp.extensions().get::<Panicked>().is_some());
+        let rendered = render(ApiError::internal().into(), "/api/v1/hubs");
+        assert_eq!(rendered.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
 
     #[test]
     fn prefixes_follow_the_path() {

@@ -71,7 +71,7 @@ pub fn app(state: AppState, metrics: MetricsRenderer) -> impl Endpoint<Output = 
             .nest("/docs", docs)
             .data(state)
             .data(metrics)
-            .with(CatchPanic::new())
+            .with(CatchPanic::new().with_handler(error::panic_response))
             .into_endpoint(),
     )
 }
@@ -86,7 +86,13 @@ impl<E: Endpoint> Endpoint for ErrorFormat<E> {
     async fn call(&self, req: Request) -> poem::Result<Response> {
         let path = req.uri().path().to_owned();
         match self.0.call(req).await {
-            Ok(resp) => Ok(resp.into_response()),
+            Ok(resp) => {
+                let resp = resp.into_response();
+                if resp.extensions().get::<error::Panicked>().is_some() {
+                    return Ok(error::render(error::ApiError::internal().into(), &path));
+                }
+                Ok(resp)
+            }
             Err(err) => Ok(error::render(err, &path)),
         }
     }

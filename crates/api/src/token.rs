@@ -1,8 +1,8 @@
 //! `POST /connect/token`: client credentials for an access token (SPEC 2).
 
-use poem_openapi::payload::Json;
-use poem_openapi::{Object, OpenApi};
 use poem::web::Data;
+use poem_openapi::payload::{Json, Response};
+use poem_openapi::{Object, OpenApi};
 use switchboard_domain::identity::hash_secret;
 use switchboard_domain::ids::ClientId;
 use switchboard_domain::time::now_millis;
@@ -49,8 +49,16 @@ impl TokenApi {
     /// Exchanges a client id and secret (OAuth 2 client credentials) for a bearer token of the
     /// client's scope. A wrong id or secret answers 401 (code 102).
     // SPEC 2
-    #[oai(path = "/connect/token", method = "post", operation_id = "token.create")]
-    async fn create_token(&self, state: Data<&AppState>, body: FormBody<TokenIn>) -> Result<Json<TokenOut>, ApiError> {
+    #[oai(
+        path = "/connect/token",
+        method = "post",
+        operation_id = "token.create"
+    )]
+    async fn create_token(
+        &self,
+        state: Data<&AppState>,
+        body: FormBody<TokenIn>,
+    ) -> Result<Response<Json<TokenOut>>, ApiError> {
         let f = &body.fields;
         let mut v = Violations::default();
         let get = |k: &str, v: &mut Violations| match f.get(k) {
@@ -60,14 +68,15 @@ impl TokenApi {
                 None
             }
         };
-        let grant = get("grant_type", &mut v);
+        // Checked in the order of the fields, so errors are listed in that order too.
+        if get("grant_type", &mut v).is_some_and(|g| g != "client_credentials") {
+            v.push(Violation::out_of_range(
+                "grant_type",
+                "must be 'client_credentials'",
+            ));
+        }
         let client_id = get("client_id", &mut v);
         let secret = get("client_secret", &mut v);
-        if let Some(g) = grant {
-            if g != "client_credentials" {
-                v.push(Violation::out_of_range("grant_type", "must be 'client_credentials'"));
-            }
-        }
         let (Some(client_id), Some(secret)) = (client_id, secret) else {
             return Err(v.into());
         };
@@ -76,7 +85,11 @@ impl TokenApi {
         }
         let bad = || ApiError::unauthorized("The client id or secret is wrong.");
         let client_id: ClientId = client_id.parse().map_err(|_| bad())?;
-        let login = state.store.find_login(client_id, &hash_secret(secret), now_millis()).await?.ok_or_else(bad)?;
+        let login = state
+            .store
+            .find_login(client_id, &hash_secret(secret), now_millis())
+            .await?
+            .ok_or_else(bad)?;
         let now = chrono::Utc::now().timestamp();
         let ttl = state.config.token_ttl_secs;
         let claims = Claims {
@@ -88,11 +101,14 @@ impl TokenApi {
             exp: now + ttl,
             jti: uuid::Uuid::new_v4().to_string(),
         };
-        Ok(Json(TokenOut {
+        // A token response must not be cached (RFC 6749, section 5.1).
+        Ok(Response::new(Json(TokenOut {
             access_token: token::encode(&state.signing, &claims),
             expires_in: ttl,
             token_type: "Bearer".to_owned(),
             scope: claims.scope,
         }))
+        .header("Cache-Control", "no-store")
+        .header("Pragma", "no-cache"))
     }
 }

@@ -67,13 +67,14 @@ pub fn validate_create(body: &Value) -> Result<HubDraft, Violations> {
     let description = json::string(obj, "", "description", true, &mut v);
     let dormant = json::integer(obj, "", "closeDormantConversation", false, &mut v);
     let status = json::integer(obj, "", "statusId", false, &mut v);
+    let name_given = name.is_some();
     let draft = HubDraft {
         name: name.unwrap_or_default(),
         description: description.unwrap_or_default(),
         close_dormant_conversation: dormant.unwrap_or(0),
         status: HubStatus::Active,
     };
-    finish(obj, draft, dormant, status, v)
+    finish(draft, name_given, dormant, status, v)
 }
 
 /// Validates a partial update: only the given keys change.
@@ -84,35 +85,47 @@ pub fn validate_patch(body: &Value, current: &Hub) -> Result<HubDraft, Violation
     let description = json::string(obj, "", "description", false, &mut v);
     let dormant = json::integer(obj, "", "closeDormantConversation", false, &mut v);
     let status = json::integer(obj, "", "statusId", false, &mut v);
+    let name_given = name.is_some();
     let draft = HubDraft {
         name: name.unwrap_or_else(|| current.name.clone()),
         description: description.unwrap_or_else(|| current.description.clone()),
         close_dormant_conversation: dormant.unwrap_or(current.close_dormant_conversation),
         status: current.status,
     };
-    finish(obj, draft, dormant, status, v)
+    finish(draft, name_given, dormant, status, v)
 }
 
+/// Checks the ranges of the values read; `name_given` says whether a valid string name was read
+/// (a name of the wrong type or format is already reported).
 fn finish(
-    obj: &serde_json::Map<String, Value>,
     mut draft: HubDraft,
+    name_given: bool,
     dormant: Option<i64>,
     status: Option<i64>,
     mut v: Violations,
 ) -> Result<HubDraft, Violations> {
-    if matches!(json::field(obj, "name"), Some(Value::String(_))) {
+    if name_given {
         let len = draft.name.chars().count();
         if len == 0 || len > MAX_NAME_LEN || draft.name.trim().is_empty() {
-            v.push(Violation::out_of_range("name", "must be 1 to 200 characters long"));
+            v.push(Violation::out_of_range(
+                "name",
+                "must be 1 to 200 characters long",
+            ));
         }
     }
     if dormant.is_some_and(|d| d < 0) {
-        v.push(Violation::out_of_range("closeDormantConversation", "must be 0 or more days"));
+        v.push(Violation::out_of_range(
+            "closeDormantConversation",
+            "must be 0 or more days",
+        ));
     }
     if let Some(s) = status {
         match HubStatus::from_id(s) {
             Some(s) => draft.status = s,
-            None => v.push(Violation::out_of_range("statusId", "must be 2000 (Active) or 2002 (Paused)")),
+            None => v.push(Violation::out_of_range(
+                "statusId",
+                "must be 2000 (Active) or 2002 (Paused)",
+            )),
         }
     }
     v.into_result(draft)
@@ -126,8 +139,14 @@ mod tests {
 
     #[test]
     fn create_reports_every_violation() {
-        let err = validate_create(&json!({ "name": 5, "closeDormantConversation": -1, "statusId": 1 })).unwrap_err();
-        let kinds: Vec<_> = err.0.iter().map(|v| (v.kind, v.property.as_str())).collect();
+        let err =
+            validate_create(&json!({ "name": 5, "closeDormantConversation": -1, "statusId": 1 }))
+                .unwrap_err();
+        let kinds: Vec<_> = err
+            .0
+            .iter()
+            .map(|v| (v.kind, v.property.as_str()))
+            .collect();
         assert_eq!(
             kinds,
             vec![
@@ -144,6 +163,15 @@ mod tests {
         let d = validate_create(&json!({ "name": "Support", "description": "" })).unwrap();
         assert_eq!(d.status, HubStatus::Active);
         assert_eq!(d.close_dormant_conversation, 0);
+    }
+
+    #[test]
+    fn a_bad_name_is_reported_once() {
+        let err = validate_create(&json!({ "name": "\u{0}", "description": "x" })).unwrap_err();
+        assert_eq!(
+            err.0.iter().map(|v| v.kind).collect::<Vec<_>>(),
+            [ViolationKind::InvalidFormat]
+        );
     }
 
     #[test]

@@ -8,7 +8,11 @@ use crate::error::{Violation, Violations};
 pub fn object<'a>(body: &'a Value, property: &str) -> Result<&'a Map<String, Value>, Violation> {
     body.as_object().ok_or_else(|| {
         if property.is_empty() {
-            Violation::new(crate::ViolationKind::InvalidBody, "", "The body must be a JSON object.")
+            Violation::new(
+                crate::ViolationKind::InvalidBody,
+                "",
+                "The body must be a JSON object.",
+            )
         } else {
             Violation::wrong_type(property, "an object")
         }
@@ -30,13 +34,28 @@ pub fn field<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     obj.get(key).filter(|x| !x.is_null())
 }
 
-/// A string property; `None` when absent (recording 301 if `required`) or of the wrong type (302).
-pub fn string(obj: &Map<String, Value>, prefix: &str, key: &str, required: bool, v: &mut Violations) -> Option<String> {
+/// A string property; `None` when absent (recording 301 if `required`), of the wrong type (302),
+/// or holding a NUL character (201: PostgreSQL cannot store one in text, so both backends refuse
+/// it alike rather than one failing with a 500).
+pub fn string(
+    obj: &Map<String, Value>,
+    prefix: &str,
+    key: &str,
+    required: bool,
+    v: &mut Violations,
+) -> Option<String> {
     match field(obj, key) {
         None => {
             if required {
                 v.push(Violation::required(&path(prefix, key)));
             }
+            None
+        }
+        Some(Value::String(s)) if s.contains('\0') => {
+            v.push(Violation::invalid_format(
+                &path(prefix, key),
+                "must not contain NUL characters",
+            ));
             None
         }
         Some(Value::String(s)) => Some(s.clone()),
@@ -48,7 +67,13 @@ pub fn string(obj: &Map<String, Value>, prefix: &str, key: &str, required: bool,
 }
 
 /// An integer property (a JSON number without fraction).
-pub fn integer(obj: &Map<String, Value>, prefix: &str, key: &str, required: bool, v: &mut Violations) -> Option<i64> {
+pub fn integer(
+    obj: &Map<String, Value>,
+    prefix: &str,
+    key: &str,
+    required: bool,
+    v: &mut Violations,
+) -> Option<i64> {
     match field(obj, key) {
         None => {
             if required {
@@ -65,7 +90,13 @@ pub fn integer(obj: &Map<String, Value>, prefix: &str, key: &str, required: bool
 }
 
 /// A boolean property.
-pub fn boolean(obj: &Map<String, Value>, prefix: &str, key: &str, required: bool, v: &mut Violations) -> Option<bool> {
+pub fn boolean(
+    obj: &Map<String, Value>,
+    prefix: &str,
+    key: &str,
+    required: bool,
+    v: &mut Violations,
+) -> Option<bool> {
     match field(obj, key) {
         None => {
             if required {
@@ -78,5 +109,27 @@ pub fn boolean(obj: &Map<String, Value>, prefix: &str, key: &str, required: bool
             v.push(Violation::wrong_type(&path(prefix, key), "a boolean"));
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ViolationKind;
+    use serde_json::json;
+
+    #[test]
+    fn string_refuses_nul_characters() {
+        let body = json!({ "name": "a\u{0}b", "ok": "fine" });
+        let obj = object(&body, "").unwrap();
+        let mut v = Violations::default();
+        assert_eq!(string(obj, "", "name", true, &mut v), None);
+        assert_eq!(string(obj, "", "ok", true, &mut v).as_deref(), Some("fine"));
+        assert_eq!(
+            v.0.iter()
+                .map(|x| (x.kind, x.property.as_str()))
+                .collect::<Vec<_>>(),
+            [(ViolationKind::InvalidFormat, "name")]
+        );
     }
 }

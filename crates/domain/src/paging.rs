@@ -11,7 +11,10 @@ pub struct PageRequest {
 
 impl Default for PageRequest {
     fn default() -> Self {
-        Self { number: 0, size: 50 }
+        Self {
+            number: 0,
+            size: 50,
+        }
     }
 }
 
@@ -25,14 +28,21 @@ impl PageRequest {
             v.push(Violation::out_of_range("pageNumber", "must be 0 or more"));
         }
         if !(1..=100).contains(&size) {
-            v.push(Violation::out_of_range("pageSize", "must be between 1 and 100"));
+            v.push(Violation::out_of_range(
+                "pageSize",
+                "must be between 1 and 100",
+            ));
         }
-        v.into_result(Self { number: number.max(0) as u64, size: size.clamp(1, 100) as u64 })
+        v.into_result(Self {
+            number: number.max(0) as u64,
+            size: size.clamp(1, 100) as u64,
+        })
     }
 
-    /// Rows to skip.
+    /// Rows to skip, at most `i64::MAX`: databases take a signed 64-bit offset, and a page that
+    /// far out is simply empty.
     pub fn offset(&self) -> u64 {
-        self.number.saturating_mul(self.size)
+        self.number.saturating_mul(self.size).min(i64::MAX as u64)
     }
 }
 
@@ -48,7 +58,12 @@ pub struct Page<T> {
 impl<T> Page<T> {
     /// Maps the results, keeping the counts.
     pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
-        Page { number: self.number, size: self.size, total: self.total, results: self.results.into_iter().map(f).collect() }
+        Page {
+            number: self.number,
+            size: self.size,
+            total: self.total,
+            results: self.results.into_iter().map(f).collect(),
+        }
     }
 }
 
@@ -58,10 +73,23 @@ mod tests {
 
     #[test]
     fn defaults_and_bounds() {
-        assert_eq!(PageRequest::new(None, None).unwrap(), PageRequest { number: 0, size: 50 });
+        assert_eq!(
+            PageRequest::new(None, None).unwrap(),
+            PageRequest {
+                number: 0,
+                size: 50
+            }
+        );
         assert_eq!(PageRequest::new(Some(2), Some(10)).unwrap().offset(), 20);
         assert_eq!(PageRequest::new(Some(-1), Some(0)).unwrap_err().0.len(), 2);
         assert!(PageRequest::new(None, Some(101)).is_err());
         assert!(PageRequest::new(None, Some(100)).is_ok());
+    }
+
+    #[test]
+    fn offset_fits_a_signed_64_bit_integer() {
+        let far = PageRequest::new(Some(i64::MAX), Some(100)).unwrap();
+        assert_eq!(far.offset(), i64::MAX as u64);
+        assert_eq!(far.number, i64::MAX as u64);
     }
 }
