@@ -191,6 +191,28 @@ impl TestServer {
         self.call(Method::DELETE, path, Some(token), None).await
     }
 
+    /// Sends `method path` with an optional bearer token and a raw body with an optional
+    /// `Content-Type`, for requests `call` cannot make (bad JSON, other media types, huge bodies).
+    pub async fn raw(&self, method: Method, path: &str, token: Option<&str>, content_type: Option<&str>, body: impl Into<reqwest::Body>) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, self.url(path)).body(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(ct) = content_type {
+            req = req.header(reqwest::header::CONTENT_TYPE, ct);
+        }
+        read(req.send().await.expect("send")).await
+    }
+
+    /// Sends `method path` with a raw `Authorization` header value (or none) and no body.
+    pub async fn with_authorization(&self, method: Method, path: &str, authorization: Option<&str>) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(a) = authorization {
+            req = req.header(reqwest::header::AUTHORIZATION, a);
+        }
+        read(req.send().await.expect("send")).await
+    }
+
     /// Creates a hub for the tenant of `token`; answers its id.
     pub async fn hub(&self, token: &str, name: &str) -> String {
         let (status, body) = self.post("/api/v1/hubs", token, serde_json::json!({ "name": name, "description": "test hub" })).await;
