@@ -23,6 +23,8 @@ pub enum ViolationKind {
     Unsupported,
     /// 306: a collection must contain one or more elements.
     Empty,
+    /// 5003: an activity must contain exactly one of `message` or `event`.
+    MessageOrEvent,
 }
 
 impl ViolationKind {
@@ -38,6 +40,7 @@ impl ViolationKind {
             Self::WrongType => 302,
             Self::Unsupported => 303,
             Self::Empty => 306,
+            Self::MessageOrEvent => 5003,
         }
     }
 }

@@ -68,6 +68,8 @@ typed_id!(
     IntegrationId,
     /// A conversation.
     ConversationId,
+    /// One message activity, shared by all its copies (`interactionId`).
+    InteractionId,
     /// A webhook delivery.
     DeliveryId,
     /// A notification for a tenant.
