@@ -1960,72 +1960,102 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-#[tokio::test]
-async fn channel_secrets_and_private_signing_keys_are_not_readable_in_the_database_file() {
-    let s = TestServer::start().await;
-    let hub = s.hub(&s.a.portal, "At rest").await;
-    let token = "AUTHTOKEN-CLEAR-1234";
-    s.integration(
-        &s.a.portal,
-        &hub,
-        new_body(
-            json!("TwilioSMS"),
-            "Twilio-at-rest-name-7731",
-            json!({ "accountSid": "AC-at-rest", "authToken": token, "numberSid": "PN-at-rest" }),
-        ),
-    )
-    .await;
-    let direct = s
-        .integration(
-            &s.a.portal,
-            &hub,
-            new_body(
-                json!("Direct"),
-                "Direct-at-rest-name-7732",
-                json!({ "integrationType": "Agent" }),
-            ),
-        )
-        .await;
-    let (_, private) = assert_key_pair(&direct["configuration"]);
-    // Updates write the configuration again.
-    let (status, renewed) = s
-        .put(
-            &one_path(&id_of(&direct)),
-            &s.a.portal,
-            json!({ "configuration": { "integrationType": "Agent", "regenerateKeys": true } }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{renewed}");
-    let (_, renewed_private) = assert_key_pair(&renewed["configuration"]);
-
-    let bytes = sqlite_bytes(&s.database_url);
-    assert!(
-        contains(&bytes, b"Twilio-at-rest-name-7731"),
-        "the search finds what is stored in clear"
-    );
-    assert!(
-        contains(&bytes, b"Direct-at-rest-name-7732"),
-        "the search finds what is stored in clear"
-    );
-    assert!(
-        !contains(&bytes, token.as_bytes()),
-        "the Twilio auth token is readable in the database"
-    );
-    for key in [&private, &renewed_private] {
-        assert!(
-            !contains(&bytes, key.as_bytes()),
-            "a private signing key is readable in the database"
-        );
-        assert!(
-            !contains(&bytes, key.to_ascii_lowercase().as_bytes()),
-            "a private signing key is readable in the database"
-        );
-        assert!(
-            !contains(&bytes, &hex32(key)),
-            "a private signing seed is readable in the database"
-        );
+/// What the database holds as bytes: the SQLite files, or on PostgreSQL every row of the tables
+/// that hold integrations and keys, in their text form (bytea as hex).
+async fn stored_bytes(s: &TestServer, backend: Backend) -> Vec<u8> {
+    match backend {
+        Backend::Sqlite => sqlite_bytes(&s.database_url),
+        Backend::Postgres => {
+            use sea_orm::{ConnectionTrait, DbBackend, Statement};
+            let conn = sea_orm::Database::connect(&s.database_url)
+                .await
+                .expect("connect");
+            let mut bytes = Vec::new();
+            for table in ["integrations", "hubs", "server_keys"] {
+                let sql = format!("SELECT t::text AS row FROM {table} t");
+                let rows = conn
+                    .query_all(Statement::from_string(DbBackend::Postgres, sql))
+                    .await
+                    .expect("dump");
+                for row in rows {
+                    bytes.extend(
+                        row.try_get::<String>("", "row")
+                            .expect("row text")
+                            .into_bytes(),
+                    );
+                    bytes.push(b'\n');
+                }
+            }
+            conn.close().await.expect("close");
+            bytes
+        }
     }
-    s.stop().await;
+}
+
+/// Lower-case hex of `bytes`, as PostgreSQL shows a bytea.
+fn lower_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test]
+async fn channel_secrets_and_private_signing_keys_are_not_readable_in_the_database() {
+    for backend in
+        backends("channel_secrets_and_private_signing_keys_are_not_readable_in_the_database")
+    {
+        let s = TestServer::start_on(backend).await;
+        let hub = s.hub(&s.a.portal, "At rest").await;
+        let token = "AUTHTOKEN-CLEAR-1234";
+        s.integration(&s.a.portal, &hub, new_body(json!("TwilioSMS"), "Twilio-at-rest-name-7731", json!({ "accountSid": "AC-at-rest", "authToken": token, "numberSid": "PN-at-rest" }))).await;
+        let direct = s
+            .integration(
+                &s.a.portal,
+                &hub,
+                new_body(
+                    json!("Direct"),
+                    "Direct-at-rest-name-7732",
+                    json!({ "integrationType": "Agent" }),
+                ),
+            )
+            .await;
+        let (_, private) = assert_key_pair(&direct["configuration"]);
+        // Updates write the configuration again.
+        let (status, renewed) = s
+            .put(
+                &one_path(&id_of(&direct)),
+                &s.a.portal,
+                json!({ "configuration": { "integrationType": "Agent", "regenerateKeys": true } }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{renewed}");
+        let (_, renewed_private) = assert_key_pair(&renewed["configuration"]);
+
+        let bytes = stored_bytes(&s, backend).await;
+        for name in ["Twilio-at-rest-name-7731", "Direct-at-rest-name-7732"] {
+            assert!(
+                contains(&bytes, name.as_bytes()),
+                "{backend:?}: the search finds {name}, stored in clear"
+            );
+        }
+        for secret in [token, &private, &renewed_private] {
+            for form in [
+                secret.to_owned(),
+                secret.to_ascii_lowercase(),
+                lower_hex(secret.as_bytes()),
+            ] {
+                assert!(
+                    !contains(&bytes, form.as_bytes()),
+                    "{backend:?}: a secret is readable in the database: {form}"
+                );
+            }
+        }
+        for key in [&private, &renewed_private] {
+            assert!(
+                !contains(&bytes, &hex32(key)),
+                "{backend:?}: a private signing seed is readable in the database"
+            );
+        }
+        s.stop().await;
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2147,4 +2177,134 @@ async fn integrations_create_sign_and_list_per_tenant_on_every_backend() {
         }
         s.stop().await;
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names, bodies, tokens.
+
+#[tokio::test]
+async fn an_integration_name_must_be_a_non_blank_string_of_at_most_200_characters() {
+    let s = TestServer::start().await;
+    let hub = s.hub(&s.a.portal, "Names").await;
+    let config = case("Viber").config;
+    for bad in [json!(""), json!("   "), json!("x".repeat(201))] {
+        let mut body = new_body(json!("Viber"), "", config.clone());
+        body["name"] = bad.clone();
+        let (status, err) = s.post(&create_path(&hub), &s.a.portal, body).await;
+        assert_error(status, &err, 400, "PRT", &[206]);
+        assert!(descriptions(&err)[0].contains("'name'"), "{err}");
+    }
+    let mut body = new_body(json!("Viber"), "", config.clone());
+    body["name"] = json!(42);
+    let (status, err) = s.post(&create_path(&hub), &s.a.portal, body).await;
+    assert_error(status, &err, 400, "PRT", &[302]);
+    let longest = "é".repeat(200);
+    let got = s
+        .integration(
+            &s.a.portal,
+            &hub,
+            new_body(json!("Viber"), &longest, config.clone()),
+        )
+        .await;
+    assert_eq!(got["name"], longest.as_str(), "200 characters, not bytes");
+    let (status, err) = s
+        .put(&one_path(&id_of(&got)), &s.a.portal, json!({ "name": " " }))
+        .await;
+    assert_error(status, &err, 400, "PRT", &[206]);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn integration_bodies_must_be_json_objects() {
+    let s = TestServer::start().await;
+    let hub = s.hub(&s.a.portal, "Bodies").await;
+    let (status, err) = s
+        .post(
+            &create_path(&hub),
+            &s.a.portal,
+            json!(["not", "an", "object"]),
+        )
+        .await;
+    assert_error(status, &err, 400, "PRT", &[300]);
+    let resp = s
+        .http
+        .post(s.url(&create_path(&hub)))
+        .bearer_auth(&s.a.portal)
+        .header("content-type", "application/json")
+        .body("{ \"channelId\": ")
+        .send()
+        .await
+        .expect("send");
+    let (status, err) = read(resp).await;
+    assert_error(status, &err, 400, "PRT", &[300]);
+    let viber = s
+        .integration(
+            &s.a.portal,
+            &hub,
+            new_body(json!("Viber"), "Viber", case("Viber").config),
+        )
+        .await;
+    let resp = s
+        .http
+        .put(s.url(&one_path(&id_of(&viber))))
+        .bearer_auth(&s.a.portal)
+        .header("content-type", "text/plain")
+        .body("name=x")
+        .send()
+        .await
+        .expect("send");
+    let (status, err) = read(resp).await;
+    assert_error(status, &err, 415, "PRT", &[300]);
+    let (status, err) = s
+        .put(
+            &one_path(&id_of(&viber)),
+            &s.a.portal,
+            json!({ "configuration": "token" }),
+        )
+        .await;
+    assert_error(status, &err, 400, "PRT", &[302]);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn integration_routes_need_a_portal_token() {
+    let s = TestServer::start().await;
+    let hub = s.hub(&s.a.portal, "Tokens").await;
+    let viber = s
+        .integration(
+            &s.a.portal,
+            &hub,
+            new_body(json!("Viber"), "Viber", case("Viber").config),
+        )
+        .await;
+    let id = id_of(&viber);
+    let create = new_body(json!("Viber"), "Other", case("Viber").config);
+    let routes: Vec<(Method, String, Option<Value>)> = vec![
+        (Method::POST, create_path(&hub), Some(create.clone())),
+        (Method::POST, create_path(&id), Some(json!({ "name": "x" }))),
+        (Method::PUT, one_path(&id), Some(json!({ "name": "x" }))),
+        (Method::GET, one_path(&id), None),
+        (
+            Method::GET,
+            format!("/api/v1/integrations/hubs/{hub}/Viber"),
+            None,
+        ),
+        (Method::GET, "/api/v1/integrations".to_owned(), None),
+        (Method::DELETE, one_path(&id), None),
+    ];
+    for (method, path, body) in &routes {
+        let (status, err) = s.call(method.clone(), path, None, body.as_ref()).await;
+        assert_error(status, &err, 401, "PRT", &[102]);
+        let (status, err) = s
+            .call(method.clone(), path, Some("not-a-jwt"), body.as_ref())
+            .await;
+        assert_error(status, &err, 401, "PRT", &[102]);
+        let (status, err) = s
+            .call(method.clone(), path, Some(&s.a.engine), body.as_ref())
+            .await;
+        assert_error(status, &err, 403, "PRT", &[101]);
+    }
+    let (_, read) = s.get(&one_path(&id), &s.a.portal).await;
+    assert_eq!(read, viber, "nothing changed");
+    s.stop().await;
 }
