@@ -49,6 +49,25 @@ pub struct IntegrationIn {
     pub configuration: Value,
 }
 
+/// The new state of an integration: properties left out keep their values, except that a given
+/// `configuration` replaces the old one whole. Read-only fields (`integrationId`, `hubId`,
+/// `integrationTypeId`, `inboundId`, `created`, `modified`) and generated keys are accepted and
+/// ignored, so the body of a GET can be sent back.
+#[derive(Object)]
+#[oai(rename_all = "camelCase")]
+pub struct IntegrationUpdate {
+    /// The same channel, by name or number; another value is refused (400, code 206).
+    pub channel_id: Option<String>,
+    /// Unique within the hub.
+    pub name: Option<String>,
+    /// 3000 Active or 3002 Paused.
+    pub status_id: Option<i32>,
+    /// The whole new configuration (see `IntegrationIn`); `"regenerateKeys": true` makes a new
+    /// signing key pair for Direct and System integrations. Ignored, with a `Warning` header, for
+    /// TwilioSMS, Messenger and Slack.
+    pub configuration: Option<Value>,
+}
+
 /// An integration.
 #[derive(Object)]
 #[oai(rename_all = "camelCase")]
@@ -236,7 +255,7 @@ impl IntegrationsApi {
         auth: PortalAuth,
         state: Data<&AppState>,
         #[oai(name = "integrationId")] integration_id: Path<Uuid>,
-        body: Body<IntegrationIn>,
+        body: Body<IntegrationUpdate>,
     ) -> Result<IntegrationResponse, ApiError> {
         let tenant = auth.0.tid;
         let current = state

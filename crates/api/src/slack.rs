@@ -55,6 +55,8 @@ pub async fn exchange(state: &AppState, oauth: &SlackOAuth) -> Result<SlackGrant
         .form(&[
             ("code", oauth.code.as_str()),
             ("nonce", oauth.nonce.as_str()),
+            ("client_id", state.config.slack_client_id.as_str()),
+            ("client_secret", state.config.slack_client_secret.as_str()),
         ])
         .send()
         .await

@@ -20,11 +20,19 @@ pub struct ApiConfig {
     pub token_ttl_secs: i64,
     /// Base URL of Slack's Web API (for the OAuth exchange), without trailing slash.
     pub slack_api_url: String,
+    /// The Slack app's client id and secret, sent with the OAuth exchange.
+    pub slack_client_id: String,
+    pub slack_client_secret: String,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        Self { token_ttl_secs: 3600, slack_api_url: "https://slack.com/api".to_owned() }
+        Self {
+            token_ttl_secs: 3600,
+            slack_api_url: "https://slack.com/api".to_owned(),
+            slack_client_id: String::new(),
+            slack_client_secret: String::new(),
+        }
     }
 }
 

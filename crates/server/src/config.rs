@@ -104,6 +104,14 @@ pub struct ServeArgs {
     #[arg(long, env = "SWITCHBOARD_SLACK_API_URL", default_value = "https://slack.com/api")]
     pub slack_api_url: String,
 
+    /// The Slack app's client id, sent with the OAuth exchange of `code` and `nonce`.
+    #[arg(long, env = "SWITCHBOARD_SLACK_CLIENT_ID", default_value = "")]
+    pub slack_client_id: String,
+
+    /// The Slack app's client secret, sent with the OAuth exchange.
+    #[arg(long, env = "SWITCHBOARD_SLACK_CLIENT_SECRET", default_value = "", hide_env_values = true)]
+    pub slack_client_secret: String,
+
     /// Log format: `text` or `json`. The level comes from `RUST_LOG` (default `info`).
     #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,

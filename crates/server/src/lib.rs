@@ -90,7 +90,12 @@ pub async fn run(settings: Settings, listener: std::net::TcpListener, shutdown: 
         }
     }
     let seed = store.token_signing_seed().await?;
-    let api_config = ApiConfig { token_ttl_secs: settings.serve.token_ttl, slack_api_url: settings.serve.slack_api_url.clone() };
+    let api_config = ApiConfig {
+        token_ttl_secs: settings.serve.token_ttl,
+        slack_api_url: settings.serve.slack_api_url.clone(),
+        slack_client_id: settings.serve.slack_client_id.clone(),
+        slack_client_secret: settings.serve.slack_client_secret.clone(),
+    };
     let state = AppState::new(store, seed, api_config);
     let app = switchboard_api::app(state, telemetry::metrics_renderer()).with(telemetry::RequestMetrics);
 
