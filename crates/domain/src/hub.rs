@@ -10,6 +10,10 @@ use crate::time::Millis;
 /// Longest hub name.
 pub const MAX_NAME_LEN: usize = 200;
 
+/// Largest `closeDormantConversation`: the 32-bit integer of the seed API. It also keeps
+/// "days in milliseconds" arithmetic far from overflowing.
+pub const MAX_DORMANT_DAYS: i64 = i32::MAX as i64;
+
 /// `statusId` of a hub.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum HubStatus {
@@ -113,10 +117,10 @@ fn finish(
             ));
         }
     }
-    if dormant.is_some_and(|d| d < 0) {
+    if dormant.is_some_and(|d| !(0..=MAX_DORMANT_DAYS).contains(&d)) {
         v.push(Violation::out_of_range(
             "closeDormantConversation",
-            "must be 0 or more days",
+            "must be 0 to 2147483647 days",
         ));
     }
     if let Some(s) = status {
@@ -172,6 +176,18 @@ mod tests {
             err.0.iter().map(|v| v.kind).collect::<Vec<_>>(),
             [ViolationKind::InvalidFormat]
         );
+    }
+
+    #[test]
+    fn dormancy_is_0_to_i32_max_days() {
+        let ok = |d: i64| {
+            validate_create(
+                &json!({ "name": "n", "description": "", "closeDormantConversation": d }),
+            )
+            .is_ok()
+        };
+        assert!(ok(0) && ok(30) && ok(i64::from(i32::MAX)));
+        assert!(!ok(-1) && !ok(i64::from(i32::MAX) + 1) && !ok(i64::MAX));
     }
 
     #[test]
