@@ -544,6 +544,17 @@ async fn another_tenants_hub_and_integration_are_404_on_every_portal_route_on_ev
             )
             .await;
         assert_error(status, &body, 404, "PRT", &[105]);
+        // An invalid body does not reveal that the hub or integration exists either.
+        for target in [&hub_id, &int_id] {
+            let (status, body) = s
+                .post(&format!("/api/v1/integrations/hubs/{target}"), b, json!({}))
+                .await;
+            assert_error(status, &body, 404, "PRT", &[105]);
+        }
+        let (status, body) = s
+            .put(&int_path, b, json!({ "statusId": 1, "channelId": "Nope" }))
+            .await;
+        assert_error(status, &body, 404, "PRT", &[6000]);
         let (status, body) = s.get(&int_path, b).await;
         assert_error(status, &body, 404, "PRT", &[6000]);
         assert_eq!(
