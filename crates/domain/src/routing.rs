@@ -1142,8 +1142,14 @@ mod tests {
             proptest::sample::select(crate::channel_config::EVENT_FILTERS),
             1..4,
         );
-        (kinds, any::<bool>(), any::<bool>(), any::<bool>(), filters).prop_map(
-            |((t, channel), active, echo, webhook, names)| {
+        (
+            kinds,
+            proptest::bool::weighted(0.75),
+            any::<bool>(),
+            any::<bool>(),
+            filters,
+        )
+            .prop_map(|((t, channel), active, echo, webhook, names)| {
                 let system = t == IntegrationType::System;
                 HubMember {
                     id: IntegrationId::new(),
@@ -1163,8 +1169,7 @@ mod tests {
                         Vec::new()
                     },
                 }
-            },
-        )
+            })
     }
 
     #[derive(Clone, Debug)]
@@ -1186,20 +1191,21 @@ mod tests {
         (
             proptest::collection::vec(arb_member(), 0..10),
             arb_member(),
-            prop_oneof![Just(HubStatus::Active), Just(HubStatus::Paused)],
+            prop_oneof![9 => Just(HubStatus::Active), 1 => Just(HubStatus::Paused)],
             prop_oneof![Just(Mode::Bot), Just(Mode::Agent)],
-            any::<bool>(),
+            proptest::bool::weighted(0.9),
             payload,
             // 0: no sender; 1: a stranger; else the member at that index (mod len).
             0usize..20,
+            0usize..20,
         )
             .prop_map(
-                |(mut members, mut customer, hub, mode, open, payload, pick)| {
+                |(mut members, mut customer, hub, mode, open, payload, pick, place)| {
                     customer.integration_type = IntegrationType::Customer;
                     customer.channel = Channel::WebChat;
                     customer.webhook_url = None;
                     customer.filters.clear();
-                    let at = pick % (members.len() + 1);
+                    let at = place % (members.len() + 1);
                     members.insert(at, customer.clone());
                     let sender = match pick {
                         0 => None,
@@ -1308,6 +1314,8 @@ mod tests {
     }
 
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
         #[test]
         fn every_activity_reaches_exactly_the_recipients_the_rules_name(case in arb_case()) {
             let got = route(case.hub, &case.members, &case.conversation, &case.activity);
