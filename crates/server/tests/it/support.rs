@@ -31,7 +31,15 @@ pub fn backends(test: &str) -> Vec<Backend> {
     if postgres_url().is_some() {
         vec![Backend::Sqlite, Backend::Postgres]
     } else {
-        eprintln!("{test}: PostgreSQL run skipped (set TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test to run it)");
+        static SKIPPED: std::sync::Once = std::sync::Once::new();
+        SKIPPED.call_once(|| {
+            // Straight to stderr, past the test harness's capture, so a user sees it.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "NOTE: end-to-end runs on PostgreSQL skipped (first: {test}): set TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test to run them"
+            );
+        });
         vec![Backend::Sqlite]
     }
 }
