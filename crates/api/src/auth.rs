@@ -21,11 +21,15 @@ pub struct PortalAuth(pub Claims);
 pub struct EngineAuth(pub Claims);
 
 async fn check_portal(req: &Request, bearer: Bearer) -> poem::Result<Claims> {
-    verify(req, &bearer.token, Scope::Portal).await.map_err(Into::into)
+    verify(req, &bearer.token, Scope::Portal)
+        .await
+        .map_err(Into::into)
 }
 
 async fn check_engine(req: &Request, bearer: Bearer) -> poem::Result<Claims> {
-    verify(req, &bearer.token, Scope::Engine).await.map_err(Into::into)
+    verify(req, &bearer.token, Scope::Engine)
+        .await
+        .map_err(Into::into)
 }
 
 /// Verifies a bearer token for a route of `scope`.
@@ -44,6 +48,9 @@ pub async fn verify_token(state: &AppState, token: &str, scope: Scope) -> Result
     }
     match claims.scope() {
         Some(s) if s == scope => Ok(claims),
-        _ => Err(ApiError::forbidden(&format!("This route requires a token of scope '{}'.", scope.as_str()))),
+        _ => Err(ApiError::forbidden(&format!(
+            "This route requires a token of scope '{}'.",
+            scope.as_str()
+        ))),
     }
 }

@@ -25,29 +25,49 @@ pub struct Body<T> {
 
 impl<T> Body<T> {
     pub fn new(value: Value) -> Self {
-        Self { value, _doc: PhantomData }
+        Self {
+            value,
+            _doc: PhantomData,
+        }
     }
 }
 
 /// Reads at most [`MAX_BODY`] bytes of the body.
 async fn read_limited(body: &mut RequestBody) -> Result<Vec<u8>, ApiError> {
-    let raw = body.take().map_err(|_| ApiError::new(Code::InvalidBody, "The body is missing."))?;
+    let raw = body
+        .take()
+        .map_err(|_| ApiError::new(Code::InvalidBody, "The body is missing."))?;
     match raw.into_bytes_limit(MAX_BODY).await {
         Ok(b) => Ok(b.to_vec()),
-        Err(poem::error::ReadBodyError::PayloadTooLarge) => {
-            Err(ApiError::with_status(StatusCode::PAYLOAD_TOO_LARGE, 300, "The body is larger than 1 MiB."))
-        }
-        Err(_) => Err(ApiError::new(Code::InvalidBody, "The body could not be read.")),
+        Err(poem::error::ReadBodyError::PayloadTooLarge) => Err(ApiError::with_status(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            300,
+            "The body is larger than 1 MiB.",
+        )),
+        Err(_) => Err(ApiError::new(
+            Code::InvalidBody,
+            "The body could not be read.",
+        )),
     }
 }
 
 fn unsupported_type() -> ApiError {
-    ApiError::with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE, 300, "The content type is not supported by this route.")
+    ApiError::with_status(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        300,
+        "The content type is not supported by this route.",
+    )
 }
 
 fn is_json(content_type: &str) -> bool {
-    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// Parses a JSON body: missing → 400/300; not JSON → 415/300; invalid JSON → 400/300.
@@ -62,7 +82,10 @@ pub async fn read_json(request: &Request, body: &mut RequestBody) -> Result<Valu
         return Err(ApiError::new(Code::InvalidBody, "The body is missing."));
     }
     serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::new(Code::InvalidBody, format!("The body is not valid JSON: {e}."))
+        ApiError::new(
+            Code::InvalidBody,
+            format!("The body is not valid JSON: {e}."),
+        )
     })
 }
 
@@ -78,7 +101,10 @@ impl<'a, T: Type> ApiExtractor<'a> for Body<T> {
     fn request_meta() -> Option<MetaRequest> {
         Some(MetaRequest {
             description: None,
-            content: vec![MetaMediaType { content_type: "application/json", schema: T::schema_ref() }],
+            content: vec![MetaMediaType {
+                content_type: "application/json",
+                schema: T::schema_ref(),
+            }],
             required: true,
         })
     }
@@ -110,7 +136,10 @@ impl<'a, T: Type> ApiExtractor<'a> for FormBody<T> {
     fn request_meta() -> Option<MetaRequest> {
         Some(MetaRequest {
             description: None,
-            content: vec![MetaMediaType { content_type: "application/x-www-form-urlencoded", schema: T::schema_ref() }],
+            content: vec![MetaMediaType {
+                content_type: "application/x-www-form-urlencoded",
+                schema: T::schema_ref(),
+            }],
             required: true,
         })
     }
@@ -121,9 +150,13 @@ impl<'a, T: Type> ApiExtractor<'a> for FormBody<T> {
         _opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
         let bytes = read_limited(body).await?;
-        let form = request
-            .content_type()
-            .map(|ct| ct.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+        let form = request.content_type().map(|ct| {
+            ct.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
         match form {
             Some(true) => {}
             Some(false) => return Err(unsupported_type().into()),
@@ -131,6 +164,9 @@ impl<'a, T: Type> ApiExtractor<'a> for FormBody<T> {
             None => return Err(ApiError::new(Code::InvalidBody, "The body is missing.").into()),
         }
         let fields = url::form_urlencoded::parse(&bytes).into_owned().collect();
-        Ok(Self { fields, _doc: PhantomData })
+        Ok(Self {
+            fields,
+            _doc: PhantomData,
+        })
     }
 }

@@ -32,7 +32,12 @@ pub struct SecretOut {
 
 impl From<SecretInfo> for SecretOut {
     fn from(s: SecretInfo) -> Self {
-        Self { id: s.id.as_uuid(), name: s.name, token: s.preview, expiration: s.expiration.map(rfc3339) }
+        Self {
+            id: s.id.as_uuid(),
+            name: s.name,
+            token: s.preview,
+            expiration: s.expiration.map(rfc3339),
+        }
     }
 }
 
@@ -83,23 +88,35 @@ impl ClientsApi {
     ///
     /// An API client of the caller's tenant, with its secrets (only their first characters).
     // SPEC 2
-    #[oai(path = "/api/v1/tenants/clients/:clientId", method = "get", operation_id = "clients.get")]
+    #[oai(
+        path = "/api/v1/tenants/clients/:clientId",
+        method = "get",
+        operation_id = "clients.get"
+    )]
     async fn get_client(
         &self,
         auth: PortalAuth,
         state: Data<&AppState>,
         #[oai(name = "clientId")] client_id: Path<Uuid>,
     ) -> Result<Json<ClientOut>, ApiError> {
-        let c = state.store.get_client(auth.0.tid, ClientId::from_uuid(client_id.0)).await.map_err(|e| match e {
-            switchboard_storage::Error::NotFound => client_not_found(),
-            e => e.into(),
-        })?;
+        let c = state
+            .store
+            .get_client(auth.0.tid, ClientId::from_uuid(client_id.0))
+            .await
+            .map_err(|e| match e {
+                switchboard_storage::Error::NotFound => client_not_found(),
+                e => e.into(),
+            })?;
         Ok(Json(ClientOut {
             tenant_id: c.tenant_id.as_uuid(),
             client_id: c.client_id.as_uuid(),
             name: c.name,
             enabled: c.enabled,
-            allowed_scopes: c.allowed_scopes.iter().map(|s| s.as_str().to_owned()).collect(),
+            allowed_scopes: c
+                .allowed_scopes
+                .iter()
+                .map(|s| s.as_str().to_owned())
+                .collect(),
             secrets: c.secrets.into_iter().map(SecretOut::from).collect(),
         }))
     }
@@ -108,7 +125,11 @@ impl ClientsApi {
     ///
     /// Answers the whole secret in `token`, this once; only its hash is stored.
     // SPEC 2
-    #[oai(path = "/api/v1/tenants/clients/:clientId/tokens", method = "post", operation_id = "clients.addSecret")]
+    #[oai(
+        path = "/api/v1/tenants/clients/:clientId/tokens",
+        method = "post",
+        operation_id = "clients.addSecret"
+    )]
     async fn add_secret(
         &self,
         auth: PortalAuth,
@@ -119,18 +140,30 @@ impl ClientsApi {
         let obj = json::object(&body.value, "").map_err(ApiError::from)?;
         let mut v = Violations::default();
         let name = json::string(obj, "", "name", true, &mut v);
-        if name.as_deref().is_some_and(|n| n.trim().is_empty() || n.chars().count() > 200) {
-            v.push(Violation::out_of_range("name", "must be 1 to 200 characters long"));
+        if name
+            .as_deref()
+            .is_some_and(|n| n.trim().is_empty() || n.chars().count() > 200)
+        {
+            v.push(Violation::out_of_range(
+                "name",
+                "must be 1 to 200 characters long",
+            ));
         }
         let expiration = match json::string(obj, "", "expiration", false, &mut v) {
             None => None,
             Some(s) => match parse_rfc3339(&s) {
                 None => {
-                    v.push(Violation::invalid_format("expiration", "must be an RFC 3339 date and time"));
+                    v.push(Violation::invalid_format(
+                        "expiration",
+                        "must be an RFC 3339 date and time",
+                    ));
                     None
                 }
                 Some(ms) if ms <= now_millis() => {
-                    v.push(Violation::out_of_range("expiration", "must be in the future"));
+                    v.push(Violation::out_of_range(
+                        "expiration",
+                        "must be in the future",
+                    ));
                     None
                 }
                 Some(ms) => Some(ms),
@@ -142,7 +175,12 @@ impl ClientsApi {
         };
         let (info, secret) = state
             .store
-            .add_secret(auth.0.tid, ClientId::from_uuid(client_id.0), &name, expiration)
+            .add_secret(
+                auth.0.tid,
+                ClientId::from_uuid(client_id.0),
+                &name,
+                expiration,
+            )
             .await
             .map_err(|e| match e {
                 switchboard_storage::Error::NotFound => client_not_found(),
@@ -161,7 +199,11 @@ impl ClientsApi {
     /// The secret stops working, and so does every access token issued from it (on every node
     /// within 5 seconds).
     // SPEC 2
-    #[oai(path = "/api/v1/tenants/clients/:clientId/tokens/:tokenId", method = "delete", operation_id = "clients.revokeSecret")]
+    #[oai(
+        path = "/api/v1/tenants/clients/:clientId/tokens/:tokenId",
+        method = "delete",
+        operation_id = "clients.revokeSecret"
+    )]
     async fn revoke_secret(
         &self,
         auth: PortalAuth,
@@ -170,10 +212,14 @@ impl ClientsApi {
         #[oai(name = "tokenId")] token_id: Path<Uuid>,
     ) -> Result<(), ApiError> {
         let secret = SecretId::from_uuid(token_id.0);
-        state.store.revoke_secret(auth.0.tid, ClientId::from_uuid(client_id.0), secret).await.map_err(|e| match e {
-            switchboard_storage::Error::NotFound => ApiError::not_found("secret"),
-            e => e.into(),
-        })?;
+        state
+            .store
+            .revoke_secret(auth.0.tid, ClientId::from_uuid(client_id.0), secret)
+            .await
+            .map_err(|e| match e {
+                switchboard_storage::Error::NotFound => ApiError::not_found("secret"),
+                e => e.into(),
+            })?;
         state.forget_secret(secret);
         Ok(())
     }

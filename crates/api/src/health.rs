@@ -39,7 +39,9 @@ impl HealthApi {
     // SPEC 6
     #[oai(path = "/healthz", method = "get", operation_id = "health.live")]
     async fn healthz(&self) -> Json<HealthOut> {
-        Json(HealthOut { status: "ok".to_owned() })
+        Json(HealthOut {
+            status: "ok".to_owned(),
+        })
     }
 
     /// Readiness
@@ -50,9 +52,15 @@ impl HealthApi {
     async fn readyz(&self, state: Data<&AppState>) -> Result<Json<HealthOut>, ApiError> {
         if let Err(e) = state.store.ping().await {
             tracing::warn!(error = %e, "readiness: database unavailable");
-            return Err(ApiError::with_status(StatusCode::SERVICE_UNAVAILABLE, Code::Internal as u32, "The database is unavailable."));
+            return Err(ApiError::with_status(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Code::Internal as u32,
+                "The database is unavailable.",
+            ));
         }
-        Ok(Json(HealthOut { status: "ok".to_owned() }))
+        Ok(Json(HealthOut {
+            status: "ok".to_owned(),
+        }))
     }
 
     /// Metrics

@@ -90,7 +90,9 @@ pub struct HubsApi;
 fn hub_error(e: switchboard_storage::Error) -> ApiError {
     match e {
         switchboard_storage::Error::NotFound => ApiError::not_found("hub"),
-        switchboard_storage::Error::Conflict => ApiError::conflict("A hub with this name already exists."),
+        switchboard_storage::Error::Conflict => {
+            ApiError::conflict("A hub with this name already exists.")
+        }
         e => e.into(),
     }
 }
@@ -100,16 +102,32 @@ impl HubsApi {
     /// Create a hub
     // SPEC 3
     #[oai(path = "/api/v1/hubs", method = "post", operation_id = "hubs.create")]
-    async fn create_hub(&self, auth: PortalAuth, state: Data<&AppState>, body: Body<HubIn>) -> Result<Json<HubOut>, ApiError> {
+    async fn create_hub(
+        &self,
+        auth: PortalAuth,
+        state: Data<&AppState>,
+        body: Body<HubIn>,
+    ) -> Result<Json<HubOut>, ApiError> {
         let draft = hub::validate_create(&body.value)?;
-        Ok(Json(state.store.create_hub(auth.0.tid, &draft).await.map_err(hub_error)?.into()))
+        Ok(Json(
+            state
+                .store
+                .create_hub(auth.0.tid, &draft)
+                .await
+                .map_err(hub_error)?
+                .into(),
+        ))
     }
 
     /// Update a hub
     ///
     /// A partial update: properties left out keep their values.
     // SPEC 3
-    #[oai(path = "/api/v1/hubs/:hubId", method = "put", operation_id = "hubs.update")]
+    #[oai(
+        path = "/api/v1/hubs/:hubId",
+        method = "put",
+        operation_id = "hubs.update"
+    )]
     async fn update_hub(
         &self,
         auth: PortalAuth,
@@ -118,16 +136,43 @@ impl HubsApi {
         body: Body<HubPatch>,
     ) -> Result<Json<HubOut>, ApiError> {
         let id = HubId::from_uuid(hub_id.0);
-        let current = state.store.get_hub(auth.0.tid, id).await.map_err(hub_error)?;
+        let current = state
+            .store
+            .get_hub(auth.0.tid, id)
+            .await
+            .map_err(hub_error)?;
         let draft = hub::validate_patch(&body.value, &current)?;
-        Ok(Json(state.store.update_hub(auth.0.tid, id, &draft).await.map_err(hub_error)?.into()))
+        Ok(Json(
+            state
+                .store
+                .update_hub(auth.0.tid, id, &draft)
+                .await
+                .map_err(hub_error)?
+                .into(),
+        ))
     }
 
     /// Get a hub
     // SPEC 3
-    #[oai(path = "/api/v1/hubs/:hubId", method = "get", operation_id = "hubs.get")]
-    async fn get_hub(&self, auth: PortalAuth, state: Data<&AppState>, #[oai(name = "hubId")] hub_id: Path<Uuid>) -> Result<Json<HubOut>, ApiError> {
-        Ok(Json(state.store.get_hub(auth.0.tid, HubId::from_uuid(hub_id.0)).await.map_err(hub_error)?.into()))
+    #[oai(
+        path = "/api/v1/hubs/:hubId",
+        method = "get",
+        operation_id = "hubs.get"
+    )]
+    async fn get_hub(
+        &self,
+        auth: PortalAuth,
+        state: Data<&AppState>,
+        #[oai(name = "hubId")] hub_id: Path<Uuid>,
+    ) -> Result<Json<HubOut>, ApiError> {
+        Ok(Json(
+            state
+                .store
+                .get_hub(auth.0.tid, HubId::from_uuid(hub_id.0))
+                .await
+                .map_err(hub_error)?
+                .into(),
+        ))
     }
 
     /// List hubs
@@ -146,17 +191,39 @@ impl HubsApi {
         #[oai(name = "pageSize")]
         page_size: Query<Option<i64>>,
     ) -> Result<Json<HubPage>, ApiError> {
-        let p = state.store.list_hubs(auth.0.tid, page(page_number.0, page_size.0)?).await.map_err(hub_error)?;
-        Ok(Json(HubPage { page_number: p.number, page_size: p.size, total: p.total, results: p.results.into_iter().map(HubOut::from).collect() }))
+        let p = state
+            .store
+            .list_hubs(auth.0.tid, page(page_number.0, page_size.0)?)
+            .await
+            .map_err(hub_error)?;
+        Ok(Json(HubPage {
+            page_number: p.number,
+            page_size: p.size,
+            total: p.total,
+            results: p.results.into_iter().map(HubOut::from).collect(),
+        }))
     }
 
     /// Delete a hub
     ///
     /// Deletes the hub with its integrations, their pending deliveries and live sessions.
     // SPEC 3
-    #[oai(path = "/api/v1/hubs/:hubId", method = "delete", operation_id = "hubs.delete")]
-    async fn delete_hub(&self, auth: PortalAuth, state: Data<&AppState>, #[oai(name = "hubId")] hub_id: Path<Uuid>) -> Result<(), ApiError> {
-        state.store.delete_hub(auth.0.tid, HubId::from_uuid(hub_id.0)).await.map_err(hub_error)?;
+    #[oai(
+        path = "/api/v1/hubs/:hubId",
+        method = "delete",
+        operation_id = "hubs.delete"
+    )]
+    async fn delete_hub(
+        &self,
+        auth: PortalAuth,
+        state: Data<&AppState>,
+        #[oai(name = "hubId")] hub_id: Path<Uuid>,
+    ) -> Result<(), ApiError> {
+        state
+            .store
+            .delete_hub(auth.0.tid, HubId::from_uuid(hub_id.0))
+            .await
+            .map_err(hub_error)?;
         Ok(())
     }
 }

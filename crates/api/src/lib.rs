@@ -36,7 +36,13 @@ pub enum Tags {
     Operations,
 }
 
-type Apis = (token::TokenApi, clients::ClientsApi, hubs::HubsApi, integrations::IntegrationsApi, health::HealthApi);
+type Apis = (
+    token::TokenApi,
+    clients::ClientsApi,
+    hubs::HubsApi,
+    integrations::IntegrationsApi,
+    health::HealthApi,
+);
 
 /// The OpenAPI service of every documented route.
 pub fn openapi_service() -> OpenApiService<Apis, ()> {

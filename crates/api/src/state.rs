@@ -60,8 +60,18 @@ impl AppState {
     pub fn new(store: Store, token_seed: [u8; 32], config: ApiConfig) -> Self {
         let signing = SigningKey::from_bytes(&token_seed);
         let verifying = signing.verifying_key();
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default();
-        Self(Arc::new(Inner { store, signing, verifying, config, http, secrets: Mutex::new(HashMap::new()) }))
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_default();
+        Self(Arc::new(Inner {
+            store,
+            signing,
+            verifying,
+            config,
+            http,
+            secrets: Mutex::new(HashMap::new()),
+        }))
     }
 
     /// Whether a client secret still exists and has not expired, cached for [`SECRET_CACHE_TTL`].

@@ -23,7 +23,9 @@ impl IntegrationType {
 
     /// Parses `Customer`, `Agent`, `Bot`, `System` (case-insensitively).
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Customer, Self::Agent, Self::Bot, Self::System].into_iter().find(|t| t.as_str().eq_ignore_ascii_case(s))
+        [Self::Customer, Self::Agent, Self::Bot, Self::System]
+            .into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(s))
     }
 }
 
@@ -133,7 +135,9 @@ impl Channel {
         if let Ok(n) = s.trim().parse::<i64>() {
             return Self::from_number(n);
         }
-        Self::ALL.into_iter().find(|c| c.name().eq_ignore_ascii_case(s.trim()))
+        Self::ALL
+            .into_iter()
+            .find(|c| c.name().eq_ignore_ascii_case(s.trim()))
     }
 
     /// The integration type every integration of this channel has, where the channel fixes it

@@ -55,38 +55,70 @@ pub struct Violation {
 }
 
 impl Violation {
-    pub fn new(kind: ViolationKind, property: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { kind, property: property.into(), message: message.into() }
+    pub fn new(
+        kind: ViolationKind,
+        property: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            kind,
+            property: property.into(),
+            message: message.into(),
+        }
     }
 
     /// `Property 'x' is required.`
     pub fn required(property: &str) -> Self {
-        Self::new(ViolationKind::Required, property, format!("Property '{property}' is required."))
+        Self::new(
+            ViolationKind::Required,
+            property,
+            format!("Property '{property}' is required."),
+        )
     }
 
     /// `Property 'x' must be a <expected>.`
     pub fn wrong_type(property: &str, expected: &str) -> Self {
-        Self::new(ViolationKind::WrongType, property, format!("Property '{property}' must be {expected}."))
+        Self::new(
+            ViolationKind::WrongType,
+            property,
+            format!("Property '{property}' must be {expected}."),
+        )
     }
 
     /// `Property 'x' is not supported.`
     pub fn unsupported(property: &str) -> Self {
-        Self::new(ViolationKind::Unsupported, property, format!("Property '{property}' is not supported."))
+        Self::new(
+            ViolationKind::Unsupported,
+            property,
+            format!("Property '{property}' is not supported."),
+        )
     }
 
     /// `Property 'x' <why>.` with code 206.
     pub fn out_of_range(property: &str, why: &str) -> Self {
-        Self::new(ViolationKind::OutOfRange, property, format!("Property '{property}' {why}."))
+        Self::new(
+            ViolationKind::OutOfRange,
+            property,
+            format!("Property '{property}' {why}."),
+        )
     }
 
     /// `Property 'x' <why>.` with code 201.
     pub fn invalid_format(property: &str, why: &str) -> Self {
-        Self::new(ViolationKind::InvalidFormat, property, format!("Property '{property}' {why}."))
+        Self::new(
+            ViolationKind::InvalidFormat,
+            property,
+            format!("Property '{property}' {why}."),
+        )
     }
 
     /// `Property 'x' must contain one or more elements.`
     pub fn empty(property: &str) -> Self {
-        Self::new(ViolationKind::Empty, property, format!("Property '{property}' must contain one or more elements."))
+        Self::new(
+            ViolationKind::Empty,
+            property,
+            format!("Property '{property}' must contain one or more elements."),
+        )
     }
 }
 

@@ -16,7 +16,10 @@ pub struct KeyPairHex {
 /// A fresh random key pair.
 pub fn generate() -> KeyPairHex {
     let key = SigningKey::generate(&mut rand::rngs::OsRng);
-    KeyPairHex { public: hex_upper(key.verifying_key().as_bytes()), private: hex_upper(&key.to_bytes()) }
+    KeyPairHex {
+        public: hex_upper(key.verifying_key().as_bytes()),
+        private: hex_upper(&key.to_bytes()),
+    }
 }
 
 /// Upper-case hex.
@@ -77,7 +80,10 @@ mod tests {
     fn generated_pair_signs_and_verifies() {
         let kp = generate();
         assert_eq!(kp.public.len(), 64);
-        assert!(kp.public.chars().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()));
+        assert!(kp
+            .public
+            .chars()
+            .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()));
         let sig = sign_b64(&kp.private, b"hello").unwrap();
         assert!(verify_b64(&kp.public, b"hello", &sig));
         assert!(!verify_b64(&kp.public, b"hellp", &sig));

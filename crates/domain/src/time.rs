@@ -20,7 +20,9 @@ pub fn rfc3339(ms: Millis) -> String {
 
 /// Parses an RFC 3339 time into epoch milliseconds.
 pub fn parse_rfc3339(s: &str) -> Option<Millis> {
-    chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_millis())
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.timestamp_millis())
 }
 
 #[cfg(test)]

@@ -68,20 +68,31 @@ pub fn encode(key: &SigningKey, claims: &Claims) -> String {
 /// Verifies a compact JWT: EdDSA only, signature by `key`, not expired at `now` (Unix seconds).
 pub fn decode(key: &VerifyingKey, token: &str, now: i64) -> Result<Claims, TokenError> {
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(TokenError::Malformed);
     };
-    let header: serde_json::Value =
-        URL_SAFE_NO_PAD.decode(h).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or(TokenError::Malformed)?;
+    let header: serde_json::Value = URL_SAFE_NO_PAD
+        .decode(h)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or(TokenError::Malformed)?;
     if header.get("alg").and_then(|a| a.as_str()) != Some("EdDSA") {
         return Err(TokenError::Algorithm);
     }
-    let sig = URL_SAFE_NO_PAD.decode(s).map_err(|_| TokenError::Malformed)?;
+    let sig = URL_SAFE_NO_PAD
+        .decode(s)
+        .map_err(|_| TokenError::Malformed)?;
     let sig = Signature::from_slice(&sig).map_err(|_| TokenError::Malformed)?;
     let signed = &token[..h.len() + 1 + p.len()];
-    key.verify(signed.as_bytes(), &sig).map_err(|_| TokenError::Signature)?;
-    let claims: Claims =
-        URL_SAFE_NO_PAD.decode(p).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or(TokenError::Malformed)?;
+    key.verify(signed.as_bytes(), &sig)
+        .map_err(|_| TokenError::Signature)?;
+    let claims: Claims = URL_SAFE_NO_PAD
+        .decode(p)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or(TokenError::Malformed)?;
     if claims.exp <= now {
         return Err(TokenError::Expired);
     }
@@ -110,14 +121,26 @@ mod tests {
         let c = claims(200);
         let t = encode(&key, &c);
         assert_eq!(decode(&key.verifying_key(), &t, 150), Ok(c));
-        assert_eq!(decode(&key.verifying_key(), &t, 200), Err(TokenError::Expired));
+        assert_eq!(
+            decode(&key.verifying_key(), &t, 200),
+            Err(TokenError::Expired)
+        );
         let other = SigningKey::from_bytes(&[8u8; 32]);
-        assert_eq!(decode(&other.verifying_key(), &t, 150), Err(TokenError::Signature));
-        assert_eq!(decode(&key.verifying_key(), "a.b", 150), Err(TokenError::Malformed));
+        assert_eq!(
+            decode(&other.verifying_key(), &t, 150),
+            Err(TokenError::Signature)
+        );
+        assert_eq!(
+            decode(&key.verifying_key(), "a.b", 150),
+            Err(TokenError::Malformed)
+        );
         // Same payload and signature under an `alg: none` header is refused.
         let mut parts: Vec<&str> = t.split('.').collect();
         let none = URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#);
         parts[0] = &none;
-        assert_eq!(decode(&key.verifying_key(), &parts.join("."), 150), Err(TokenError::Algorithm));
+        assert_eq!(
+            decode(&key.verifying_key(), &parts.join("."), 150),
+            Err(TokenError::Algorithm)
+        );
     }
 }

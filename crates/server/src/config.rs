@@ -101,7 +101,11 @@ pub struct ServeArgs {
     pub public_host: String,
 
     /// Base URL of Slack's Web API, for the OAuth exchange of Slack integrations.
-    #[arg(long, env = "SWITCHBOARD_SLACK_API_URL", default_value = "https://slack.com/api")]
+    #[arg(
+        long,
+        env = "SWITCHBOARD_SLACK_API_URL",
+        default_value = "https://slack.com/api"
+    )]
     pub slack_api_url: String,
 
     /// The Slack app's client id, sent with the OAuth exchange of `code` and `nonce`.
@@ -109,18 +113,30 @@ pub struct ServeArgs {
     pub slack_client_id: String,
 
     /// The Slack app's client secret, sent with the OAuth exchange.
-    #[arg(long, env = "SWITCHBOARD_SLACK_CLIENT_SECRET", default_value = "", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "SWITCHBOARD_SLACK_CLIENT_SECRET",
+        default_value = "",
+        hide_env_values = true
+    )]
     pub slack_client_secret: String,
 
     /// Log format: `text` or `json`. The level comes from `RUST_LOG` (default `info`).
-    #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", value_enum, default_value = "text")]
+    #[arg(
+        long,
+        env = "SWITCHBOARD_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
     pub log_format: LogFormat,
 }
 
 impl Default for ServeArgs {
     fn default() -> Self {
         match Cli::try_parse_from(["switchboard", "serve"]) {
-            Ok(Cli { command: Some(Command::Serve(args)) }) => args,
+            Ok(Cli {
+                command: Some(Command::Serve(args)),
+            }) => args,
             _ => unreachable!("the defaults of serve parse"),
         }
     }
@@ -135,7 +151,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("'{s}' is not a duration such as 10s, 2m or 1h"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration such as 10s, 2m or 1h"))?;
     let secs = match unit {
         "ms" => return Ok(Duration::from_millis(n)),
         "" | "s" => n,
@@ -149,7 +167,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// Parses a comma-separated retry schedule (at least one delay, each at most 24 h).
 pub fn parse_schedule(s: &str) -> Result<Schedule, String> {
-    let delays = s.split(',').map(parse_duration).collect::<Result<Vec<_>, _>>()?;
+    let delays = s
+        .split(',')
+        .map(parse_duration)
+        .collect::<Result<Vec<_>, _>>()?;
     if delays.is_empty() {
         return Err("the schedule needs at least one delay".to_owned());
     }
@@ -163,7 +184,10 @@ impl DbArgs {
     /// The URL the store connects to: a bare path becomes a SQLite URL that creates the file.
     pub fn url(&self) -> String {
         let u = self.database_url.trim();
-        if u.starts_with("postgres://") || u.starts_with("postgresql://") || u.starts_with("sqlite:") {
+        if u.starts_with("postgres://")
+            || u.starts_with("postgresql://")
+            || u.starts_with("sqlite:")
+        {
             u.to_owned()
         } else {
             format!("sqlite://{u}?mode=rwc")
@@ -181,7 +205,10 @@ impl DbArgs {
         if self.is_postgres() {
             return None;
         }
-        let path = u.strip_prefix("sqlite://").or_else(|| u.strip_prefix("sqlite:")).unwrap_or(u);
+        let path = u
+            .strip_prefix("sqlite://")
+            .or_else(|| u.strip_prefix("sqlite:"))
+            .unwrap_or(u);
         let path = path.split('?').next().unwrap_or(path);
         if path.is_empty() || path == ":memory:" {
             return None;
@@ -193,8 +220,9 @@ impl DbArgs {
     /// SQLite file (created on first use), else, for an in-memory database, a fresh one.
     pub fn encryption_key(&self) -> Result<EncryptionKey, String> {
         if let Some(text) = &self.encryption_key {
-            return EncryptionKey::from_base64(text)
-                .ok_or_else(|| "SWITCHBOARD_ENCRYPTION_KEY must be the base64 of exactly 32 bytes".to_owned());
+            return EncryptionKey::from_base64(text).ok_or_else(|| {
+                "SWITCHBOARD_ENCRYPTION_KEY must be the base64 of exactly 32 bytes".to_owned()
+            });
         }
         if self.is_postgres() {
             return Err("SWITCHBOARD_ENCRYPTION_KEY is required with PostgreSQL (base64 of 32 bytes; every node needs the same key)".to_owned());
@@ -214,11 +242,16 @@ fn key_path(db: &Path) -> PathBuf {
 
 fn key_file(path: &Path) -> Result<EncryptionKey, String> {
     match std::fs::read_to_string(path) {
-        Ok(text) => EncryptionKey::from_base64(&text)
-            .ok_or_else(|| format!("the key file {} does not hold a base64 32-byte key", path.display())),
+        Ok(text) => EncryptionKey::from_base64(&text).ok_or_else(|| {
+            format!(
+                "the key file {} does not hold a base64 32-byte key",
+                path.display()
+            )
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = EncryptionKey::generate();
-            write_private(path, &key.to_base64()).map_err(|e| format!("cannot write the key file {}: {e}", path.display()))?;
+            write_private(path, &key.to_base64())
+                .map_err(|e| format!("cannot write the key file {}: {e}", path.display()))?;
             Ok(key)
         }
         Err(e) => Err(format!("cannot read the key file {}: {e}", path.display())),
@@ -229,7 +262,11 @@ fn key_file(path: &Path) -> Result<EncryptionKey, String> {
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(text.as_bytes())
 }
 
@@ -255,21 +292,44 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_variable() {
-        let err = Cli::try_parse_from(["switchboard", "serve", "--token-ttl", "0"]).unwrap_err().to_string();
+        let err = Cli::try_parse_from(["switchboard", "serve", "--token-ttl", "0"])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("token-ttl"), "{err}");
-        let db = DbArgs { database_url: "postgres://x/y".into(), encryption_key: None };
-        assert!(db.encryption_key().unwrap_err().contains("SWITCHBOARD_ENCRYPTION_KEY"));
-        let db = DbArgs { database_url: "x.db".into(), encryption_key: Some("short".into()) };
-        assert!(db.encryption_key().unwrap_err().contains("SWITCHBOARD_ENCRYPTION_KEY"));
+        let db = DbArgs {
+            database_url: "postgres://x/y".into(),
+            encryption_key: None,
+        };
+        assert!(db
+            .encryption_key()
+            .unwrap_err()
+            .contains("SWITCHBOARD_ENCRYPTION_KEY"));
+        let db = DbArgs {
+            database_url: "x.db".into(),
+            encryption_key: Some("short".into()),
+        };
+        assert!(db
+            .encryption_key()
+            .unwrap_err()
+            .contains("SWITCHBOARD_ENCRYPTION_KEY"));
     }
 
     #[test]
     fn urls() {
-        let db = |u: &str| DbArgs { database_url: u.into(), encryption_key: None };
-        assert_eq!(db("switchboard.db").url(), "sqlite://switchboard.db?mode=rwc");
+        let db = |u: &str| DbArgs {
+            database_url: u.into(),
+            encryption_key: None,
+        };
+        assert_eq!(
+            db("switchboard.db").url(),
+            "sqlite://switchboard.db?mode=rwc"
+        );
         assert_eq!(db("postgres://h/d").url(), "postgres://h/d");
         assert_eq!(key_path(Path::new("/a/b.db")), PathBuf::from("/a/b.db.key"));
-        assert_eq!(db("sqlite://x.db?mode=rwc").sqlite_file(), Some(PathBuf::from("x.db")));
+        assert_eq!(
+            db("sqlite://x.db?mode=rwc").sqlite_file(),
+            Some(PathBuf::from("x.db"))
+        );
         assert_eq!(db("sqlite::memory:").sqlite_file(), None);
     }
 }

@@ -77,9 +77,17 @@ pub fn tenant_json(t: &NewTenant) -> serde_json::Value {
 
 /// Serves until `shutdown` completes, then drains: stops accepting, lets in-flight requests
 /// finish (up to 10 s), and returns.
-pub async fn run(settings: Settings, listener: std::net::TcpListener, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
+pub async fn run(
+    settings: Settings,
+    listener: std::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), Error> {
     listener.set_nonblocking(true)?;
-    let store = open_store(&settings.database_url, EncryptionKey(settings.encryption_key.0)).await?;
+    let store = open_store(
+        &settings.database_url,
+        EncryptionKey(settings.encryption_key.0),
+    )
+    .await?;
     if settings.create_default_tenant && store.count_tenants().await? == 0 {
         match store.create_tenant("default").await {
             // One line on stdout, once: the credentials of the first tenant.
@@ -97,12 +105,15 @@ pub async fn run(settings: Settings, listener: std::net::TcpListener, shutdown: 
         slack_client_secret: settings.serve.slack_client_secret.clone(),
     };
     let state = AppState::new(store, seed, api_config);
-    let app = switchboard_api::app(state, telemetry::metrics_renderer()).with(telemetry::RequestMetrics);
+    let app =
+        switchboard_api::app(state, telemetry::metrics_renderer()).with(telemetry::RequestMetrics);
 
     let acceptor = TcpAcceptor::from_std(listener)?;
     let addr = acceptor.local_addr();
     tracing::info!(addr = ?addr.first(), "switchboard listening");
-    Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(app, shutdown, Some(Duration::from_secs(10))).await?;
+    Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(app, shutdown, Some(Duration::from_secs(10)))
+        .await?;
     tracing::info!("switchboard stopped");
     Ok(())
 }

@@ -9,7 +9,10 @@ fn main() {
         Ok(cli) => cli,
         Err(e) => exit_with_clap_error(e),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => fail(&format!("cannot start the runtime: {e}")),
     };
@@ -19,18 +22,25 @@ fn main() {
 }
 
 async fn main_async(cli: Cli) -> Result<(), String> {
-    match cli.command.unwrap_or_else(|| Command::Serve(ServeArgs::default())) {
+    match cli
+        .command
+        .unwrap_or_else(|| Command::Serve(ServeArgs::default()))
+    {
         Command::Serve(args) => {
             switchboard::telemetry::init_logs(args.log_format);
             let settings = Settings::from_args(args.clone()).map_err(|e| e.to_string())?;
             let listener = std::net::TcpListener::bind(args.bind)
                 .map_err(|e| format!("SWITCHBOARD_BIND: cannot listen on {}: {e}", args.bind))?;
-            run(settings, listener, shutdown_signal()).await.map_err(|e| e.to_string())
+            run(settings, listener, shutdown_signal())
+                .await
+                .map_err(|e| e.to_string())
         }
         Command::Migrate(db) => {
             switchboard::telemetry::init_logs(LogFormat::Text);
             let key = db.encryption_key()?;
-            open_store(&db.url(), key).await.map_err(|e| e.to_string())?;
+            open_store(&db.url(), key)
+                .await
+                .map_err(|e| e.to_string())?;
             eprintln!("migrations applied");
             Ok(())
         }
@@ -38,16 +48,22 @@ async fn main_async(cli: Cli) -> Result<(), String> {
             println!("{}", switchboard_api::openapi_json());
             Ok(())
         }
-        Command::Tenant { command: TenantCommand::Create { name, db } } => {
+        Command::Tenant {
+            command: TenantCommand::Create { name, db },
+        } => {
             switchboard::telemetry::init_logs(LogFormat::Text);
             let key = db.encryption_key()?;
-            let store = open_store(&db.url(), key).await.map_err(|e| e.to_string())?;
+            let store = open_store(&db.url(), key)
+                .await
+                .map_err(|e| e.to_string())?;
             match store.create_tenant(&name).await {
                 Ok(t) => {
                     println!("{}", tenant_json(&t));
                     Ok(())
                 }
-                Err(switchboard_storage::Error::Conflict) => Err(format!("a tenant named '{name}' already exists")),
+                Err(switchboard_storage::Error::Conflict) => {
+                    Err(format!("a tenant named '{name}' already exists"))
+                }
                 Err(e) => Err(e.to_string()),
             }
         }
@@ -57,13 +73,23 @@ async fn main_async(cli: Cli) -> Result<(), String> {
 /// Prints clap's error, naming the environment variable behind a bad value.
 fn exit_with_clap_error(e: clap::Error) -> ! {
     use clap::error::{ContextKind, ContextValue, ErrorKind};
-    if matches!(e.kind(), ErrorKind::InvalidValue | ErrorKind::ValueValidation) {
+    if matches!(
+        e.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation
+    ) {
         if let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) {
-            let long = arg.trim_start_matches('-').split([' ', '=']).next().unwrap_or("");
+            let long = arg
+                .trim_start_matches('-')
+                .split([' ', '='])
+                .next()
+                .unwrap_or("");
             let cmd = Cli::command();
             let env = cmd
                 .get_subcommands()
-                .flat_map(|s| s.get_arguments().chain(s.get_subcommands().flat_map(|t| t.get_arguments())))
+                .flat_map(|s| {
+                    s.get_arguments()
+                        .chain(s.get_subcommands().flat_map(|t| t.get_arguments()))
+                })
                 .find(|a| a.get_long() == Some(long))
                 .and_then(|a| a.get_env().map(|v| v.to_string_lossy().into_owned()));
             if let Some(env) = env {

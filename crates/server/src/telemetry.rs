@@ -13,7 +13,9 @@ use crate::config::LogFormat;
 pub fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr)
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
@@ -61,7 +63,8 @@ impl<E: Endpoint> Endpoint for RequestMetricsEndpoint<E> {
         let status = resp.status().as_u16();
         let secs = start.elapsed().as_secs_f64();
         metrics::counter!("http_requests_total", "method" => method.clone(), "status" => status.to_string()).increment(1);
-        metrics::histogram!("http_request_duration_seconds", "method" => method.clone()).record(secs);
+        metrics::histogram!("http_request_duration_seconds", "method" => method.clone())
+            .record(secs);
         tracing::debug!(%method, %path, status, ms = secs * 1000.0, "request");
         Ok(resp)
     }

@@ -28,7 +28,15 @@ async fn committed_openapi_document_is_the_generated_one() {
     );
     // It is what the server serves, and it documents every route.
     let s = TestServer::start().await;
-    let served: Value = s.http.get(s.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let served: Value = s
+        .http
+        .get(s.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let file: Value = serde_json::from_str(&committed).unwrap();
     assert_eq!(served, file);
     let paths = file["paths"].as_object().unwrap();
@@ -51,8 +59,14 @@ async fn committed_openapi_document_is_the_generated_one() {
     }
     for (path, ops) in paths {
         for (method, op) in ops.as_object().unwrap() {
-            assert!(op["summary"].as_str().is_some_and(|s| !s.is_empty()), "{method} {path} has no summary");
-            assert!(op["operationId"].as_str().is_some(), "{method} {path} has no operationId");
+            assert!(
+                op["summary"].as_str().is_some_and(|s| !s.is_empty()),
+                "{method} {path} has no summary"
+            );
+            assert!(
+                op["operationId"].as_str().is_some(),
+                "{method} {path} has no operationId"
+            );
         }
     }
     s.stop().await;
@@ -70,13 +84,27 @@ async fn health_readiness_metrics_and_docs_answer() {
     assert_eq!(status, StatusCode::OK);
     let resp = s.http.get(s.url("/metrics")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
     let text = resp.text().await.unwrap();
-    assert!(text.contains("# TYPE http_requests_total counter"), "{text}");
-    assert!(text.contains(r#"http_requests_total{method="GET",status="200"}"#), "{text}");
+    assert!(
+        text.contains("# TYPE http_requests_total counter"),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"http_requests_total{method="GET",status="200"}"#),
+        "{text}"
+    );
     let resp = s.http.get(s.url("/docs/")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    assert!(resp.text().await.unwrap().to_lowercase().contains("swagger"));
+    assert!(resp
+        .text()
+        .await
+        .unwrap()
+        .to_lowercase()
+        .contains("swagger"));
     s.stop().await;
 }
 
@@ -86,7 +114,11 @@ fn binary() -> Command {
 
 /// Starts `switchboard serve` in `dir` on a free port; answers the child and its base URL.
 fn spawn_serve(dir: &std::path::Path, extra_env: &[(&str, &str)]) -> (Child, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut cmd = binary();
     cmd.arg("serve")
         .current_dir(dir)
@@ -98,7 +130,10 @@ fn spawn_serve(dir: &std::path::Path, extra_env: &[(&str, &str)]) -> (Child, Str
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
-    (cmd.spawn().expect("spawn switchboard"), format!("http://127.0.0.1:{port}"))
+    (
+        cmd.spawn().expect("spawn switchboard"),
+        format!("http://127.0.0.1:{port}"),
+    )
 }
 
 async fn wait_ready(base: &str) {
@@ -113,7 +148,10 @@ async fn wait_ready(base: &str) {
 }
 
 fn sigterm(child: &Child) {
-    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
 }
 
 fn wait_exit(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
@@ -146,7 +184,10 @@ async fn first_start_prints_default_tenant_once_and_readme_walkthrough_works() {
         .form(&[
             ("grant_type", "client_credentials"),
             ("client_id", creds["portal"]["clientId"].as_str().unwrap()),
-            ("client_secret", creds["portal"]["clientSecret"].as_str().unwrap()),
+            (
+                "client_secret",
+                creds["portal"]["clientSecret"].as_str().unwrap(),
+            ),
         ])
         .send()
         .await
@@ -197,13 +238,29 @@ async fn first_start_prints_default_tenant_once_and_readme_walkthrough_works() {
 #[test]
 fn tenant_create_prints_credentials_that_work_and_refuses_a_duplicate() {
     let dir = tempfile::tempdir().unwrap();
-    let out = binary().args(["tenant", "create", "--name", "acme"]).current_dir(dir.path()).env_remove("DATABASE_URL").output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = binary()
+        .args(["tenant", "create", "--name", "acme"])
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
     assert!(v["tenantId"].as_str().is_some());
-    assert!(v["portal"]["clientSecret"].as_str().is_some_and(|s| s.len() >= 43));
+    assert!(v["portal"]["clientSecret"]
+        .as_str()
+        .is_some_and(|s| s.len() >= 43));
     assert!(v["engine"]["clientId"].as_str().is_some());
-    let again = binary().args(["tenant", "create", "--name", "acme"]).current_dir(dir.path()).env_remove("DATABASE_URL").output().unwrap();
+    let again = binary()
+        .args(["tenant", "create", "--name", "acme"])
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
 }
@@ -220,7 +277,12 @@ fn bad_configuration_stops_the_start_naming_the_variable() {
         ("SWITCHBOARD_LOG_FORMAT", "xml"),
         ("SWITCHBOARD_ENCRYPTION_KEY", "c2hvcnQ="),
     ] {
-        let out = binary().arg("serve").current_dir(dir.path()).env(var, value).output().unwrap();
+        let out = binary()
+            .arg("serve")
+            .current_dir(dir.path())
+            .env(var, value)
+            .output()
+            .unwrap();
         assert!(!out.status.success(), "{var}={value} must stop the start");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(var), "{var}={value}: {err}");

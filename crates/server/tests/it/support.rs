@@ -22,7 +22,9 @@ pub enum Backend {
 
 /// The PostgreSQL admin URL for tests, when configured.
 pub fn postgres_url() -> Option<String> {
-    std::env::var("TEST_DATABASE_URL").ok().filter(|u| !u.is_empty())
+    std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
 }
 
 /// The backends to run a test body on: SQLite always, PostgreSQL when `TEST_DATABASE_URL` is set
@@ -72,14 +74,23 @@ pub struct TestServer {
 /// A fresh database URL for `backend`.
 pub async fn fresh_database(backend: Backend, dir: &tempfile::TempDir) -> String {
     match backend {
-        Backend::Sqlite => format!("sqlite://{}?mode=rwc", dir.path().join("switchboard.db").display()),
+        Backend::Sqlite => format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("switchboard.db").display()
+        ),
         Backend::Postgres => {
             use sea_orm::ConnectionTrait;
             let admin = postgres_url().expect("TEST_DATABASE_URL");
             let name = format!("sb_it_{}", uuid::Uuid::new_v4().simple());
-            let conn = sea_orm::Database::connect(&admin).await.expect("connect to TEST_DATABASE_URL");
-            conn.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
-            let (base, _) = admin.rsplit_once('/').expect("a database URL ends with /name");
+            let conn = sea_orm::Database::connect(&admin)
+                .await
+                .expect("connect to TEST_DATABASE_URL");
+            conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await
+                .expect("create test database");
+            let (base, _) = admin
+                .rsplit_once('/')
+                .expect("a database URL ends with /name");
             format!("{base}/{name}")
         }
     }
@@ -101,10 +112,18 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let database_url = fresh_database(backend, &dir).await;
         let key = EncryptionKey::generate().0;
-        let store = Store::connect(&database_url, EncryptionKey(key)).await.expect("connect");
+        let store = Store::connect(&database_url, EncryptionKey(key))
+            .await
+            .expect("connect");
         store.migrate().await.expect("migrate");
-        let ta = store.create_tenant(&format!("a-{}", uuid::Uuid::new_v4())).await.expect("tenant a");
-        let tb = store.create_tenant(&format!("b-{}", uuid::Uuid::new_v4())).await.expect("tenant b");
+        let ta = store
+            .create_tenant(&format!("a-{}", uuid::Uuid::new_v4()))
+            .await
+            .expect("tenant a");
+        let tb = store
+            .create_tenant(&format!("b-{}", uuid::Uuid::new_v4()))
+            .await
+            .expect("tenant b");
         drop(store);
 
         let mut serve = ServeArgs::default();
@@ -133,18 +152,46 @@ impl TestServer {
         let mut server = Self {
             base,
             http,
-            a: Tenant { creds: ta, portal: String::new(), engine: String::new() },
-            b: Tenant { creds: tb, portal: String::new(), engine: String::new() },
+            a: Tenant {
+                creds: ta,
+                portal: String::new(),
+                engine: String::new(),
+            },
+            b: Tenant {
+                creds: tb,
+                portal: String::new(),
+                engine: String::new(),
+            },
             database_url,
             key,
             shutdown: Some(tx),
             handle: Some(handle),
             _dir: dir,
         };
-        server.a.portal = server.token(&server.a.creds.portal.client_id.to_string(), &server.a.creds.portal.client_secret.clone()).await;
-        server.a.engine = server.token(&server.a.creds.engine.client_id.to_string(), &server.a.creds.engine.client_secret.clone()).await;
-        server.b.portal = server.token(&server.b.creds.portal.client_id.to_string(), &server.b.creds.portal.client_secret.clone()).await;
-        server.b.engine = server.token(&server.b.creds.engine.client_id.to_string(), &server.b.creds.engine.client_secret.clone()).await;
+        server.a.portal = server
+            .token(
+                &server.a.creds.portal.client_id.to_string(),
+                &server.a.creds.portal.client_secret.clone(),
+            )
+            .await;
+        server.a.engine = server
+            .token(
+                &server.a.creds.engine.client_id.to_string(),
+                &server.a.creds.engine.client_secret.clone(),
+            )
+            .await;
+        server.b.portal = server
+            .token(
+                &server.b.creds.portal.client_id.to_string(),
+                &server.b.creds.portal.client_secret.clone(),
+            )
+            .await;
+        server.b.engine = server
+            .token(
+                &server.b.creds.engine.client_id.to_string(),
+                &server.b.creds.engine.client_secret.clone(),
+            )
+            .await;
         server
     }
 
@@ -154,25 +201,55 @@ impl TestServer {
 
     /// A token for client credentials; panics unless 200.
     pub async fn token(&self, client_id: &str, secret: &str) -> String {
-        let (status, body) = self.form("/connect/token", &[("grant_type", "client_credentials"), ("client_id", client_id), ("client_secret", secret)]).await;
+        let (status, body) = self
+            .form(
+                "/connect/token",
+                &[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", client_id),
+                    ("client_secret", secret),
+                ],
+            )
+            .await;
         assert_eq!(status, StatusCode::OK, "token: {body}");
-        body["access_token"].as_str().expect("access_token").to_owned()
+        body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
     }
 
     /// POSTs a form to `path` without a token.
     pub async fn form(&self, path: &str, fields: &[(&str, &str)]) -> (StatusCode, Value) {
-        let resp = self.http.post(self.url(path)).form(fields).send().await.expect("send");
+        let resp = self
+            .http
+            .post(self.url(path))
+            .form(fields)
+            .send()
+            .await
+            .expect("send");
         read(resp).await
     }
 
     /// Sends `method path` with an optional bearer token and JSON body.
-    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<&Value>) -> (StatusCode, Value) {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
         let (status, _, body) = self.call_full(method, path, token, body).await;
         (status, body)
     }
 
     /// Like [`call`], also answering the response headers.
-    pub async fn call_full(&self, method: Method, path: &str, token: Option<&str>, body: Option<&Value>) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    pub async fn call_full(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
         let mut req = self.http.request(method, self.url(path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -190,7 +267,8 @@ impl TestServer {
         self.call(Method::GET, path, Some(token), None).await
     }
     pub async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
-        self.call(Method::POST, path, Some(token), Some(&body)).await
+        self.call(Method::POST, path, Some(token), Some(&body))
+            .await
     }
     pub async fn put(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
         self.call(Method::PUT, path, Some(token), Some(&body)).await
@@ -201,7 +279,14 @@ impl TestServer {
 
     /// Sends `method path` with an optional bearer token and a raw body with an optional
     /// `Content-Type`, for requests `call` cannot make (bad JSON, other media types, huge bodies).
-    pub async fn raw(&self, method: Method, path: &str, token: Option<&str>, content_type: Option<&str>, body: impl Into<reqwest::Body>) -> (StatusCode, Value) {
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> (StatusCode, Value) {
         let mut req = self.http.request(method, self.url(path)).body(body);
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -213,7 +298,12 @@ impl TestServer {
     }
 
     /// Sends `method path` with a raw `Authorization` header value (or none) and no body.
-    pub async fn with_authorization(&self, method: Method, path: &str, authorization: Option<&str>) -> (StatusCode, Value) {
+    pub async fn with_authorization(
+        &self,
+        method: Method,
+        path: &str,
+        authorization: Option<&str>,
+    ) -> (StatusCode, Value) {
         let mut req = self.http.request(method, self.url(path));
         if let Some(a) = authorization {
             req = req.header(reqwest::header::AUTHORIZATION, a);
@@ -223,14 +313,22 @@ impl TestServer {
 
     /// Creates a hub for the tenant of `token`; answers its id.
     pub async fn hub(&self, token: &str, name: &str) -> String {
-        let (status, body) = self.post("/api/v1/hubs", token, serde_json::json!({ "name": name, "description": "test hub" })).await;
+        let (status, body) = self
+            .post(
+                "/api/v1/hubs",
+                token,
+                serde_json::json!({ "name": name, "description": "test hub" }),
+            )
+            .await;
         assert_eq!(status, StatusCode::OK, "create hub: {body}");
         body["hubId"].as_str().expect("hubId").to_owned()
     }
 
     /// Creates an integration in `hub`; answers the whole body.
     pub async fn integration(&self, token: &str, hub: &str, body: Value) -> Value {
-        let (status, out) = self.post(&format!("/api/v1/integrations/hubs/{hub}"), token, body).await;
+        let (status, out) = self
+            .post(&format!("/api/v1/integrations/hubs/{hub}"), token, body)
+            .await;
         assert_eq!(status, StatusCode::OK, "create integration: {out}");
         out
     }
@@ -243,11 +341,14 @@ impl TestServer {
         if let Some(h) = self.handle.take() {
             let _ = h.await;
         }
-        if let (Some(admin), Some((_, name))) = (postgres_url(), self.database_url.rsplit_once('/')) {
+        if let (Some(admin), Some((_, name))) = (postgres_url(), self.database_url.rsplit_once('/'))
+        {
             if name.starts_with("sb_it_") {
                 use sea_orm::ConnectionTrait;
                 if let Ok(conn) = sea_orm::Database::connect(&admin).await {
-                    let _ = conn.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+                    let _ = conn
+                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await;
                 }
             }
         }
@@ -266,23 +367,49 @@ impl Drop for TestServer {
 pub async fn read(resp: reqwest::Response) -> (StatusCode, Value) {
     let status = resp.status();
     let text = resp.text().await.unwrap_or_default();
-    let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
     (status, body)
 }
 
 /// Asserts a whole SPEC 1 error body: the status, and each error's code and description suffix.
-pub fn assert_error(status: StatusCode, body: &Value, want_status: u16, prefix: &str, codes: &[u32]) {
+pub fn assert_error(
+    status: StatusCode,
+    body: &Value,
+    want_status: u16,
+    prefix: &str,
+    codes: &[u32],
+) {
     assert_eq!(status.as_u16(), want_status, "status of {body}");
     assert_eq!(body["status"], want_status, "body status of {body}");
-    let errors = body["errors"].as_array().unwrap_or_else(|| panic!("errors in {body}"));
-    let got: Vec<u64> = errors.iter().map(|e| e["code"].as_u64().unwrap_or(0)).collect();
+    let errors = body["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("errors in {body}"));
+    let got: Vec<u64> = errors
+        .iter()
+        .map(|e| e["code"].as_u64().unwrap_or(0))
+        .collect();
     let want: Vec<u64> = codes.iter().map(|c| u64::from(*c)).collect();
     assert_eq!(got, want, "codes of {body}");
     for e in errors {
         let code = e["code"].as_u64().unwrap_or(0);
         let d = e["description"].as_str().unwrap_or("");
-        assert!(d.ends_with(&format!("(code: {prefix}{code:06})")), "description suffix of {d}");
-        assert_eq!(e.as_object().map(|o| o.len()), Some(2), "only code and description in {e}");
+        assert!(
+            d.ends_with(&format!("(code: {prefix}{code:06})")),
+            "description suffix of {d}"
+        );
+        assert_eq!(
+            e.as_object().map(|o| o.len()),
+            Some(2),
+            "only code and description in {e}"
+        );
     }
-    assert_eq!(body.as_object().map(|o| o.len()), Some(2), "only status and errors in {body}");
+    assert_eq!(
+        body.as_object().map(|o| o.len()),
+        Some(2),
+        "only status and errors in {body}"
+    );
 }
