@@ -593,3 +593,38 @@ async fn error_bodies_are_json_whatever_rejected_the_request() {
     assert!(status.is_client_error(), "{status}");
     s.stop().await;
 }
+
+/// A body sent in chunks, with no Content-Length, is measured as it is read: over 1 MiB is 413.
+#[tokio::test]
+async fn chunked_body_over_1_mib_is_413_with_the_spec_body() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::start().await;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /api/v1/hubs HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        s.a.portal
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let chunk = vec![b' '; 64 * 1024];
+    // 2 MiB of whitespace in 64 KiB chunks; the server may answer and close before the end.
+    for _ in 0..32 {
+        let mut frame = format!("{:x}\r\n", chunk.len()).into_bytes();
+        frame.extend_from_slice(&chunk);
+        frame.extend_from_slice(b"\r\n");
+        if conn.write_all(&frame).await.is_err() {
+            break;
+        }
+    }
+    let _ = conn.write_all(b"0\r\n\r\n").await;
+    let mut answer = Vec::new();
+    let _ = conn.read_to_end(&mut answer).await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
+    let body: serde_json::Value =
+        serde_json::from_str(body.trim()).unwrap_or_else(|_| panic!("JSON body in {text}"));
+    assert_error(StatusCode::PAYLOAD_TOO_LARGE, &body, 413, "PRT", &[300]);
+    s.stop().await;
+}
