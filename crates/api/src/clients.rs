@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::auth::PortalAuth;
 use crate::body::Body;
-use crate::error::ApiError;
+use crate::error::{ApiError, Resource};
 use crate::state::AppState;
 use crate::Tags;
 
@@ -78,10 +78,6 @@ pub struct NewSecretOut {
 
 pub struct ClientsApi;
 
-fn client_not_found() -> ApiError {
-    ApiError::not_found("client")
-}
-
 #[OpenApi(tag = "Tags::Identity")]
 impl ClientsApi {
     /// Get a client
@@ -103,10 +99,7 @@ impl ClientsApi {
             .store
             .get_client(auth.0.tid, ClientId::from_uuid(client_id.0))
             .await
-            .map_err(|e| match e {
-                switchboard_storage::Error::NotFound => client_not_found(),
-                e => e.into(),
-            })?;
+            .map_err(ApiError::storage(Resource::Client))?;
         Ok(Json(ClientOut {
             tenant_id: c.tenant_id.as_uuid(),
             client_id: c.client_id.as_uuid(),
@@ -182,10 +175,7 @@ impl ClientsApi {
                 expiration,
             )
             .await
-            .map_err(|e| match e {
-                switchboard_storage::Error::NotFound => client_not_found(),
-                e => e.into(),
-            })?;
+            .map_err(ApiError::storage(Resource::Client))?;
         Ok(Json(NewSecretOut {
             id: info.id.as_uuid(),
             name: info.name,
@@ -216,10 +206,7 @@ impl ClientsApi {
             .store
             .revoke_secret(auth.0.tid, ClientId::from_uuid(client_id.0), secret)
             .await
-            .map_err(|e| match e {
-                switchboard_storage::Error::NotFound => ApiError::not_found("secret"),
-                e => e.into(),
-            })?;
+            .map_err(ApiError::storage(Resource::Secret))?;
         state.forget_secret(secret);
         Ok(())
     }

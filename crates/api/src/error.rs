@@ -142,6 +142,48 @@ impl ApiError {
     }
 }
 
+/// What a route was looking for, to name it when storage says it is missing or a duplicate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resource {
+    Hub,
+    Integration,
+    Client,
+    Secret,
+}
+
+impl Resource {
+    fn missing(self) -> ApiError {
+        match self {
+            Self::Hub => ApiError::not_found("hub"),
+            Self::Integration => ApiError::integration_not_found(),
+            Self::Client => ApiError::not_found("client"),
+            Self::Secret => ApiError::not_found("secret"),
+        }
+    }
+
+    fn duplicate(self) -> ApiError {
+        match self {
+            Self::Hub => ApiError::conflict("A hub with this name already exists."),
+            Self::Integration => {
+                ApiError::conflict("An integration with this name already exists in the hub.")
+            }
+            Self::Client | Self::Secret => ApiError::conflict("It already exists."),
+        }
+    }
+}
+
+impl ApiError {
+    /// Maps a storage error for a route about `resource`: the one place where `NotFound` and
+    /// `Conflict` get their codes (105 or 6000, 106).
+    pub fn storage(resource: Resource) -> impl FnOnce(switchboard_storage::Error) -> ApiError {
+        move |e| match e {
+            switchboard_storage::Error::NotFound => resource.missing(),
+            switchboard_storage::Error::Conflict => resource.duplicate(),
+            other => other.into(),
+        }
+    }
+}
+
 impl ResponseError for ApiError {
     fn status(&self) -> StatusCode {
         self.status

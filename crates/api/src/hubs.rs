@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::auth::PortalAuth;
 use crate::body::Body;
-use crate::error::ApiError;
+use crate::error::{ApiError, Resource};
 use crate::paging::page;
 use crate::state::AppState;
 use crate::Tags;
@@ -87,16 +87,6 @@ pub struct HubPage {
 
 pub struct HubsApi;
 
-fn hub_error(e: switchboard_storage::Error) -> ApiError {
-    match e {
-        switchboard_storage::Error::NotFound => ApiError::not_found("hub"),
-        switchboard_storage::Error::Conflict => {
-            ApiError::conflict("A hub with this name already exists.")
-        }
-        e => e.into(),
-    }
-}
-
 #[OpenApi(tag = "Tags::Hubs")]
 impl HubsApi {
     /// Create a hub
@@ -114,7 +104,7 @@ impl HubsApi {
                 .store
                 .create_hub(auth.0.tid, &draft)
                 .await
-                .map_err(hub_error)?
+                .map_err(ApiError::storage(Resource::Hub))?
                 .into(),
         ))
     }
@@ -140,14 +130,14 @@ impl HubsApi {
             .store
             .get_hub(auth.0.tid, id)
             .await
-            .map_err(hub_error)?;
+            .map_err(ApiError::storage(Resource::Hub))?;
         let draft = hub::validate_patch(&body.value, &current)?;
         Ok(Json(
             state
                 .store
                 .update_hub(auth.0.tid, id, &draft)
                 .await
-                .map_err(hub_error)?
+                .map_err(ApiError::storage(Resource::Hub))?
                 .into(),
         ))
     }
@@ -170,7 +160,7 @@ impl HubsApi {
                 .store
                 .get_hub(auth.0.tid, HubId::from_uuid(hub_id.0))
                 .await
-                .map_err(hub_error)?
+                .map_err(ApiError::storage(Resource::Hub))?
                 .into(),
         ))
     }
@@ -195,7 +185,7 @@ impl HubsApi {
             .store
             .list_hubs(auth.0.tid, page(page_number.0, page_size.0)?)
             .await
-            .map_err(hub_error)?;
+            .map_err(ApiError::storage(Resource::Hub))?;
         Ok(Json(HubPage {
             page_number: p.number,
             page_size: p.size,
@@ -223,7 +213,7 @@ impl HubsApi {
             .store
             .delete_hub(auth.0.tid, HubId::from_uuid(hub_id.0))
             .await
-            .map_err(hub_error)?;
+            .map_err(ApiError::storage(Resource::Hub))?;
         Ok(())
     }
 }

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::auth::PortalAuth;
 use crate::body::Body;
-use crate::error::ApiError;
+use crate::error::{ApiError, Resource};
 use crate::paging::page;
 use crate::slack;
 use crate::state::AppState;
@@ -149,16 +149,6 @@ pub enum IntegrationResponse {
 
 pub struct IntegrationsApi;
 
-fn integration_error(e: switchboard_storage::Error) -> ApiError {
-    match e {
-        switchboard_storage::Error::NotFound => ApiError::integration_not_found(),
-        switchboard_storage::Error::Conflict => {
-            ApiError::conflict("An integration with this name already exists in the hub.")
-        }
-        e => e.into(),
-    }
-}
-
 async fn create(
     state: &AppState,
     tenant: TenantId,
@@ -171,9 +161,10 @@ async fn create(
         .store
         .create_integration(tenant, hub, &draft)
         .await
+        // The hub was deleted meanwhile (105), or the name is taken in it (106).
         .map_err(|e| match e {
             switchboard_storage::Error::NotFound => ApiError::not_found("hub"),
-            e => integration_error(e),
+            e => ApiError::storage(Resource::Integration)(e),
         })?;
     Ok(IntegrationResponse::Ok(Json(created.into()), None))
 }
@@ -190,7 +181,7 @@ async fn update(
         .store
         .update_integration(tenant, current.id, &outcome.draft)
         .await
-        .map_err(integration_error)?;
+        .map_err(ApiError::storage(Resource::Integration))?;
     Ok(IntegrationResponse::Ok(
         Json(updated.into()),
         outcome.warning,
@@ -262,7 +253,7 @@ impl IntegrationsApi {
             .store
             .get_integration(tenant, IntegrationId::from_uuid(integration_id.0))
             .await
-            .map_err(integration_error)?;
+            .map_err(ApiError::storage(Resource::Integration))?;
         update(&state, tenant, current, &body.value).await
     }
 
@@ -283,7 +274,7 @@ impl IntegrationsApi {
             .store
             .get_integration(auth.0.tid, IntegrationId::from_uuid(integration_id.0))
             .await
-            .map_err(integration_error)?;
+            .map_err(ApiError::storage(Resource::Integration))?;
         Ok(Json(i.into()))
     }
 
@@ -315,10 +306,7 @@ impl IntegrationsApi {
             .store
             .get_hub(auth.0.tid, HubId::from_uuid(hub_id.0))
             .await
-            .map_err(|e| match e {
-                switchboard_storage::Error::NotFound => ApiError::not_found("hub"),
-                e => e.into(),
-            })?;
+            .map_err(ApiError::storage(Resource::Hub))?;
         let list = state
             .store
             .list_hub_integrations(auth.0.tid, hub.id, Some(channel))
@@ -379,7 +367,7 @@ impl IntegrationsApi {
             .store
             .delete_integration(auth.0.tid, IntegrationId::from_uuid(integration_id.0))
             .await
-            .map_err(integration_error)?;
+            .map_err(ApiError::storage(Resource::Integration))?;
         Ok(())
     }
 }
