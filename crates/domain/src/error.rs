@@ -133,6 +133,9 @@ impl Violations {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
     /// `Ok(value)` when nothing was violated.
     pub fn into_result<T>(self, value: T) -> Result<T, Violations> {
         if self.0.is_empty() {

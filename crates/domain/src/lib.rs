@@ -9,6 +9,7 @@
 pub mod activity;
 pub mod channel;
 pub mod channel_config;
+pub mod conversation;
 pub mod error;
 pub mod filter;
 pub mod hub;
@@ -19,6 +20,7 @@ pub mod json;
 pub mod keys;
 pub mod paging;
 pub mod routing;
+pub mod signing;
 pub mod time;
 pub mod token;
 
