@@ -2,5 +2,16 @@
 //! at-least-once, from the outbox written with each activity) and the live bus that carries
 //! activities to websocket sessions on every node.
 //!
-//! Empty until the engine and webhook issues (#3, #4) land; the crate exists now so that the
-//! dependency direction of ARCHITECTURE.md (`api → delivery → storage → domain`) is fixed.
+//! The live path: after an activity's commit, `api` publishes its live copies on a [`Bus`]
+//! ([`MemoryBus`] on one node, [`RedisBus`] across nodes); every node's [`LiveRegistry`] hands them
+//! to the websocket sessions it holds, each through a bounded queue read by its [`Subscription`].
+//! The bus is best effort by design: a client that misses frames is closed and `resume`s from
+//! storage. Sockets, frame parsing and authentication stay in `api`.
+//!
+//! The webhook worker lands with the webhook issue (#4).
+
+pub mod bus;
+pub mod live;
+
+pub use bus::{Bus, BusError, MemoryBus, RedisBus};
+pub use live::{LiveMessage, LiveRegistry, QueueLimits, SessionEvent, Subscription};
