@@ -11,6 +11,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261121_000001_identity;
 mod m20261121_000002_hubs;
 mod m20261121_000003_integrations;
+mod m20261121_000004_engine;
 
 /// All schema changes, oldest first.
 pub struct Migrator;
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000001_identity::Migration),
             Box::new(m20261121_000002_hubs::Migration),
             Box::new(m20261121_000003_integrations::Migration),
+            Box::new(m20261121_000004_engine::Migration),
         ]
     }
 }

@@ -33,7 +33,7 @@ impl<T> Body<T> {
 }
 
 /// Reads at most [`MAX_BODY`] bytes of the body.
-async fn read_limited(body: &mut RequestBody) -> Result<Vec<u8>, ApiError> {
+pub async fn read_limited(body: &mut RequestBody) -> Result<Vec<u8>, ApiError> {
     let raw = body
         .take()
         .map_err(|_| ApiError::new(Code::InvalidBody, "The body is missing."))?;

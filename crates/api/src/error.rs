@@ -119,6 +119,9 @@ impl ApiError {
     pub fn integration_not_found() -> Self {
         Self::new(Code::IntegrationNotFound, "The integration does not exist.")
     }
+    pub fn conversation_not_found() -> Self {
+        Self::new(Code::ConversationNotFound, "The conversation does not exist.")
+    }
     pub fn unauthorized(why: &str) -> Self {
         Self::new(Code::Unauthorized, why.to_owned())
     }
@@ -149,6 +152,7 @@ pub enum Resource {
     Integration,
     Client,
     Secret,
+    Conversation,
 }
 
 impl Resource {
@@ -158,6 +162,7 @@ impl Resource {
             Self::Integration => ApiError::integration_not_found(),
             Self::Client => ApiError::not_found("client"),
             Self::Secret => ApiError::not_found("secret"),
+            Self::Conversation => ApiError::conversation_not_found(),
         }
     }
 
@@ -167,7 +172,9 @@ impl Resource {
             Self::Integration => {
                 ApiError::conflict("An integration with this name already exists in the hub.")
             }
-            Self::Client | Self::Secret => ApiError::conflict("It already exists."),
+            Self::Client | Self::Secret | Self::Conversation => {
+                ApiError::conflict("It already exists.")
+            }
         }
     }
 }
@@ -280,21 +287,27 @@ pub fn prefix_for(path: &str) -> &'static str {
     }
 }
 
+impl ApiError {
+    /// The SPEC 1 body of this error, descriptions suffixed with `prefix` (`ENG`, `PRT`, `IDT`).
+    pub fn body(&self, prefix: &str) -> ErrorBody {
+        ErrorBody {
+            status: self.status.as_u16(),
+            errors: self
+                .errors
+                .iter()
+                .map(|(code, msg)| ErrorItem {
+                    code: *code,
+                    description: format!("{msg} (code: {prefix}{code:06})"),
+                })
+                .collect(),
+        }
+    }
+}
+
 /// Renders an error of any origin as SPEC 1 body for a request to `path`.
 pub fn render(err: poem::Error, path: &str) -> Response {
     let api = to_api_error(err);
-    let prefix = prefix_for(path);
-    let body = ErrorBody {
-        status: api.status.as_u16(),
-        errors: api
-            .errors
-            .iter()
-            .map(|(code, msg)| ErrorItem {
-                code: *code,
-                description: format!("{msg} (code: {prefix}{code:06})"),
-            })
-            .collect(),
-    };
+    let body = api.body(prefix_for(path));
     let mut resp = Response::builder()
         .status(api.status)
         .content_type("application/json; charset=utf-8")

@@ -58,6 +58,14 @@ impl HealthApi {
                 "The database is unavailable.",
             ));
         }
+        if let Err(e) = state.bus.ping().await {
+            tracing::warn!(error = %e, "readiness: live bus unavailable");
+            return Err(ApiError::with_status(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Code::Internal as u32,
+                "The live bus (Redis) is unavailable.",
+            ));
+        }
         Ok(Json(HealthOut {
             status: "ok".to_owned(),
         }))

@@ -132,14 +132,16 @@ impl HubsApi {
             .await
             .map_err(ApiError::storage(Resource::Hub))?;
         let draft = hub::validate_patch(&body.value, &current)?;
-        Ok(Json(
-            state
-                .store
-                .update_hub(auth.0.tid, id, &draft)
-                .await
-                .map_err(ApiError::storage(Resource::Hub))?
-                .into(),
-        ))
+        let updated = state
+            .store
+            .update_hub(auth.0.tid, id, &draft)
+            .await
+            .map_err(ApiError::storage(Resource::Hub))?;
+        if updated.status == hub::HubStatus::Paused {
+            let members = crate::engine::hub_integration_ids(&state, auth.0.tid, id).await;
+            crate::engine::revoke(&state, &members, "hub paused").await;
+        }
+        Ok(Json(updated.into()))
     }
 
     /// Get a hub
@@ -209,11 +211,14 @@ impl HubsApi {
         state: Data<&AppState>,
         #[oai(name = "hubId")] hub_id: Path<Uuid>,
     ) -> Result<(), ApiError> {
+        let id = HubId::from_uuid(hub_id.0);
+        let members = crate::engine::hub_integration_ids(&state, auth.0.tid, id).await;
         state
             .store
-            .delete_hub(auth.0.tid, HubId::from_uuid(hub_id.0))
+            .delete_hub(auth.0.tid, id)
             .await
             .map_err(ApiError::storage(Resource::Hub))?;
+        crate::engine::revoke(&state, &members, "hub deleted").await;
         Ok(())
     }
 }

@@ -182,6 +182,9 @@ async fn update(
         .update_integration(tenant, current.id, &outcome.draft)
         .await
         .map_err(ApiError::storage(Resource::Integration))?;
+    if updated.status == switchboard_domain::integration::IntegrationStatus::Paused {
+        crate::engine::revoke(state, &[updated.id], "integration paused").await;
+    }
     Ok(IntegrationResponse::Ok(
         Json(updated.into()),
         outcome.warning,
@@ -363,11 +366,13 @@ impl IntegrationsApi {
         state: Data<&AppState>,
         #[oai(name = "integrationId")] integration_id: Path<Uuid>,
     ) -> Result<(), ApiError> {
+        let id = IntegrationId::from_uuid(integration_id.0);
         state
             .store
-            .delete_integration(auth.0.tid, IntegrationId::from_uuid(integration_id.0))
+            .delete_integration(auth.0.tid, id)
             .await
             .map_err(ApiError::storage(Resource::Integration))?;
+        crate::engine::revoke(&state, &[id], "integration deleted").await;
         Ok(())
     }
 }

@@ -4,9 +4,13 @@
 //! Routes are thin: parse, authorize, call the domain and the store, map the result. Business
 //! rules live in `switchboard-domain`, SQL in `switchboard-storage`.
 
+pub mod activities;
 pub mod auth;
 pub mod body;
+pub mod chat_hub;
 pub mod clients;
+pub mod conversations;
+pub mod engine;
 pub mod error;
 pub mod health;
 pub mod hubs;
@@ -32,6 +36,10 @@ pub enum Tags {
     Hubs,
     /// Integrations: the channels, agents, bots and back-office systems of a hub.
     Integrations,
+    /// Conversations of customers (engine API).
+    Conversations,
+    /// Activities: messages and events sent into conversations (engine API).
+    Activities,
     /// Health, readiness and metrics.
     Operations,
 }
@@ -41,13 +49,23 @@ type Apis = (
     clients::ClientsApi,
     hubs::HubsApi,
     integrations::IntegrationsApi,
+    conversations::ConversationsApi,
+    activities::ActivitiesApi,
     health::HealthApi,
 );
 
 /// The OpenAPI service of every documented route.
 pub fn openapi_service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (token::TokenApi, clients::ClientsApi, hubs::HubsApi, integrations::IntegrationsApi, health::HealthApi),
+        (
+            token::TokenApi,
+            clients::ClientsApi,
+            hubs::HubsApi,
+            integrations::IntegrationsApi,
+            conversations::ConversationsApi,
+            activities::ActivitiesApi,
+            health::HealthApi,
+        ),
         "Switchboard",
         env!("CARGO_PKG_VERSION"),
     )
@@ -55,8 +73,18 @@ pub fn openapi_service() -> OpenApiService<Apis, ()> {
         "Switchboard is a hub-centric, multi-tenant unified messaging platform. Get a token at \
          `POST /connect/token` with a client id and secret (printed by `switchboard tenant create`, \
          or on the first start for the `default` tenant), then send it as `Authorization: Bearer …`. \
-         Portal routes (hubs, integrations, clients) take a `portal-api` token. Every error answers \
-         `{ status, errors: [ { code, description } ] }`; descriptions end with `(code: XXX000NNN)`.",
+         Portal routes (hubs, integrations, clients) take a `portal-api` token; engine routes \
+         (conversations, activities) an `engine-api` token. Every error answers \
+         `{ status, errors: [ { code, description } ] }`; descriptions end with `(code: XXX000NNN)`.\n\n\
+         Live delivery: `GET /engine-chat-hub?iId={integrationId}[&cId={conversationId}]` upgrades to a \
+         websocket for a Direct integration (engine token as `Authorization: Bearer` or \
+         `access_token`, or the integration-signed `ts` and `sig` = base64 Ed25519 signature of \
+         `{iId}.{ts}`). Server frames: `{type: activity, payload}`, `{type: ack, ref, eventId, \
+         interactionId}`, `{type: error, ref, status, errors}`. Client frames: `{type: activity, ref, \
+         conversationId, activity}` and `{type: resume, leid}`. Frames over 256 KiB get an error \
+         frame, over 1 MiB close the connection (1009). A client that does not keep up is closed \
+         with 4008, a deleted or paused integration's sockets with 4403, all sockets with 1001 on \
+         shutdown.",
     )
 }
 
@@ -74,6 +102,7 @@ pub fn app(state: AppState, metrics: MetricsRenderer) -> impl Endpoint<Output = 
         Route::new()
             .nest("/", api)
             .at("/openapi.json", spec)
+            .at("/engine-chat-hub", poem::get(chat_hub::chat_hub))
             .nest("/docs", docs)
             .data(state)
             .data(metrics)

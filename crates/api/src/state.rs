@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use switchboard_domain::ids::SecretId;
 use switchboard_domain::time::now_millis;
+use switchboard_delivery::bus::Bus;
+use switchboard_delivery::live::LiveRegistry;
 use switchboard_storage::Store;
+use tokio::sync::watch;
 
 /// How long a node trusts what it learnt about a client secret. Revocation takes effect on
 /// every node within this time (SPEC 2 asks for 5 s).
@@ -23,6 +26,9 @@ pub struct ApiConfig {
     /// The Slack app's client id and secret, sent with the OAuth exchange.
     pub slack_client_id: String,
     pub slack_client_secret: String,
+    /// How often a websocket session pings its client; a client silent for two intervals is
+    /// disconnected.
+    pub ws_ping_interval: Duration,
 }
 
 impl Default for ApiConfig {
@@ -32,6 +38,7 @@ impl Default for ApiConfig {
             slack_api_url: "https://slack.com/api".to_owned(),
             slack_client_id: String::new(),
             slack_client_secret: String::new(),
+            ws_ping_interval: Duration::from_secs(30),
         }
     }
 }
@@ -46,6 +53,12 @@ pub struct Inner {
     pub verifying: VerifyingKey,
     pub config: ApiConfig,
     pub http: reqwest::Client,
+    /// This node's websocket sessions.
+    pub live: LiveRegistry,
+    /// The live bus between nodes (in-process on one node).
+    pub bus: Arc<dyn Bus>,
+    /// Turns true when the server shuts down: sessions close with 1001.
+    pub shutdown: watch::Receiver<bool>,
     secrets: Mutex<HashMap<SecretId, (bool, Instant)>>,
 }
 
@@ -57,7 +70,14 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    pub fn new(store: Store, token_seed: [u8; 32], config: ApiConfig) -> Self {
+    pub fn new(
+        store: Store,
+        token_seed: [u8; 32],
+        config: ApiConfig,
+        live: LiveRegistry,
+        bus: Arc<dyn Bus>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
         let signing = SigningKey::from_bytes(&token_seed);
         let verifying = signing.verifying_key();
         let http = reqwest::Client::builder()
@@ -70,6 +90,9 @@ impl AppState {
             verifying,
             config,
             http,
+            live,
+            bus,
+            shutdown,
             secrets: Mutex::new(HashMap::new()),
         }))
     }

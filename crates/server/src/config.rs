@@ -121,6 +121,25 @@ pub struct ServeArgs {
     )]
     pub slack_client_secret: String,
 
+    /// How often a websocket session pings its client (a client silent for two intervals is
+    /// disconnected).
+    #[arg(long, env = "SWITCHBOARD_WS_PING_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub ws_ping_interval: Duration,
+
+    /// Frames a websocket client may have waiting on the server before it is disconnected with
+    /// close code 4008 (it reconnects and resumes).
+    #[arg(long, env = "SWITCHBOARD_WS_QUEUE", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub ws_queue: u64,
+
+    /// Bytes of frames a websocket client may have waiting on the server (past it: 4008).
+    #[arg(long, env = "SWITCHBOARD_WS_QUEUE_BYTES", default_value_t = 16 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..=1_073_741_824))]
+    pub ws_queue_bytes: u64,
+
+    /// How often the sweeper closes dormant conversations and forgets expired idempotency
+    /// keys and signatures.
+    #[arg(long, env = "SWITCHBOARD_SWEEP_INTERVAL", default_value = "60s", value_parser = parse_duration)]
+    pub sweep_interval: Duration,
+
     /// Log format: `text` or `json`. The level comes from `RUST_LOG` (default `info`).
     #[arg(
         long,

@@ -3,14 +3,19 @@
 //! the production wiring.
 
 pub mod config;
+pub mod sweeper;
 pub mod telemetry;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use poem::listener::{Acceptor, TcpAcceptor};
 use poem::{EndpointExt, Server};
 use switchboard_api::{ApiConfig, AppState};
+use switchboard_delivery::bus::{Bus, MemoryBus, RedisBus};
+use switchboard_delivery::live::{LiveRegistry, QueueLimits};
+use tokio::sync::watch;
 use switchboard_storage::{EncryptionKey, NewTenant, Store};
 
 pub use config::{Cli, Command, DbArgs, ServeArgs, TenantCommand};
@@ -98,25 +103,55 @@ pub async fn run(
         }
     }
     let seed = store.token_signing_seed().await?;
+    let serve = &settings.serve;
     let api_config = ApiConfig {
-        token_ttl_secs: settings.serve.token_ttl,
-        slack_api_url: settings.serve.slack_api_url.clone(),
-        slack_client_id: settings.serve.slack_client_id.clone(),
-        slack_client_secret: settings.serve.slack_client_secret.clone(),
+        token_ttl_secs: serve.token_ttl,
+        slack_api_url: serve.slack_api_url.clone(),
+        slack_client_id: serve.slack_client_id.clone(),
+        slack_client_secret: serve.slack_client_secret.clone(),
+        ws_ping_interval: serve.ws_ping_interval.max(MIN_INTERVAL),
     };
-    let state = AppState::new(store, seed, api_config);
-    let app =
-        switchboard_api::app(state, telemetry::metrics_renderer()).with(telemetry::RequestMetrics);
+    let live = LiveRegistry::new(QueueLimits {
+        max_frames: usize::try_from(serve.ws_queue).unwrap_or(usize::MAX),
+        max_bytes: usize::try_from(serve.ws_queue_bytes).unwrap_or(usize::MAX),
+    });
+    let bus: Arc<dyn Bus> = match &serve.redis_url {
+        Some(url) if !url.is_empty() => Arc::new(
+            RedisBus::connect(url, live.clone())
+                .await
+                .map_err(|e| Error::Config(format!("REDIS_URL: {e}")))?,
+        ),
+        _ => Arc::new(MemoryBus::new(live.clone())),
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let state = AppState::new(store, seed, api_config, live, bus, stop_rx.clone());
+    let sweeper = tokio::spawn(sweeper::run(
+        state.clone(),
+        serve.sweep_interval.max(MIN_INTERVAL),
+        stop_rx,
+    ));
+    let app = switchboard_api::app(state.clone(), telemetry::metrics_renderer())
+        .with(telemetry::RequestMetrics);
 
     let acceptor = TcpAcceptor::from_std(listener)?;
     let addr = acceptor.local_addr();
     tracing::info!(addr = ?addr.first(), "switchboard listening");
+    // On shutdown, websocket sessions are told first (they close with 1001), then the server
+    // stops accepting and drains the requests in flight.
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
     Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(app, shutdown, Some(Duration::from_secs(10)))
         .await?;
+    let _ = sweeper.await;
     tracing::info!("switchboard stopped");
     Ok(())
 }
+
+/// The shortest ping or sweep interval (a zero interval would spin).
+const MIN_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Completes on SIGTERM or Ctrl-C.
 pub async fn shutdown_signal() {

@@ -214,6 +214,16 @@ impl Store {
         })
     }
 
+    /// The integration of that id, whatever its tenant: only for a caller that proves it acts
+    /// for that integration (an integration-signed request).
+    pub async fn find_integration_by_id(&self, id: IntegrationId) -> Result<Option<Integration>> {
+        integration::Entity::find_by_id(id.as_uuid())
+            .one(&self.db)
+            .await?
+            .map(|row| self.to_integration(row))
+            .transpose()
+    }
+
     /// All integrations of the tenant's hub, of one channel when `channel` is given, oldest
     /// first. Empty when the hub is not the tenant's.
     pub async fn list_hub_integrations(

@@ -8,6 +8,7 @@
 //! ([`EncryptionKey`]). No SQL lives outside this crate; no HTTP or business rule lives in it.
 
 mod crypto;
+mod engine;
 mod entities;
 mod error;
 mod hubs;
@@ -28,6 +29,10 @@ use sea_orm::{
 use switchboard_migration::{Migrator, MigratorTrait};
 
 pub use crypto::EncryptionKey;
+pub use engine::{
+    AppendOutcome, Appended, Closed, Established, Idempotency, NewConversation, ResumeItem,
+    IDEMPOTENCY_TTL_MS,
+};
 pub use error::{Error, Result};
 pub use identity::{ClientOut, Login, NewClient, NewTenant, SecretInfo};
 
@@ -50,6 +55,9 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Store {
     db: DatabaseConnection,
     cipher: Cipher,
+    /// Serializes the engine's write transactions on SQLite, which has one writer anyway: a
+    /// transaction that waited here never meets SQLITE_BUSY from another engine write.
+    sqlite_writes: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -111,6 +119,7 @@ impl Store {
         Ok(Store {
             db,
             cipher: Cipher::new(&key),
+            sqlite_writes: std::sync::Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 

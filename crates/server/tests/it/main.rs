@@ -9,4 +9,5 @@ mod errors;
 mod hubs;
 mod identity;
 mod integrations;
+mod engine;
 mod operations;

@@ -413,3 +413,169 @@ pub fn assert_error(
         "only status and errors in {body}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The engine: conversations, activities and websockets.
+
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+impl TestServer {
+    /// Creates a Direct integration of `integration_type` (Customer, Agent, Bot) with more
+    /// configuration keys from `extra`; answers the whole body.
+    pub async fn direct(
+        &self,
+        token: &str,
+        hub: &str,
+        name: &str,
+        integration_type: &str,
+        extra: Value,
+    ) -> Value {
+        let mut configuration = serde_json::json!({ "integrationType": integration_type });
+        if let (Some(c), Some(e)) = (configuration.as_object_mut(), extra.as_object()) {
+            c.extend(e.clone());
+        }
+        self.integration(
+            token,
+            hub,
+            serde_json::json!({ "name": name, "channelId": "Direct", "configuration": configuration }),
+        )
+        .await
+    }
+
+    /// Establishes the conversation of `binding` on `integration`; panics unless 200.
+    pub async fn establish(&self, engine: &str, integration: &str, binding: &str) -> Value {
+        let (status, body) = self
+            .post(
+                "/api/v1/conversations/establish",
+                engine,
+                serde_json::json!({ "integrationId": integration, "binding": binding }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "establish: {body}");
+        body
+    }
+
+    /// Sends an activity into a conversation over HTTP.
+    pub async fn send(&self, engine: &str, conversation: &str, body: Value) -> (StatusCode, Value) {
+        self.post(
+            &format!("/inbound/customer/v1/direct/activity/{conversation}"),
+            engine,
+            body,
+        )
+        .await
+    }
+
+    /// Sends a customer text; panics unless 200; answers the `eventId`.
+    pub async fn say(&self, engine: &str, conversation: &str, text: &str) -> i64 {
+        let (status, body) = self
+            .send(
+                engine,
+                conversation,
+                serde_json::json!({ "type": "message", "message": { "type": "text", "text": text } }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "send: {body}");
+        body["eventId"].as_i64().expect("eventId")
+    }
+
+    pub fn ws_url(&self, query: &str) -> String {
+        format!(
+            "{}/engine-chat-hub?{query}",
+            self.base.replacen("http://", "ws://", 1)
+        )
+    }
+
+    /// Opens a websocket with an optional bearer token; panics unless upgraded.
+    pub async fn ws(&self, query: &str, token: Option<&str>) -> Ws {
+        match self.ws_try(query, token).await {
+            Ok(ws) => ws,
+            Err((status, body)) => panic!("websocket refused: {status} {body}"),
+        }
+    }
+
+    /// Opens a websocket, or answers the HTTP error of a refused upgrade.
+    pub async fn ws_try(&self, query: &str, token: Option<&str>) -> Result<Ws, (StatusCode, Value)> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = self.ws_url(query).into_client_request().expect("request");
+        if let Some(t) = token {
+            req.headers_mut()
+                .insert("authorization", format!("Bearer {t}").parse().expect("header"));
+        }
+        match tokio_tungstenite::connect_async(req).await {
+            Ok((ws, _)) => Ok(ws),
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+                let status = StatusCode::from_u16(resp.status().as_u16()).expect("status");
+                let body = resp
+                    .body()
+                    .as_ref()
+                    .and_then(|b| serde_json::from_slice(b).ok())
+                    .unwrap_or(Value::Null);
+                Err((status, body))
+            }
+            Err(e) => panic!("websocket connect failed: {e}"),
+        }
+    }
+}
+
+/// The next JSON text frame (pings and pongs skipped); panics after 10 s or on a close.
+pub async fn frame(ws: &mut Ws) -> Value {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let deadline = std::time::Duration::from_secs(10);
+    loop {
+        let msg = tokio::time::timeout(deadline, ws.next())
+            .await
+            .expect("a frame within 10 s")
+            .expect("the socket is open")
+            .expect("a frame");
+        match msg {
+            Message::Text(t) => return serde_json::from_str(t.as_str()).expect("JSON frame"),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+}
+
+/// Sends a JSON text frame.
+pub async fn send_frame(ws: &mut Ws, frame: Value) {
+    use futures_util::SinkExt;
+    ws.send(tokio_tungstenite::tungstenite::Message::text(frame.to_string()))
+        .await
+        .expect("send frame");
+}
+
+/// Reads until the server closes; answers the close code (text frames before it are skipped
+/// and counted in the second value).
+pub async fn close_code(ws: &mut Ws) -> (u16, usize) {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut skipped = 0;
+    loop {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(30), ws.next())
+            .await
+            .expect("a close within 30 s");
+        match msg {
+            Some(Ok(Message::Close(Some(f)))) => return (u16::from(f.code), skipped),
+            Some(Ok(Message::Close(None))) => return (1005, skipped),
+            Some(Ok(Message::Text(_))) => skipped += 1,
+            Some(Ok(_)) => {}
+            Some(Err(e)) => panic!("socket failed before a close frame: {e}"),
+            None => panic!("socket ended without a close frame"),
+        }
+    }
+}
+
+/// Asserts that no text frame comes within `ms` milliseconds.
+pub async fn quiet(ws: &mut Ws, ms: u64) {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let until = tokio::time::Instant::now() + std::time::Duration::from_millis(ms);
+    loop {
+        match tokio::time::timeout_at(until, ws.next()).await {
+            Err(_) => return,
+            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+            Ok(other) => panic!("expected nothing, got {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,417 @@
+//! `/engine-chat-hub` (SPEC 5.6): live delivery to Direct integrations over websockets.
+//!
+//! The upgrade authenticates (engine token in `Authorization` or `access_token`, or the
+//! integration-signed `ts` and `sig`) and checks the integration; errors answer in the SPEC 1
+//! format before any upgrade. A session then registers with the node's [`LiveRegistry`] (whose
+//! bounded queue cuts off a client that does not keep up with close code 4008) and loops over:
+//! live frames, the client's frames (`activity`, answered by `ack` or `error`; `resume`), a
+//! keep-alive ping, and the server's shutdown (close code 1001).
+//!
+//! [`LiveRegistry`]: switchboard_delivery::live::LiveRegistry
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
+use poem::http::StatusCode;
+use poem::web::websocket::{Message, WebSocket, WebSocketConfig, WebSocketStream};
+use poem::{handler, FromRequest, IntoResponse, Request, Response};
+use serde_json::{json, Value};
+use switchboard_delivery::live::SessionEvent;
+use switchboard_domain::activity::validate_inbound;
+use switchboard_domain::channel::Channel;
+use switchboard_domain::identity::Scope;
+use switchboard_domain::ids::{ConversationId, IntegrationId, TenantId};
+use switchboard_domain::signing;
+
+use crate::activities::signing_integration;
+use crate::auth::verify_token;
+use crate::conversations::ensure_active;
+use crate::engine::{self, AcceptOutcome};
+use crate::error::{ApiError, Code, Resource};
+use crate::state::AppState;
+
+/// The largest client frame handled; a larger one is answered with an `error` frame and the
+/// connection stays usable.
+pub const MAX_CLIENT_FRAME: usize = 256 * 1024;
+/// The largest frame read at all: past it the connection is closed (1009).
+const MAX_READ_FRAME: usize = 1024 * 1024;
+/// How long one write to the client may take before the connection is dropped.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Copies read from storage per query while replaying.
+const RESUME_BATCH: u64 = 500;
+
+type Sink = SplitSink<WebSocketStream, Message>;
+
+fn query(req: &Request) -> HashMap<String, String> {
+    url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+        .into_owned()
+        .collect()
+}
+
+fn bearer(req: &Request) -> Option<&str> {
+    let value = req.headers().get("authorization")?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Upgrades to a session of a Direct integration (SPEC 5.6).
+#[handler]
+pub async fn chat_hub(req: &Request) -> poem::Result<Response> {
+    let state = req.data::<AppState>().ok_or_else(ApiError::internal)?.clone();
+    let q = query(req);
+    let iid_raw = q.get("iId").map(String::as_str);
+
+    let tenant: TenantId = if let Some(token) = bearer(req) {
+        verify_token(&state, token, Scope::Engine).await?.tid
+    } else if let Some(token) = q.get("access_token") {
+        verify_token(&state, token, Scope::Engine).await?.tid
+    } else if let (Some(ts), Some(sig)) = (q.get("ts"), q.get("sig")) {
+        let id = iid_raw.unwrap_or_default();
+        signing_integration(&state, id, ts, &signing::socket_message(id, ts), sig)
+            .await?
+            .tenant_id
+    } else {
+        return Err(ApiError::unauthorized(
+            "Authenticate with an engine token (Authorization: Bearer, or access_token) or \
+             with the integration-signed ts and sig.",
+        )
+        .into());
+    };
+
+    let iid: IntegrationId = match iid_raw {
+        None | Some("") => {
+            return Err(
+                ApiError::new(Code::MissingParameter, "Query parameter 'iId' is required.").into(),
+            )
+        }
+        Some(s) => s.parse().map_err(|_| ApiError::invalid_uuid("iId"))?,
+    };
+    let integration = state
+        .store
+        .get_integration(tenant, iid)
+        .await
+        .map_err(ApiError::storage(Resource::Integration))?;
+    if integration.channel != Channel::Direct {
+        return Err(ApiError::out_of_range(format!(
+            "Integration '{iid}' is a {} integration: websockets serve Direct integrations.",
+            integration.channel.name()
+        ))
+        .into());
+    }
+    let hub = state
+        .store
+        .get_hub(tenant, integration.hub_id)
+        .await
+        .map_err(ApiError::storage(Resource::Integration))?;
+    ensure_active(&integration, hub.status)?;
+    let conversation = match q.get("cId").map(String::as_str) {
+        None | Some("") => None,
+        Some(s) => {
+            let id: ConversationId = s.parse().map_err(|_| ApiError::invalid_uuid("cId"))?;
+            let c = state
+                .store
+                .get_conversation(tenant, id)
+                .await
+                .map_err(ApiError::storage(Resource::Conversation))?;
+            if c.hub_id != integration.hub_id {
+                return Err(ApiError::conversation_not_found().into());
+            }
+            Some(id)
+        }
+    };
+
+    let ws = WebSocket::from_request_without_body(req).await.map_err(|_| {
+        ApiError::with_status(
+            StatusCode::BAD_REQUEST,
+            Code::InvalidFormat as u32,
+            "This route upgrades to a websocket: send a websocket handshake.",
+        )
+    })?;
+    let mut config = WebSocketConfig::default();
+    config.max_message_size = Some(MAX_READ_FRAME);
+    config.max_frame_size = Some(MAX_READ_FRAME);
+    let session = Session {
+        state,
+        tenant,
+        integration: iid,
+        conversation,
+        floor: None,
+    };
+    Ok(ws
+        .config(config)
+        .on_upgrade(move |socket| session.run(socket))
+        .into_response())
+}
+
+struct Session {
+    state: AppState,
+    tenant: TenantId,
+    integration: IntegrationId,
+    conversation: Option<ConversationId>,
+    /// After a `resume`: the newest `eventId` the client has; live frames up to it are
+    /// duplicates of what was replayed.
+    floor: Option<i64>,
+}
+
+/// Why a session ends.
+enum End {
+    /// Close with this code and reason.
+    Close(u16, String),
+    /// The client left or the connection failed: nothing more to send.
+    Gone,
+}
+
+async fn send(sink: &mut Sink, msg: Message) -> Result<(), End> {
+    match tokio::time::timeout(WRITE_TIMEOUT, sink.send(msg)).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(End::Gone),
+    }
+}
+
+fn error_frame(reference: &Value, err: &ApiError) -> Message {
+    let body = err.body("ENG");
+    Message::Text(
+        json!({
+            "type": "error",
+            "ref": reference,
+            "status": body.status,
+            "errors": body.errors.iter().map(|e| json!({"code": e.code, "description": e.description})).collect::<Vec<_>>(),
+        })
+        .to_string(),
+    )
+}
+
+impl Session {
+    async fn run(mut self, socket: WebSocketStream) {
+        let (mut sink, mut stream) = socket.split();
+        let mut sub = self.state.live.register(self.integration, self.conversation);
+        let mut shutdown = self.state.shutdown.clone();
+        let interval = self.state.config.ws_ping_interval;
+        let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        let mut last_seen = Instant::now();
+        metrics::gauge!("switchboard_ws_connections").increment(1.0);
+
+        let end = loop {
+            if *shutdown.borrow() {
+                break End::Close(1001, "server shutting down".to_owned());
+            }
+            let step = tokio::select! {
+                biased;
+                _ = shutdown.changed() => continue,
+                event = sub.next() => match event {
+                    Some(SessionEvent::Frame { event_id, frame, .. }) => {
+                        if self.floor.is_some_and(|f| event_id <= f) {
+                            continue;
+                        }
+                        send(&mut sink, Message::Text(frame.to_string())).await
+                    }
+                    Some(SessionEvent::Close { code, reason }) => Err(End::Close(code, reason)),
+                    None => Err(End::Gone),
+                },
+                incoming = stream.next() => {
+                    last_seen = Instant::now();
+                    self.incoming(incoming, &mut sink).await
+                }
+                _ = ping.tick() => {
+                    if last_seen.elapsed() > interval * 2 {
+                        Err(End::Close(1011, "no answer to keep-alive pings".to_owned()))
+                    } else {
+                        send(&mut sink, Message::Ping(Vec::new())).await
+                    }
+                }
+            };
+            if let Err(end) = step {
+                break end;
+            }
+        };
+        drop(sub);
+        if let End::Close(code, reason) = end {
+            let _ = send(&mut sink, Message::close_with(code, reason)).await;
+            // Let the client's close reply (or its EOF) arrive, so the close frame is read
+            // before the connection goes.
+            let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                while let Some(Ok(m)) = stream.next().await {
+                    if m.is_close() {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
+        metrics::gauge!("switchboard_ws_connections").decrement(1.0);
+    }
+
+    async fn incoming(
+        &mut self,
+        incoming: Option<std::io::Result<Message>>,
+        sink: &mut Sink,
+    ) -> Result<(), End> {
+        let text = match incoming {
+            Some(Ok(Message::Text(t))) => t,
+            Some(Ok(Message::Binary(b))) if std::str::from_utf8(&b).is_ok() => {
+                String::from_utf8(b).unwrap_or_default()
+            }
+            Some(Ok(Message::Binary(_))) => {
+                let err = ApiError::new(Code::InvalidBody, "Frames are JSON text.");
+                return send(sink, error_frame(&Value::Null, &err)).await;
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => return Ok(()),
+            Some(Ok(Message::Close(_))) | None => return Err(End::Gone),
+            Some(Err(e)) => {
+                let too_big = e.to_string().to_ascii_lowercase().contains("size");
+                return Err(if too_big {
+                    End::Close(1009, "frame larger than 1 MiB".to_owned())
+                } else {
+                    End::Gone
+                });
+            }
+        };
+        if text.len() > MAX_CLIENT_FRAME {
+            let err = ApiError::with_status(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Code::InvalidBody as u32,
+                "The frame is larger than 256 KiB.",
+            );
+            return send(sink, error_frame(&Value::Null, &err)).await;
+        }
+        let frame: Value = match serde_json::from_str(&text) {
+            Ok(v @ Value::Object(_)) => v,
+            Ok(_) => {
+                let err = ApiError::new(Code::InvalidBody, "A frame must be a JSON object.");
+                return send(sink, error_frame(&Value::Null, &err)).await;
+            }
+            Err(e) => {
+                let err = ApiError::new(
+                    Code::InvalidBody,
+                    format!("The frame is not valid JSON: {e}."),
+                );
+                return send(sink, error_frame(&Value::Null, &err)).await;
+            }
+        };
+        let reference = frame.get("ref").cloned().unwrap_or(Value::Null);
+        match frame.get("type").and_then(Value::as_str) {
+            Some("activity") => {
+                let answer = match self.activity(&frame).await {
+                    Ok(m) => m,
+                    Err(err) => error_frame(&reference, &err),
+                };
+                send(sink, answer).await
+            }
+            Some("resume") => match frame.get("leid") {
+                None | Some(Value::Null) => self.resume(0, sink).await,
+                Some(v) => match v.as_i64() {
+                    Some(leid) => self.resume(leid, sink).await,
+                    None => {
+                        let err = ApiError::new(
+                            Code::WrongType,
+                            "Property 'leid' must be an integer (an eventId).",
+                        );
+                        send(sink, error_frame(&reference, &err)).await
+                    }
+                },
+            },
+            Some(other) => {
+                let err = ApiError::out_of_range(format!(
+                    "Frame type '{other}' is not supported: send 'activity' or 'resume'."
+                ));
+                send(sink, error_frame(&reference, &err)).await
+            }
+            None => {
+                let err = ApiError::new(Code::Required, "Property 'type' is required.");
+                send(sink, error_frame(&reference, &err)).await
+            }
+        }
+    }
+
+    /// Sends the activity of a client frame as this integration; the `ack` or the error.
+    async fn activity(&self, frame: &Value) -> Result<Message, ApiError> {
+        let conversation: ConversationId = match frame.get("conversationId") {
+            None | Some(Value::Null) => {
+                return Err(ApiError::new(
+                    Code::Required,
+                    "Property 'conversationId' is required.",
+                ))
+            }
+            Some(Value::String(s)) => s.parse().map_err(|_| {
+                ApiError::new(
+                    Code::InvalidUuid,
+                    format!("Property 'conversationId' must be a UUID, not '{s}'."),
+                )
+            })?,
+            Some(_) => {
+                return Err(ApiError::new(
+                    Code::WrongType,
+                    "Property 'conversationId' must be a string.",
+                ))
+            }
+        };
+        let body = match frame.get("activity") {
+            None | Some(Value::Null) => {
+                return Err(ApiError::new(
+                    Code::Required,
+                    "Property 'activity' is required.",
+                ))
+            }
+            Some(b) => b,
+        };
+        let inbound = validate_inbound(body)?;
+        let accepted = match engine::accept(
+            &self.state,
+            self.tenant,
+            conversation,
+            inbound,
+            Some(self.integration),
+            None,
+        )
+        .await?
+        {
+            AcceptOutcome::Accepted(a) => a,
+            AcceptOutcome::Replayed(_) => return Err(ApiError::internal()),
+        };
+        Ok(Message::Text(
+            json!({
+                "type": "ack",
+                "ref": frame.get("ref").cloned().unwrap_or(Value::Null),
+                "eventId": accepted.event_id,
+                "interactionId": accepted.interaction_id,
+            })
+            .to_string(),
+        ))
+    }
+
+    /// Replays every copy for this integration after `leid`, oldest first; live frames up to
+    /// the last one replayed are dropped afterwards (they were in the replay).
+    async fn resume(&mut self, leid: i64, sink: &mut Sink) -> Result<(), End> {
+        let mut cursor = leid;
+        loop {
+            let batch = match self
+                .state
+                .store
+                .integration_activities(self.integration, self.conversation, cursor, RESUME_BATCH)
+                .await
+            {
+                Ok(b) => b,
+                Err(e) => {
+                    let err = ApiError::from(e);
+                    return send(sink, error_frame(&Value::Null, &err)).await;
+                }
+            };
+            let done = (batch.len() as u64) < RESUME_BATCH;
+            for item in batch {
+                cursor = cursor.max(item.event_id);
+                let frame = format!(
+                    "{{\"type\":\"activity\",\"payload\":{{\"hubId\":\"{}\",\"tenantId\":\"{}\",\"integrationId\":\"{}\",\"conversationId\":\"{}\",\"conversationProperties\":{},\"activity\":{}}}}}",
+                    item.hub_id, self.tenant, self.integration, item.conversation_id, item.properties, item.activity
+                );
+                send(sink, Message::Text(frame)).await?;
+            }
+            if done {
+                break;
+            }
+        }
+        self.floor = Some(self.floor.map_or(cursor, |f| f.max(cursor)));
+        Ok(())
+    }
+}
