@@ -377,6 +377,7 @@ mod tests {
         assert!(is_dormant(0, 2, 2 * day));
         assert_eq!(dormant_before(0, 5), None);
         assert_eq!(dormant_before(1, 3 * day), Some(2 * day));
-        assert!(!is_dormant(0, i64::from(i32::MAX), i64::MAX / 2));
+        assert!(!is_dormant(0, i64::from(i32::MAX), 100_000_000_000_000_000));
+        assert!(is_dormant(0, i64::from(i32::MAX), i64::MAX));
     }
 }
