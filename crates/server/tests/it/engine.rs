@@ -72,7 +72,9 @@ async fn establish_reuses_the_open_conversation_merges_properties_and_reopens_af
         assert_eq!(first["integrationId"], h.customer);
         assert_eq!(first["properties"]["profile"]["device"], "Direct");
         assert_eq!(first["properties"]["profile"]["email"], "a@example.com");
-        let name = first["properties"]["profile"]["full name"].as_str().unwrap();
+        let name = first["properties"]["profile"]["full name"]
+            .as_str()
+            .unwrap();
         assert_eq!(name.split(' ').count(), 2, "{name}");
         assert!(first["tokenId"].as_str().unwrap().len() >= 16);
         assert!(first["openedDateTime"].as_str().unwrap().ends_with('Z'));
@@ -238,9 +240,7 @@ async fn establish_refuses_what_it_cannot_open() {
         )
         .await;
     assert_error(st, &b, 404, "ENG", &[6500]);
-    let (st, b) = s
-        .get("/api/v1/conversations/not-a-uuid", &s.a.engine)
-        .await;
+    let (st, b) = s.get("/api/v1/conversations/not-a-uuid", &s.a.engine).await;
     assert_error(st, &b, 400, "ENG", &[203]);
     s.stop().await;
 }
@@ -289,7 +289,11 @@ async fn a_customer_message_reaches_the_agent_and_reads_back() {
         assert!(reply["eventId"].as_i64().unwrap() > first);
         // An event has no interactionId.
         let (st, seen) = s
-            .send(&s.a.engine, id, json!({ "type": "event", "event": { "type": "seen" } }))
+            .send(
+                &s.a.engine,
+                id,
+                json!({ "type": "event", "event": { "type": "seen" } }),
+            )
             .await;
         assert_eq!(st, StatusCode::OK, "{seen}");
         assert!(seen.get("interactionId").is_none(), "{seen}");
@@ -324,11 +328,19 @@ async fn a_customer_message_reaches_the_agent_and_reads_back() {
         assert_eq!(after[0]["eventTrigger"], "message:agent");
         assert_eq!(after[1]["eventTrigger"], "event:customer");
         let last = after[1]["eventId"].as_i64().unwrap();
-        assert_eq!(activities(&s, id, &format!("type=Agent&leid={last}")).await.len(), 0);
+        assert_eq!(
+            activities(&s, id, &format!("type=Agent&leid={last}"))
+                .await
+                .len(),
+            0
+        );
         assert_eq!(activities(&s, id, "type=Bot").await.len(), 0);
 
         let (st, b) = s
-            .get(&format!("/api/v1/interactions/activities/{id}"), &s.a.engine)
+            .get(
+                &format!("/api/v1/interactions/activities/{id}"),
+                &s.a.engine,
+            )
             .await;
         assert_error(st, &b, 400, "ENG", &[200]);
         let (st, b) = s
@@ -367,8 +379,16 @@ async fn bad_activities_get_their_codes_and_store_nothing() {
     let id = c["conversationId"].as_str().unwrap().to_owned();
 
     let cases: Vec<(Value, u16, Vec<u32>)> = vec![
-        (json!({ "type": "message", "message": { "type": "hologram" } }), 400, vec![206]),
-        (json!({ "type": "event", "event": { "type": "dance" } }), 400, vec![206]),
+        (
+            json!({ "type": "message", "message": { "type": "hologram" } }),
+            400,
+            vec![206],
+        ),
+        (
+            json!({ "type": "event", "event": { "type": "dance" } }),
+            400,
+            vec![206],
+        ),
         (
             json!({ "type": "message", "message": { "type": "text", "text": "a" },
                     "event": { "type": "seen" } }),
@@ -376,7 +396,11 @@ async fn bad_activities_get_their_codes_and_store_nothing() {
             vec![5003],
         ),
         (json!({ "type": "message" }), 400, vec![5003]),
-        (json!({ "message": { "type": "text", "text": "a" } }), 400, vec![301]),
+        (
+            json!({ "message": { "type": "text", "text": "a" } }),
+            400,
+            vec![301],
+        ),
         (
             json!({ "type": "message", "message": { "type": "image" } }),
             400,
@@ -517,9 +541,7 @@ async fn an_idempotency_key_answers_the_first_result_once() {
         assert_error(st, &b, 409, "ENG", &[106]);
         // Keys are per tenant.
         let hb = s.hub(&s.b.portal, "hb").await;
-        let cb = s
-            .direct(&s.b.portal, &hb, "c", "Customer", json!({}))
-            .await;
+        let cb = s.direct(&s.b.portal, &hb, "c", "Customer", json!({})).await;
         s.direct(&s.b.portal, &hb, "a", "Agent", json!({})).await;
         let conv_b = s
             .establish(&s.b.engine, cb["integrationId"].as_str().unwrap(), "x")
@@ -572,9 +594,8 @@ async fn an_integration_signs_its_own_requests() {
         let private = private.clone();
         let agent = h.agent_id();
         async move {
-            let sig = signature.unwrap_or_else(|| {
-                sign(&private, format!("{ts}.POST.{path}.{body}").as_bytes())
-            });
+            let sig = signature
+                .unwrap_or_else(|| sign(&private, format!("{ts}.POST.{path}.{body}").as_bytes()));
             let resp = s
                 .http
                 .post(s.url(&path))
@@ -640,9 +661,7 @@ async fn bot_mode_hand_off_and_echo() {
         .as_str()
         .unwrap()
         .to_owned();
-    let bot = s
-        .direct(&s.a.portal, &hub, "bot", "Bot", json!({}))
-        .await["integrationId"]
+    let bot = s.direct(&s.a.portal, &hub, "bot", "Bot", json!({})).await["integrationId"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -663,7 +682,10 @@ async fn bot_mode_hand_off_and_echo() {
 
     // Bot mode: the bot handles.
     let e1 = s.say(&s.a.engine, &id, "hi").await;
-    assert_eq!(recipients_of(&all(&s, &id).await, e1), vec![(bot.clone(), false)]);
+    assert_eq!(
+        recipients_of(&all(&s, &id).await, e1),
+        vec![(bot.clone(), false)]
+    );
     // The bot hands over.
     let (st, b) = s
         .send(
@@ -675,7 +697,10 @@ async fn bot_mode_hand_off_and_echo() {
     assert_eq!(st, StatusCode::OK, "{b}");
     let e2 = s.say(&s.a.engine, &id, "human please").await;
     let got = recipients_of(&all(&s, &id).await, e2);
-    assert!(got.contains(&(agent.clone(), false)) && !got.iter().any(|r| r.0 == bot), "{got:?}");
+    assert!(
+        got.contains(&(agent.clone(), false)) && !got.iter().any(|r| r.0 == bot),
+        "{got:?}"
+    );
     // The agent answers: the customer gets it (its echo is stored but not listed).
     let (st, b) = s
         .send(
@@ -697,7 +722,10 @@ async fn bot_mode_hand_off_and_echo() {
     )
     .await;
     let e4 = s.say(&s.a.engine, &id, "again").await;
-    assert_eq!(recipients_of(&all(&s, &id).await, e4), vec![(bot.clone(), false)]);
+    assert_eq!(
+        recipients_of(&all(&s, &id).await, e4),
+        vec![(bot.clone(), false)]
+    );
     // With the bot paused, the agents handle even in bot mode.
     s.put(
         &format!("/api/v1/integrations/{bot}"),
@@ -706,7 +734,10 @@ async fn bot_mode_hand_off_and_echo() {
     )
     .await;
     let e5 = s.say(&s.a.engine, &id, "still there?").await;
-    assert_eq!(recipients_of(&all(&s, &id).await, e5), vec![(agent.clone(), false)]);
+    assert_eq!(
+        recipients_of(&all(&s, &id).await, e5),
+        vec![(agent.clone(), false)]
+    );
     s.stop().await;
 }
 
@@ -746,7 +777,10 @@ async fn the_sweeper_closes_dormant_conversations() {
         .await
         .unwrap();
     }
-    let path = format!("/api/v1/conversations/{}", idle["conversationId"].as_str().unwrap());
+    let path = format!(
+        "/api/v1/conversations/{}",
+        idle["conversationId"].as_str().unwrap()
+    );
     let mut status = Value::Null;
     for _ in 0..100 {
         status = s.get(&path, &s.a.engine).await.1["status"].clone();
@@ -758,7 +792,10 @@ async fn the_sweeper_closes_dormant_conversations() {
     assert_eq!(status, "closed");
     let busy = s
         .get(
-            &format!("/api/v1/conversations/{}", busy["conversationId"].as_str().unwrap()),
+            &format!(
+                "/api/v1/conversations/{}",
+                busy["conversationId"].as_str().unwrap()
+            ),
             &s.a.engine,
         )
         .await

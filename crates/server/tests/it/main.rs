@@ -9,5 +9,7 @@ mod errors;
 mod hubs;
 mod identity;
 mod integrations;
+mod live;
 mod engine;
+mod multinode;
 mod operations;

@@ -495,12 +495,18 @@ impl TestServer {
     }
 
     /// Opens a websocket, or answers the HTTP error of a refused upgrade.
-    pub async fn ws_try(&self, query: &str, token: Option<&str>) -> Result<Ws, (StatusCode, Value)> {
+    pub async fn ws_try(
+        &self,
+        query: &str,
+        token: Option<&str>,
+    ) -> Result<Ws, (StatusCode, Value)> {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let mut req = self.ws_url(query).into_client_request().expect("request");
         if let Some(t) = token {
-            req.headers_mut()
-                .insert("authorization", format!("Bearer {t}").parse().expect("header"));
+            req.headers_mut().insert(
+                "authorization",
+                format!("Bearer {t}").parse().expect("header"),
+            );
         }
         match tokio_tungstenite::connect_async(req).await {
             Ok((ws, _)) => Ok(ws),
@@ -540,9 +546,11 @@ pub async fn frame(ws: &mut Ws) -> Value {
 /// Sends a JSON text frame.
 pub async fn send_frame(ws: &mut Ws, frame: Value) {
     use futures_util::SinkExt;
-    ws.send(tokio_tungstenite::tungstenite::Message::text(frame.to_string()))
-        .await
-        .expect("send frame");
+    ws.send(tokio_tungstenite::tungstenite::Message::text(
+        frame.to_string(),
+    ))
+    .await
+    .expect("send frame");
 }
 
 /// Reads until the server closes; answers the close code (text frames before it are skipped
