@@ -17,6 +17,8 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+// Parsed once at start-up: the size of the `serve` variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Start the server (the default when no command is given).
