@@ -59,7 +59,10 @@ fn bearer(req: &Request) -> Option<&str> {
 /// Upgrades to a session of a Direct integration (SPEC 5.6).
 #[handler]
 pub async fn chat_hub(req: &Request) -> poem::Result<Response> {
-    let state = req.data::<AppState>().ok_or_else(ApiError::internal)?.clone();
+    let state = req
+        .data::<AppState>()
+        .ok_or_else(ApiError::internal)?
+        .clone();
     let q = query(req);
     let iid_raw = q.get("iId").map(String::as_str);
 
@@ -122,13 +125,15 @@ pub async fn chat_hub(req: &Request) -> poem::Result<Response> {
         }
     };
 
-    let ws = WebSocket::from_request_without_body(req).await.map_err(|_| {
-        ApiError::with_status(
-            StatusCode::BAD_REQUEST,
-            Code::InvalidFormat as u32,
-            "This route upgrades to a websocket: send a websocket handshake.",
-        )
-    })?;
+    let ws = WebSocket::from_request_without_body(req)
+        .await
+        .map_err(|_| {
+            ApiError::with_status(
+                StatusCode::BAD_REQUEST,
+                Code::InvalidFormat as u32,
+                "This route upgrades to a websocket: send a websocket handshake.",
+            )
+        })?;
     let mut config = WebSocketConfig::default();
     config.max_message_size = Some(MAX_READ_FRAME);
     config.max_frame_size = Some(MAX_READ_FRAME);
@@ -186,7 +191,10 @@ fn error_frame(reference: &Value, err: &ApiError) -> Message {
 impl Session {
     async fn run(mut self, socket: WebSocketStream) {
         let (mut sink, mut stream) = socket.split();
-        let mut sub = self.state.live.register(self.integration, self.conversation);
+        let mut sub = self
+            .state
+            .live
+            .register(self.integration, self.conversation);
         let mut shutdown = self.state.shutdown.clone();
         let interval = self.state.config.ws_ping_interval;
         let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
@@ -260,7 +268,10 @@ impl Session {
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => return Ok(()),
             Some(Ok(Message::Close(_))) | None => return Err(End::Gone),
             Some(Err(e)) => {
-                let too_big = e.to_string().to_ascii_lowercase().contains("size");
+                let text = e.to_string().to_ascii_lowercase();
+                let too_big = ["capacity", "limit", "too long", "too big", "size"]
+                    .iter()
+                    .any(|w| text.contains(w));
                 return Err(if too_big {
                     End::Close(1009, "frame larger than 1 MiB".to_owned())
                 } else {

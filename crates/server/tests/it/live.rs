@@ -550,3 +550,18 @@ async fn start_messages_reach_the_customer_when_a_conversation_opens() {
     quiet(&mut client, 300).await;
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_frame_over_one_mib_closes_the_socket_with_1009() {
+    use futures_util::SinkExt;
+    let s = TestServer::start().await;
+    let x = setup(&s).await;
+    let mut ws = s.ws(&format!("iId={}", x.agent), Some(&s.a.engine)).await;
+    ws.send(tokio_tungstenite::tungstenite::Message::text(
+        "z".repeat(2 * 1024 * 1024),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(close_code(&mut ws).await.0, 1009);
+    s.stop().await;
+}
