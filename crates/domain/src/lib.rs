@@ -22,6 +22,7 @@ pub mod paging;
 pub mod routing;
 pub mod signing;
 pub mod time;
+pub mod webhook;
 pub mod token;
 
 pub use error::{Violation, ViolationKind, Violations};
