@@ -12,6 +12,7 @@ mod m20261121_000001_identity;
 mod m20261121_000002_hubs;
 mod m20261121_000003_integrations;
 mod m20261121_000004_engine;
+mod m20261121_000005_deliveries;
 
 /// All schema changes, oldest first.
 pub struct Migrator;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000002_hubs::Migration),
             Box::new(m20261121_000003_integrations::Migration),
             Box::new(m20261121_000004_engine::Migration),
+            Box::new(m20261121_000005_deliveries::Migration),
         ]
     }
 }

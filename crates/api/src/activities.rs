@@ -312,7 +312,9 @@ impl ActivitiesApi {
                 ))
             }
             Some(t) => match IntegrationType::parse(t) {
-                Some(t @ (IntegrationType::Customer | IntegrationType::Agent | IntegrationType::Bot)) => t,
+                Some(
+                    t @ (IntegrationType::Customer | IntegrationType::Agent | IntegrationType::Bot),
+                ) => t,
                 _ => {
                     return Err(ApiError::out_of_range(format!(
                         "Query parameter 'type' must be Customer, Agent or Bot, not '{t}'."

@@ -140,6 +140,13 @@ pub async fn publish(
     appended: &[Appended],
 ) {
     let mut messages = Vec::new();
+    let queued = routes
+        .iter()
+        .flat_map(|r| &r.recipients)
+        .any(|r| matches!(r.reach, routing::Reach::Webhook { .. }));
+    if queued {
+        state.deliveries_due.notify_one();
+    }
     for (route, stored) in routes.iter().zip(appended) {
         for (recipient, activity) in route.recipients.iter().zip(&stored.activities) {
             if recipient.channel != Channel::Direct {
@@ -196,13 +203,8 @@ pub async fn accept(
         .await
         .map_err(ApiError::storage(Resource::Conversation))?;
     let ctx = HubContext::load(state, tenant, conversation.hub_id).await?;
-    let route = routing::route(
-        ctx.hub.status,
-        &ctx.members,
-        &conversation.view(),
-        &inbound,
-    )
-    .map_err(route_error)?;
+    let route = routing::route(ctx.hub.status, &ctx.members, &conversation.view(), &inbound)
+        .map_err(route_error)?;
     let sender = route.activity.sender.integration_id;
     let template = Accepted {
         event_id: 0,
@@ -310,7 +312,13 @@ pub async fn close(
         .await
         .map_err(ApiError::storage(Resource::Conversation))?;
     if closed.closed_now {
-        publish(state, &closed.conversation, &closed.routes, &closed.appended).await;
+        publish(
+            state,
+            &closed.conversation,
+            &closed.routes,
+            &closed.appended,
+        )
+        .await;
     }
     Ok(closed.conversation)
 }

@@ -120,7 +120,10 @@ impl ApiError {
         Self::new(Code::IntegrationNotFound, "The integration does not exist.")
     }
     pub fn conversation_not_found() -> Self {
-        Self::new(Code::ConversationNotFound, "The conversation does not exist.")
+        Self::new(
+            Code::ConversationNotFound,
+            "The conversation does not exist.",
+        )
     }
     pub fn unauthorized(why: &str) -> Self {
         Self::new(Code::Unauthorized, why.to_owned())

@@ -10,6 +10,7 @@ pub mod body;
 pub mod chat_hub;
 pub mod clients;
 pub mod conversations;
+pub mod deliveries;
 pub mod engine;
 pub mod error;
 pub mod health;
@@ -40,6 +41,8 @@ pub enum Tags {
     Conversations,
     /// Activities: messages and events sent into conversations (engine API).
     Activities,
+    /// Webhook deliveries and notifications.
+    Deliveries,
     /// Health, readiness and metrics.
     Operations,
 }
@@ -51,6 +54,7 @@ type Apis = (
     integrations::IntegrationsApi,
     conversations::ConversationsApi,
     activities::ActivitiesApi,
+    deliveries::DeliveriesApi,
     health::HealthApi,
 );
 
@@ -64,6 +68,7 @@ pub fn openapi_service() -> OpenApiService<Apis, ()> {
             integrations::IntegrationsApi,
             conversations::ConversationsApi,
             activities::ActivitiesApi,
+            deliveries::DeliveriesApi,
             health::HealthApi,
         ),
         "Switchboard",

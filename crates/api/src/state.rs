@@ -5,10 +5,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
-use switchboard_domain::ids::SecretId;
-use switchboard_domain::time::now_millis;
 use switchboard_delivery::bus::Bus;
 use switchboard_delivery::live::LiveRegistry;
+use switchboard_domain::ids::SecretId;
+use switchboard_domain::time::now_millis;
 use switchboard_storage::Store;
 use tokio::sync::watch;
 
@@ -59,6 +59,8 @@ pub struct Inner {
     pub bus: Arc<dyn Bus>,
     /// Turns true when the server shuts down: sessions close with 1001.
     pub shutdown: watch::Receiver<bool>,
+    /// Notified after a commit that queued webhook deliveries: wakes this node's worker.
+    pub deliveries_due: Arc<tokio::sync::Notify>,
     secrets: Mutex<HashMap<SecretId, (bool, Instant)>>,
 }
 
@@ -93,6 +95,7 @@ impl AppState {
             live,
             bus,
             shutdown,
+            deliveries_due: Arc::new(tokio::sync::Notify::new()),
             secrets: Mutex::new(HashMap::new()),
         }))
     }

@@ -8,10 +8,13 @@
 //! The bus is best effort by design: a client that misses frames is closed and `resume`s from
 //! storage. Sockets, frame parsing and authentication stay in `api`.
 //!
-//! The webhook worker lands with the webhook issue (#4).
+//! The webhook path: the activity's transaction writes one outbox row per webhook recipient;
+//! the [`WebhookWorker`] claims, signs, POSTs and records them.
 
 pub mod bus;
 pub mod live;
+pub mod webhook;
 
 pub use bus::{Bus, BusError, MemoryBus, RedisBus};
 pub use live::{LiveMessage, LiveRegistry, QueueLimits, SessionEvent, Subscription};
+pub use webhook::{WebhookConfig, WebhookWorker};

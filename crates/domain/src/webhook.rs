@@ -78,6 +78,55 @@ impl Schedule {
     }
 }
 
+/// Where a delivery stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DeliveryStatus {
+    /// Not yet answered 2xx; attempted again at `nextAttemptAt`.
+    Pending,
+    /// Answered 2xx.
+    Succeeded,
+    /// Given up: the schedule was exhausted, or the receiver answered 410 Gone.
+    Failed,
+}
+
+impl DeliveryStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Pending, Self::Succeeded, Self::Failed]
+            .into_iter()
+            .find(|x| x.as_str() == s)
+    }
+}
+
+/// The body a delivery carries: one `activity` (Direct) or `activities` (System).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DeliveryKind {
+    Direct,
+    System,
+}
+
+impl DeliveryKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Direct => "direct",
+            Self::System => "system",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Direct, Self::System]
+            .into_iter()
+            .find(|x| x.as_str() == s)
+    }
+}
+
 /// What an HTTP answer means for a delivery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {

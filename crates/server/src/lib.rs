@@ -15,8 +15,10 @@ use poem::{EndpointExt, Server};
 use switchboard_api::{ApiConfig, AppState};
 use switchboard_delivery::bus::{Bus, MemoryBus, RedisBus};
 use switchboard_delivery::live::{LiveRegistry, QueueLimits};
-use tokio::sync::watch;
+use switchboard_delivery::webhook::{WebhookConfig, WebhookWorker};
+use switchboard_domain::webhook::Schedule;
 use switchboard_storage::{EncryptionKey, NewTenant, Store};
+use tokio::sync::watch;
 
 pub use config::{Cli, Command, DbArgs, ServeArgs, TenantCommand};
 
@@ -104,6 +106,14 @@ pub async fn run(
     }
     let seed = store.token_signing_seed().await?;
     let serve = &settings.serve;
+    let millis = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    let schedule =
+        Schedule::new(serve.retry_schedule.0.iter().map(|d| millis(*d))).unwrap_or_default();
+    let store = store.with_first_delivery_delay(schedule.first_delay());
+    if !store.is_postgres() {
+        // One node on SQLite: a lease left by a previous run is no one's.
+        store.release_leases().await?;
+    }
     let api_config = ApiConfig {
         token_ttl_secs: serve.token_ttl,
         slack_api_url: serve.slack_api_url.clone(),
@@ -125,6 +135,18 @@ pub async fn run(
     };
     let (stop_tx, stop_rx) = watch::channel(false);
     let state = AppState::new(store, seed, api_config, live, bus, stop_rx.clone());
+    let worker = WebhookWorker::new(
+        state.store.clone(),
+        WebhookConfig {
+            schedule,
+            timeout: serve.webhook_timeout.max(MIN_INTERVAL),
+            allow_private: serve.allow_private_webhooks,
+            public_host: serve.public_host.clone(),
+            ..WebhookConfig::default()
+        },
+        state.deliveries_due.clone(),
+    );
+    let worker = tokio::spawn(worker.run(stop_rx.clone()));
     let sweeper = tokio::spawn(sweeper::run(
         state.clone(),
         serve.sweep_interval.max(MIN_INTERVAL),
@@ -146,6 +168,8 @@ pub async fn run(
         .run_with_graceful_shutdown(app, shutdown, Some(Duration::from_secs(10)))
         .await?;
     let _ = sweeper.await;
+    // In-flight webhook attempts finish (or are left claimable); nothing unanswered is done.
+    let _ = worker.await;
     tracing::info!("switchboard stopped");
     Ok(())
 }

@@ -35,7 +35,12 @@ async fn sweep(state: &AppState) {
     match state.store.dormant_conversations(now, BATCH).await {
         Ok(list) => {
             for c in list {
-                let Some(hub) = state.store.find_hub(c.tenant_id, c.hub_id).await.ok().flatten()
+                let Some(hub) = state
+                    .store
+                    .find_hub(c.tenant_id, c.hub_id)
+                    .await
+                    .ok()
+                    .flatten()
                 else {
                     continue;
                 };

@@ -22,10 +22,12 @@ use switchboard_domain::activity::{Activity, ConversationReason};
 use switchboard_domain::channel::IntegrationType;
 use switchboard_domain::conversation::{Conversation, ConversationState};
 use switchboard_domain::ids::{ConversationId, HubId, IntegrationId, TenantId};
-use switchboard_domain::routing::{Mode, Route};
+use switchboard_domain::routing::{Mode, Reach, Route};
 use switchboard_domain::time::{now_millis, Millis};
+use switchboard_domain::webhook::DeliveryKind;
 use uuid::Uuid;
 
+use crate::deliveries::Outbox;
 use crate::entities::{activity, conversation, idempotency_key, used_signature};
 use crate::error::is_foreign_key_violation;
 use crate::{Error, Result, Store};
@@ -144,7 +146,7 @@ fn json_text(value: &impl serde::Serialize) -> Result<String> {
 impl Store {
     /// A statement written with PostgreSQL placeholders (`$1`), for either backend (SQLite
     /// reads `?1`).
-    fn statement(&self, sql: &str, values: Vec<DbValue>) -> Statement {
+    pub(crate) fn statement(&self, sql: &str, values: Vec<DbValue>) -> Statement {
         if self.is_postgres() {
             Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
         } else {
@@ -153,7 +155,7 @@ impl Store {
     }
 
     /// Begins an engine write transaction (on SQLite, after taking the engine's write turn).
-    async fn begin_write(
+    pub(crate) async fn begin_write(
         &self,
     ) -> Result<(DatabaseTransaction, Option<tokio::sync::MutexGuard<'_, ()>>)> {
         let guard = if self.is_postgres() {
@@ -210,12 +212,26 @@ impl Store {
             .await?;
         let mut appended = Vec::with_capacity(routes.len());
         let mut rows = Vec::new();
+        let mut outbox = Vec::new();
         for (i, route) in routes.iter().enumerate() {
             let event_id = first + i as i64;
             let activities = route.activities(event_id);
-            for a in &activities {
+            for (recipient, a) in route.recipients.iter().zip(&activities) {
+                let id = Uuid::now_v7();
+                if let Reach::Webhook { .. } = recipient.reach {
+                    outbox.push(Outbox {
+                        activity_id: id,
+                        event_id,
+                        integration_id: recipient.integration_id,
+                        kind: if recipient.integration_type == IntegrationType::System {
+                            DeliveryKind::System
+                        } else {
+                            DeliveryKind::Direct
+                        },
+                    });
+                }
                 rows.push(activity::ActiveModel {
-                    id: Set(Uuid::now_v7()),
+                    id: Set(id),
                     tenant_id: Set(conversation.tenant_id.as_uuid()),
                     hub_id: Set(conversation.hub_id.as_uuid()),
                     conversation_id: Set(conversation.id.as_uuid()),
@@ -242,6 +258,16 @@ impl Store {
                 .exec_without_returning(txn)
                 .await?;
         }
+        self.enqueue_in(
+            txn,
+            conversation.tenant_id,
+            conversation.hub_id,
+            conversation.id,
+            &outbox,
+            now,
+            now + self.first_delivery_delay_ms,
+        )
+        .await?;
         if let Some(mode) = routes.iter().filter_map(|r| r.new_mode).next_back() {
             conversation::Entity::update_many()
                 .col_expr(conversation::Column::Mode, Expr::value(mode.as_str()))
@@ -467,7 +493,11 @@ impl Store {
 
     /// Open conversations, of any tenant, idle for their hub's `closeDormantConversation`
     /// days at `now`, at most `limit`, longest idle first.
-    pub async fn dormant_conversations(&self, now: Millis, limit: u64) -> Result<Vec<Conversation>> {
+    pub async fn dormant_conversations(
+        &self,
+        now: Millis,
+        limit: u64,
+    ) -> Result<Vec<Conversation>> {
         let rows = conversation::Entity::find()
             .from_raw_sql(self.statement(
                 "SELECT c.* FROM conversations c JOIN hubs h ON h.id = c.hub_id \

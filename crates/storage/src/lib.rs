@@ -8,6 +8,7 @@
 //! ([`EncryptionKey`]). No SQL lives outside this crate; no HTTP or business rule lives in it.
 
 mod crypto;
+mod deliveries;
 mod engine;
 mod entities;
 mod error;
@@ -29,6 +30,7 @@ use sea_orm::{
 use switchboard_migration::{Migrator, MigratorTrait};
 
 pub use crypto::EncryptionKey;
+pub use deliveries::{Attempt, Claimed, Delivery, Notification, Settle};
 pub use engine::{
     AppendOutcome, Appended, Closed, Established, Idempotency, NewConversation, ResumeItem,
     IDEMPOTENCY_TTL_MS,
@@ -58,6 +60,8 @@ pub struct Store {
     /// Serializes the engine's write transactions on SQLite, which has one writer anyway: a
     /// transaction that waited here never meets SQLITE_BUSY from another engine write.
     sqlite_writes: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// When a new delivery is first due, after its activity: the retry schedule's first delay.
+    first_delivery_delay_ms: i64,
 }
 
 impl std::fmt::Debug for Store {
@@ -120,7 +124,15 @@ impl Store {
             db,
             cipher: Cipher::new(&key),
             sqlite_writes: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+            first_delivery_delay_ms: 0,
         })
+    }
+
+    /// This store with new deliveries first due `ms` after their activity (the first delay of
+    /// the retry schedule; 0 by default).
+    pub fn with_first_delivery_delay(mut self, ms: i64) -> Self {
+        self.first_delivery_delay_ms = ms.max(0);
+        self
     }
 
     /// Whether the database is PostgreSQL (else SQLite).

@@ -1,0 +1,369 @@
+//! The webhook worker (SPEC 5.5): claims due deliveries from the outbox, builds the Direct or
+//! System body, signs it (Standard Webhooks headers, `v1a` Ed25519), POSTs it over pooled
+//! keep-alive connections with a timeout, and records the attempt: succeeded, retried on the
+//! schedule (jitter, `Retry-After`), or failed for good (schedule exhausted, or 410 Gone, which
+//! also pauses the integration) with a notification for the tenant.
+//!
+//! Nothing is marked done that was not answered 2xx: a worker that stops (or dies) mid-attempt
+//! leaves the delivery's lease to expire, and it is claimed again (at-least-once). Addresses
+//! are checked after DNS, at connect time, against the private-address guard unless allowed.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use switchboard_domain::channel_config::{PRIVATE_SIGNING_KEY, PUBLIC_SIGNING_KEY};
+use switchboard_domain::integration::IntegrationStatus;
+use switchboard_domain::time::now_millis;
+use switchboard_domain::webhook::{self, DeliveryKind, Schedule, Verdict};
+use switchboard_storage::{Attempt, Claimed, Settle, Store};
+use tokio::sync::{watch, Notify, Semaphore};
+use tokio::task::JoinSet;
+
+/// The most of a receiver's answer read (to keep the connection); the rest is dropped.
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+/// How the worker runs.
+#[derive(Clone, Debug)]
+pub struct WebhookConfig {
+    pub schedule: Schedule,
+    /// Timeout of one attempt.
+    pub timeout: Duration,
+    /// Allow webhook URLs that resolve to private addresses.
+    pub allow_private: bool,
+    /// `x-source-system`.
+    pub public_host: String,
+    /// Attempts in flight at once, per node.
+    pub concurrency: usize,
+    /// How often the outbox is polled when nothing wakes the worker (deliveries of other
+    /// nodes, retries coming due).
+    pub poll_interval: Duration,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        Self {
+            schedule: Schedule::default(),
+            timeout: Duration::from_secs(10),
+            allow_private: false,
+            public_host: "switchboard".to_owned(),
+            concurrency: 64,
+            poll_interval: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Resolves names for the webhook client, refusing private addresses unless allowed: the
+/// check happens on the addresses actually connected to, so DNS cannot swap them afterwards.
+struct GuardedResolver {
+    allow_private: bool,
+}
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allow = self.allow_private;
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let allowed: Vec<SocketAddr> = addrs
+                .iter()
+                .copied()
+                .filter(|a| allow || !webhook::is_forbidden_address(a.ip()))
+                .collect();
+            if allowed.is_empty() {
+                let why: Box<dyn std::error::Error + Send + Sync> = if addrs.is_empty() {
+                    format!("{host} resolves to no address").into()
+                } else {
+                    format!(
+                        "{host} resolves to a private, loopback, link-local or unspecified address (set SWITCHBOARD_ALLOW_PRIVATE_WEBHOOKS=true to allow it)"
+                    )
+                    .into()
+                };
+                return Err(why);
+            }
+            let addrs: reqwest::dns::Addrs = Box::new(allowed.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+/// The webhook worker of one node.
+#[derive(Clone)]
+pub struct WebhookWorker {
+    store: Store,
+    config: Arc<WebhookConfig>,
+    client: reqwest::Client,
+    wake: Arc<Notify>,
+}
+
+impl WebhookWorker {
+    /// A worker over `store`, woken early by `wake` (notified after a commit that queued
+    /// deliveries).
+    pub fn new(store: Store, config: WebhookConfig, wake: Arc<Notify>) -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(32)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
+            .dns_resolver(Arc::new(GuardedResolver {
+                allow_private: config.allow_private,
+            }))
+            .build()
+            .unwrap_or_default();
+        Self {
+            store,
+            config: Arc::new(config),
+            client,
+            wake,
+        }
+    }
+
+    /// How long a claim lasts: one attempt's timeout and a margin to record it.
+    fn lease_ms(&self) -> i64 {
+        i64::try_from(self.config.timeout.as_millis()).unwrap_or(i64::MAX / 4) + 5_000
+    }
+
+    /// Runs until `stop` turns true, then lets the attempts in flight finish (up to one
+    /// timeout) and returns; an attempt cut short leaves its lease to expire.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let permits = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
+        let mut inflight: JoinSet<()> = JoinSet::new();
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            while inflight.try_join_next().is_some() {}
+            let free = permits.available_permits();
+            if free == 0 {
+                tokio::select! {
+                    _ = inflight.join_next() => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
+            let claimed = match self
+                .store
+                .claim_deliveries(now_millis(), self.lease_ms(), free as u64)
+                .await
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming webhook deliveries failed");
+                    Vec::new()
+                }
+            };
+            if claimed.is_empty() {
+                tokio::select! {
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(self.config.poll_interval) => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
+            for c in claimed {
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    break;
+                };
+                let worker = self.clone();
+                inflight.spawn(async move {
+                    worker.attempt(c).await;
+                    drop(permit);
+                });
+            }
+        }
+        let grace = self.config.timeout + Duration::from_secs(1);
+        let _ = tokio::time::timeout(grace, async {
+            while inflight.join_next().await.is_some() {}
+        })
+        .await;
+        inflight.abort_all();
+    }
+
+    /// One attempt of a claimed delivery, recorded.
+    async fn attempt(&self, c: Claimed) {
+        let started = Instant::now();
+        let at = now_millis();
+        let result = self.post(&c).await;
+        let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        let (status_code, error, retry_after) = match result {
+            Ok((status, retry_after)) => (Some(status), None, retry_after),
+            Err(e) => (None, Some(e), None),
+        };
+        let verdict = status_code.map(webhook::verdict).unwrap_or(Verdict::Retry);
+        let made = usize::try_from(c.delivery.round_attempts).unwrap_or(0) + 1;
+        let settle = match verdict {
+            Verdict::Delivered => Settle::Succeeded,
+            Verdict::Gone => Settle::Failed {
+                kind: "gone".to_owned(),
+                description: format!(
+                    "The webhook of integration {} answered 410 Gone to delivery {}: it is paused.",
+                    c.integration.id, c.delivery.id
+                ),
+                pause_integration: true,
+            },
+            Verdict::Retry => {
+                let jitter = rand::random::<f64>() * 2.0 - 1.0;
+                match self.config.schedule.next_delay(made, retry_after, jitter) {
+                    Some(delay) => Settle::Retry {
+                        next_at: at + duration_ms + delay,
+                    },
+                    None => Settle::Failed {
+                        kind: "exhausted".to_owned(),
+                        description: format!(
+                            "Delivery {} to integration {} failed after {} attempts: {}.",
+                            c.delivery.id,
+                            c.integration.id,
+                            c.delivery.attempt_count + 1,
+                            error.clone().unwrap_or_else(|| format!(
+                                "HTTP {}",
+                                status_code.unwrap_or_default()
+                            ))
+                        ),
+                        pause_integration: false,
+                    },
+                }
+            }
+        };
+        let outcome = match &settle {
+            Settle::Succeeded => "succeeded",
+            Settle::Retry { .. } => "retry",
+            Settle::Failed { .. } => "failed",
+        };
+        metrics::counter!("switchboard_webhook_attempts_total", "outcome" => outcome).increment(1);
+        let attempt = Attempt {
+            at,
+            status_code,
+            error,
+            duration_ms,
+        };
+        if let Err(e) = self
+            .store
+            .settle_delivery(c.delivery.id, &attempt, &settle)
+            .await
+        {
+            // The lease expires and the delivery is attempted again.
+            tracing::warn!(delivery = %c.delivery.id, error = %e, "recording a webhook attempt failed");
+        }
+    }
+
+    /// Sends the delivery; the status and `Retry-After` (ms), or why it could not be sent.
+    async fn post(&self, c: &Claimed) -> Result<(u16, Option<i64>), String> {
+        let i = &c.integration;
+        if i.status == IntegrationStatus::Paused {
+            return Err("the integration is paused".to_owned());
+        }
+        let url = i
+            .configuration
+            .get("webhookUrl")
+            .and_then(|v| v.as_str())
+            .filter(|u| !u.is_empty())
+            .ok_or("the integration has no webhookUrl")?;
+        let parsed = reqwest::Url::parse(url).map_err(|e| format!("webhookUrl: {e}"))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err("webhookUrl is not http(s)".to_owned());
+        }
+        // An IP literal is never resolved: check it here.
+        if !self.config.allow_private {
+            let literal = match parsed.host() {
+                Some(url::Host::Ipv4(v4)) => Some(IpAddr::V4(v4)),
+                Some(url::Host::Ipv6(v6)) => Some(IpAddr::V6(v6)),
+                _ => None,
+            };
+            if literal.is_some_and(webhook::is_forbidden_address) {
+                return Err("webhookUrl is a private, loopback, link-local or unspecified address (set SWITCHBOARD_ALLOW_PRIVATE_WEBHOOKS=true to allow it)".to_owned());
+            }
+        }
+        let body = body(c);
+        let ts = now_millis() / 1000;
+        let private = i
+            .configuration
+            .get(PRIVATE_SIGNING_KEY)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
+        let public = i
+            .configuration
+            .get(PUBLIC_SIGNING_KEY)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
+        let signature = webhook::signature(private, &c.delivery.webhook_id, ts, body.as_bytes())
+            .ok_or("the integration has no valid signing key")?;
+        let response = self
+            .client
+            .post(parsed)
+            .header("content-type", "application/json")
+            .header("webhook-id", &c.delivery.webhook_id)
+            .header("webhook-timestamp", ts.to_string())
+            .header("webhook-signature", signature)
+            .header("x-hub-id", c.delivery.hub_id.to_string())
+            .header("x-integration-id", i.id.to_string())
+            .header("x-conversation-id", c.delivery.conversation_id.to_string())
+            .header("x-public-key", public)
+            .header("x-source-system", &self.config.public_host)
+            .body(body)
+            .send()
+            .await
+            .map_err(describe)?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| webhook::parse_retry_after(v, now_millis()));
+        // Read a little of the answer so the connection can be reused; a huge one is cut.
+        let mut response = response;
+        let mut read = 0usize;
+        while read < MAX_ANSWER_BYTES {
+            match response.chunk().await {
+                Ok(Some(chunk)) => read += chunk.len(),
+                _ => break,
+            }
+        }
+        Ok((status, retry_after))
+    }
+}
+
+/// Why a request failed, without the URL's secrets.
+fn describe(e: reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_redirect() {
+        "redirect"
+    } else {
+        "request failed"
+    };
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(&e);
+    let mut detail = String::new();
+    while let Some(s) = source {
+        detail = s.to_string();
+        source = s.source();
+    }
+    if detail.is_empty() {
+        kind.to_owned()
+    } else {
+        format!("{kind}: {detail}")
+    }
+}
+
+/// The JSON body: `{ hubId, tenantId, integrationId, conversationId, conversationProperties,
+/// activity }` for Direct, `activities: [...]` for System. The pieces are JSON written by the
+/// engine, spliced as they are.
+pub fn body(c: &Claimed) -> String {
+    let d = &c.delivery;
+    let head = format!(
+        "{{\"hubId\":\"{}\",\"tenantId\":\"{}\",\"integrationId\":\"{}\",\"conversationId\":\"{}\",\"conversationProperties\":{}",
+        d.hub_id, d.tenant_id, d.integration_id, d.conversation_id, c.properties
+    );
+    match d.kind {
+        DeliveryKind::Direct => format!(
+            "{head},\"activity\":{}}}",
+            c.activities.first().map(String::as_str).unwrap_or("null")
+        ),
+        DeliveryKind::System => format!("{head},\"activities\":[{}]}}", c.activities.join(",")),
+    }
+}

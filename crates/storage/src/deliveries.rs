@@ -1,0 +1,520 @@
+//! The webhook outbox (SPEC 5.5): deliveries written with their activities, claimed by workers
+//! under a lease, settled after each attempt, listed and replayed by tenant admins, and the
+//! tenant's notifications.
+//!
+//! Order: a delivery is claimable only when no older pending delivery exists for the same
+//! endpoint (integration) and conversation, so one conversation's deliveries reach one endpoint
+//! one at a time, in order. On PostgreSQL the claim takes rows with `FOR UPDATE SKIP LOCKED`,
+//! so nodes share the work without sending one delivery twice; a worker that dies leaves its
+//! lease to expire, and the delivery is claimed again (at-least-once).
+
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use switchboard_domain::ids::{
+    ConversationId, DeliveryId, HubId, IntegrationId, NotificationId, TenantId,
+};
+use switchboard_domain::integration::{Integration, IntegrationStatus};
+use switchboard_domain::paging::{Page, PageRequest};
+use switchboard_domain::time::Millis;
+use switchboard_domain::webhook::{DeliveryKind, DeliveryStatus};
+use uuid::Uuid;
+
+use crate::entities::{delivery, delivery_activity, delivery_attempt, integration, notification};
+use crate::{Error, Result, Store};
+
+/// One attempt of a delivery.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attempt {
+    pub at: Millis,
+    pub status_code: Option<u16>,
+    pub error: Option<String>,
+    pub duration_ms: i64,
+}
+
+/// A delivery as tenant admins see it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Delivery {
+    pub id: DeliveryId,
+    pub tenant_id: TenantId,
+    pub hub_id: HubId,
+    pub integration_id: IntegrationId,
+    pub conversation_id: ConversationId,
+    pub webhook_id: String,
+    pub kind: DeliveryKind,
+    pub status: DeliveryStatus,
+    pub event_ids: Vec<Millis>,
+    pub attempt_count: i32,
+    /// Attempts since it was last queued (its place in the schedule).
+    pub round_attempts: i32,
+    pub next_attempt_at: Option<Millis>,
+    pub last_error: Option<String>,
+    pub attempts: Vec<Attempt>,
+    pub created: Millis,
+}
+
+/// A claimed delivery with what its POST needs.
+#[derive(Clone, Debug)]
+pub struct Claimed {
+    pub delivery: Delivery,
+    /// The endpoint's integration now (its `webhookUrl` and keys).
+    pub integration: Integration,
+    /// The conversation's properties now, as JSON.
+    pub properties: String,
+    /// The activity copies, oldest first, as JSON.
+    pub activities: Vec<String>,
+}
+
+/// How an attempt ends a delivery's turn.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Settle {
+    Succeeded,
+    /// Attempt again at this time.
+    Retry {
+        next_at: Millis,
+    },
+    /// Give up, record a notification, and pause the integration when it answered 410.
+    Failed {
+        kind: String,
+        description: String,
+        pause_integration: bool,
+    },
+}
+
+/// A notification for a tenant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notification {
+    pub id: NotificationId,
+    pub integration_id: IntegrationId,
+    pub delivery_id: Option<DeliveryId>,
+    pub kind: String,
+    pub description: String,
+    pub created: Millis,
+}
+
+/// A webhook recipient of one stored copy, for [`Store::append_activities`] and friends.
+#[derive(Clone, Debug)]
+pub(crate) struct Outbox {
+    pub activity_id: Uuid,
+    pub event_id: Millis,
+    pub integration_id: IntegrationId,
+    pub kind: DeliveryKind,
+}
+
+fn to_delivery(
+    row: delivery::Model,
+    event_ids: Vec<Millis>,
+    attempts: Vec<Attempt>,
+) -> Result<Delivery> {
+    let corrupt = |what: &str| Error::Db(format!("delivery {} has a bad {what}", row.id));
+    let status = DeliveryStatus::parse(&row.status).ok_or_else(|| corrupt("status"))?;
+    Ok(Delivery {
+        id: DeliveryId::from_uuid(row.id),
+        tenant_id: TenantId::from_uuid(row.tenant_id),
+        hub_id: HubId::from_uuid(row.hub_id),
+        integration_id: IntegrationId::from_uuid(row.integration_id),
+        conversation_id: ConversationId::from_uuid(row.conversation_id),
+        webhook_id: row.webhook_id,
+        kind: DeliveryKind::parse(&row.kind).ok_or_else(|| corrupt("kind"))?,
+        status,
+        event_ids,
+        attempt_count: row.attempt_count,
+        round_attempts: row.round_attempts,
+        next_attempt_at: (status == DeliveryStatus::Pending).then_some(row.next_attempt_at),
+        last_error: row.last_error,
+        attempts,
+        created: row.created,
+    })
+}
+
+impl Store {
+    /// Writes one delivery per outbox entry in `txn` (the activity's transaction), due at
+    /// `due`.
+    pub(crate) async fn enqueue_in(
+        &self,
+        txn: &DatabaseTransaction,
+        tenant: TenantId,
+        hub: HubId,
+        conversation: ConversationId,
+        entries: &[Outbox],
+        now: Millis,
+        due: Millis,
+    ) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut rows = Vec::with_capacity(entries.len());
+        let mut links = Vec::with_capacity(entries.len());
+        for e in entries {
+            let id = DeliveryId::new();
+            rows.push(delivery::ActiveModel {
+                id: Set(id.as_uuid()),
+                tenant_id: Set(tenant.as_uuid()),
+                hub_id: Set(hub.as_uuid()),
+                integration_id: Set(e.integration_id.as_uuid()),
+                conversation_id: Set(conversation.as_uuid()),
+                webhook_id: Set(format!("msg_{}", id.as_uuid().simple())),
+                kind: Set(e.kind.as_str().to_owned()),
+                status: Set(DeliveryStatus::Pending.as_str().to_owned()),
+                seq: Set(e.event_id),
+                attempt_count: Set(0),
+                round_attempts: Set(0),
+                next_attempt_at: Set(due),
+                lease_until: Set(None),
+                last_error: Set(None),
+                created: Set(now),
+                modified: Set(now),
+            });
+            links.push(delivery_activity::ActiveModel {
+                delivery_id: Set(id.as_uuid()),
+                activity_id: Set(e.activity_id),
+                event_id: Set(e.event_id),
+            });
+        }
+        for chunk in rows.chunks(500) {
+            delivery::Entity::insert_many(chunk.to_vec())
+                .exec_without_returning(txn)
+                .await?;
+        }
+        for chunk in links.chunks(1000) {
+            delivery_activity::Entity::insert_many(chunk.to_vec())
+                .exec_without_returning(txn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Claims up to `limit` due deliveries for `lease_ms`: each the oldest pending delivery of
+    /// its endpoint and conversation, not claimed by a live lease. Answers them with what their
+    /// POST needs; a delivery whose integration is gone is dropped.
+    pub async fn claim_deliveries(
+        &self,
+        now: Millis,
+        lease_ms: i64,
+        limit: u64,
+    ) -> Result<Vec<Claimed>> {
+        let lock = if self.is_postgres() {
+            " FOR UPDATE SKIP LOCKED"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "UPDATE deliveries SET lease_until = $1, modified = $2 WHERE id IN (\
+             SELECT d.id FROM deliveries d WHERE d.status = 'pending' AND d.next_attempt_at <= $2 \
+             AND (d.lease_until IS NULL OR d.lease_until < $2) \
+             AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.integration_id = d.integration_id \
+             AND e.conversation_id = d.conversation_id AND e.status = 'pending' AND e.seq < d.seq) \
+             ORDER BY d.next_attempt_at, d.seq LIMIT $3{lock}) RETURNING *"
+        );
+        let (txn, _turn) = self.begin_write().await?;
+        let rows = delivery::Entity::find()
+            .from_raw_sql(self.statement(
+                &sql,
+                vec![
+                    (now + lease_ms).into(),
+                    now.into(),
+                    i64::try_from(limit).unwrap_or(i64::MAX).into(),
+                ],
+            ))
+            .all(&txn)
+            .await?;
+        txn.commit().await?;
+
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in rows {
+            let Some(integration) = self
+                .find_integration_by_id(IntegrationId::from_uuid(row.integration_id))
+                .await?
+            else {
+                continue;
+            };
+            let items = self
+                .db
+                .query_all(self.statement(
+                    "SELECT a.body, a.event_id FROM delivery_activities l \
+                     JOIN activities a ON a.id = l.activity_id \
+                     WHERE l.delivery_id = $1 ORDER BY l.event_id",
+                    vec![row.id.into()],
+                ))
+                .await?;
+            let mut activities = Vec::with_capacity(items.len());
+            let mut event_ids = Vec::with_capacity(items.len());
+            for item in items {
+                activities.push(item.try_get::<String>("", "body")?);
+                event_ids.push(item.try_get::<i64>("", "event_id")?);
+            }
+            let properties = self
+                .db
+                .query_one(self.statement(
+                    "SELECT properties FROM conversations WHERE id = $1",
+                    vec![row.conversation_id.into()],
+                ))
+                .await?
+                .map(|r| r.try_get::<String>("", "properties"))
+                .transpose()?
+                .unwrap_or_else(|| "{}".to_owned());
+            claimed.push(Claimed {
+                delivery: to_delivery(row, event_ids, Vec::new())?,
+                integration,
+                properties,
+                activities,
+            });
+        }
+        Ok(claimed)
+    }
+
+    /// Records an attempt of a claimed delivery and what follows it, and releases the lease.
+    pub async fn settle_delivery(
+        &self,
+        id: DeliveryId,
+        attempt: &Attempt,
+        settle: &Settle,
+    ) -> Result<()> {
+        let (txn, _turn) = self.begin_write().await?;
+        let now = attempt.at + attempt.duration_ms;
+        let row = delivery::Entity::find_by_id(id.as_uuid())
+            .one(&txn)
+            .await?
+            .ok_or(Error::NotFound)?;
+        let last_error = attempt.error.clone().or_else(|| {
+            attempt
+                .status_code
+                .filter(|c| !(200..300).contains(c))
+                .map(|c| format!("HTTP {c}"))
+        });
+        let mut update = delivery::Entity::update_many()
+            .col_expr(
+                delivery::Column::AttemptCount,
+                Expr::col(delivery::Column::AttemptCount).add(1),
+            )
+            .col_expr(
+                delivery::Column::RoundAttempts,
+                Expr::col(delivery::Column::RoundAttempts).add(1),
+            )
+            .col_expr(
+                delivery::Column::LeaseUntil,
+                Expr::value(Option::<i64>::None),
+            )
+            .col_expr(delivery::Column::Modified, Expr::value(now))
+            .col_expr(delivery::Column::LastError, Expr::value(last_error))
+            .filter(delivery::Column::Id.eq(id.as_uuid()));
+        update = match settle {
+            Settle::Succeeded => update.col_expr(
+                delivery::Column::Status,
+                Expr::value(DeliveryStatus::Succeeded.as_str()),
+            ),
+            Settle::Retry { next_at } => {
+                update.col_expr(delivery::Column::NextAttemptAt, Expr::value(*next_at))
+            }
+            Settle::Failed { .. } => update.col_expr(
+                delivery::Column::Status,
+                Expr::value(DeliveryStatus::Failed.as_str()),
+            ),
+        };
+        update.exec(&txn).await?;
+        delivery_attempt::Entity::insert(delivery_attempt::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            delivery_id: Set(id.as_uuid()),
+            at: Set(attempt.at),
+            status_code: Set(attempt.status_code.map(i32::from)),
+            error: Set(attempt.error.clone()),
+            duration_ms: Set(attempt.duration_ms),
+        })
+        .exec_without_returning(&txn)
+        .await?;
+        if let Settle::Failed {
+            kind,
+            description,
+            pause_integration,
+        } = settle
+        {
+            notification::Entity::insert(notification::ActiveModel {
+                id: Set(NotificationId::new().as_uuid()),
+                tenant_id: Set(row.tenant_id),
+                integration_id: Set(row.integration_id),
+                delivery_id: Set(Some(row.id)),
+                kind: Set(kind.clone()),
+                description: Set(description.clone()),
+                created: Set(now),
+            })
+            .exec_without_returning(&txn)
+            .await?;
+            if *pause_integration {
+                integration::Entity::update_many()
+                    .col_expr(
+                        integration::Column::StatusId,
+                        Expr::value(IntegrationStatus::Paused.id()),
+                    )
+                    .col_expr(integration::Column::Modified, Expr::value(now))
+                    .filter(integration::Column::Id.eq(row.integration_id))
+                    .exec(&txn)
+                    .await?;
+            }
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Releases every lease (a single node starting again: nothing of its own is in flight).
+    pub async fn release_leases(&self) -> Result<u64> {
+        let done = delivery::Entity::update_many()
+            .col_expr(
+                delivery::Column::LeaseUntil,
+                Expr::value(Option::<i64>::None),
+            )
+            .filter(delivery::Column::LeaseUntil.is_not_null())
+            .exec(&self.db)
+            .await?;
+        Ok(done.rows_affected)
+    }
+
+    async fn delivery_details(&self, rows: Vec<delivery::Model>) -> Result<Vec<Delivery>> {
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+        let links = delivery_activity::Entity::find()
+            .filter(delivery_activity::Column::DeliveryId.is_in(ids.clone()))
+            .order_by_asc(delivery_activity::Column::EventId)
+            .all(&self.db)
+            .await?;
+        let attempts = delivery_attempt::Entity::find()
+            .filter(delivery_attempt::Column::DeliveryId.is_in(ids))
+            .order_by_asc(delivery_attempt::Column::At)
+            .order_by_asc(delivery_attempt::Column::Id)
+            .all(&self.db)
+            .await?;
+        rows.into_iter()
+            .map(|row| {
+                let events = links
+                    .iter()
+                    .filter(|l| l.delivery_id == row.id)
+                    .map(|l| l.event_id)
+                    .collect();
+                let tries = attempts
+                    .iter()
+                    .filter(|a| a.delivery_id == row.id)
+                    .map(|a| Attempt {
+                        at: a.at,
+                        status_code: a.status_code.and_then(|c| u16::try_from(c).ok()),
+                        error: a.error.clone(),
+                        duration_ms: a.duration_ms,
+                    })
+                    .collect();
+                to_delivery(row, events, tries)
+            })
+            .collect()
+    }
+
+    /// The tenant's deliveries, of one integration and one status when given, oldest first.
+    pub async fn list_deliveries(
+        &self,
+        tenant: TenantId,
+        integration: Option<IntegrationId>,
+        status: Option<DeliveryStatus>,
+        page: PageRequest,
+    ) -> Result<Page<Delivery>> {
+        let mut query =
+            delivery::Entity::find().filter(delivery::Column::TenantId.eq(tenant.as_uuid()));
+        if let Some(i) = integration {
+            query = query.filter(delivery::Column::IntegrationId.eq(i.as_uuid()));
+        }
+        if let Some(s) = status {
+            query = query.filter(delivery::Column::Status.eq(s.as_str()));
+        }
+        let total = query.clone().count(&self.db).await?;
+        let rows = query
+            .order_by_asc(delivery::Column::Created)
+            .order_by_asc(delivery::Column::Id)
+            .offset(page.offset())
+            .limit(page.size)
+            .all(&self.db)
+            .await?;
+        Ok(Page {
+            number: page.number,
+            size: page.size,
+            total,
+            results: self.delivery_details(rows).await?,
+        })
+    }
+
+    /// The tenant's delivery, or `NotFound`.
+    pub async fn get_delivery(&self, tenant: TenantId, id: DeliveryId) -> Result<Delivery> {
+        let row = delivery::Entity::find_by_id(id.as_uuid())
+            .filter(delivery::Column::TenantId.eq(tenant.as_uuid()))
+            .one(&self.db)
+            .await?
+            .ok_or(Error::NotFound)?;
+        self.delivery_details(vec![row])
+            .await?
+            .pop()
+            .ok_or(Error::NotFound)
+    }
+
+    /// Queues the tenant's finished (failed or succeeded) delivery again, due now, with the
+    /// same `webhook-id` and a fresh schedule. `Conflict` while it is pending.
+    pub async fn requeue_delivery(
+        &self,
+        tenant: TenantId,
+        id: DeliveryId,
+        now: Millis,
+    ) -> Result<Delivery> {
+        let current = self.get_delivery(tenant, id).await?;
+        if current.status == DeliveryStatus::Pending {
+            return Err(Error::Conflict);
+        }
+        let (txn, _turn) = self.begin_write().await?;
+        delivery::Entity::update_many()
+            .col_expr(
+                delivery::Column::Status,
+                Expr::value(DeliveryStatus::Pending.as_str()),
+            )
+            .col_expr(delivery::Column::RoundAttempts, Expr::value(0))
+            .col_expr(delivery::Column::NextAttemptAt, Expr::value(now))
+            .col_expr(
+                delivery::Column::LeaseUntil,
+                Expr::value(Option::<i64>::None),
+            )
+            .col_expr(delivery::Column::Modified, Expr::value(now))
+            .filter(delivery::Column::Id.eq(id.as_uuid()))
+            .filter(delivery::Column::TenantId.eq(tenant.as_uuid()))
+            .filter(delivery::Column::Status.ne(DeliveryStatus::Pending.as_str()))
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        self.get_delivery(tenant, id).await
+    }
+
+    /// The tenant's notifications, oldest first.
+    pub async fn list_notifications(
+        &self,
+        tenant: TenantId,
+        page: PageRequest,
+    ) -> Result<Page<Notification>> {
+        let query = notification::Entity::find()
+            .filter(notification::Column::TenantId.eq(tenant.as_uuid()));
+        let total = query.clone().count(&self.db).await?;
+        let rows = query
+            .order_by_asc(notification::Column::Created)
+            .order_by_asc(notification::Column::Id)
+            .offset(page.offset())
+            .limit(page.size)
+            .all(&self.db)
+            .await?;
+        Ok(Page {
+            number: page.number,
+            size: page.size,
+            total,
+            results: rows
+                .into_iter()
+                .map(|n| Notification {
+                    id: NotificationId::from_uuid(n.id),
+                    integration_id: IntegrationId::from_uuid(n.integration_id),
+                    delivery_id: n.delivery_id.map(DeliveryId::from_uuid),
+                    kind: n.kind,
+                    description: n.description,
+                    created: n.created,
+                })
+                .collect(),
+        })
+    }
+}
