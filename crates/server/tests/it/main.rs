@@ -5,11 +5,11 @@
 
 mod support;
 
+mod engine;
 mod errors;
 mod hubs;
 mod identity;
 mod integrations;
 mod live;
-mod engine;
 mod multinode;
 mod operations;
