@@ -182,7 +182,10 @@ impl MigrationTrait for Migration {
             .await?;
         for (name, first) in [
             ("ix_activities_conversation", Activities::ConversationId),
-            ("ix_activities_recipient", Activities::RecipientIntegrationId),
+            (
+                "ix_activities_recipient",
+                Activities::RecipientIntegrationId,
+            ),
         ] {
             manager
                 .create_index(

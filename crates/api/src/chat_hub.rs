@@ -137,7 +137,11 @@ pub async fn chat_hub(req: &Request) -> poem::Result<Response> {
     let mut config = WebSocketConfig::default();
     config.max_message_size = Some(MAX_READ_FRAME);
     config.max_frame_size = Some(MAX_READ_FRAME);
+    // Registered before the upgrade answer goes out: an activity accepted as soon as the
+    // client sees the upgrade is queued for it, not missed.
+    let subscription = state.live.register(iid, conversation);
     let session = Session {
+        subscription: Some(subscription),
         state,
         tenant,
         integration: iid,
@@ -151,6 +155,7 @@ pub async fn chat_hub(req: &Request) -> poem::Result<Response> {
 }
 
 struct Session {
+    subscription: Option<switchboard_delivery::live::Subscription>,
     state: AppState,
     tenant: TenantId,
     integration: IntegrationId,
@@ -191,10 +196,13 @@ fn error_frame(reference: &Value, err: &ApiError) -> Message {
 impl Session {
     async fn run(mut self, socket: WebSocketStream) {
         let (mut sink, mut stream) = socket.split();
-        let mut sub = self
-            .state
-            .live
-            .register(self.integration, self.conversation);
+        let mut sub = match self.subscription.take() {
+            Some(sub) => sub,
+            None => self
+                .state
+                .live
+                .register(self.integration, self.conversation),
+        };
         let mut shutdown = self.state.shutdown.clone();
         let interval = self.state.config.ws_ping_interval;
         let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);

@@ -22,7 +22,7 @@ pub mod paging;
 pub mod routing;
 pub mod signing;
 pub mod time;
-pub mod webhook;
 pub mod token;
+pub mod webhook;
 
 pub use error::{Violation, ViolationKind, Violations};

@@ -13,3 +13,4 @@ mod integrations;
 mod live;
 mod multinode;
 mod operations;
+mod webhooks;

@@ -1,0 +1,613 @@
+//! Webhook delivery (SPEC 5.5) to a real HTTP receiver on an ephemeral port: headers and the
+//! `v1a` signature, key rotation, retries with the same `webhook-id`, 410 Gone, exhaustion and
+//! notifications, replay, System bodies and filters, order, the private-address guard, and the
+//! deliveries and notifications routes.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+/// One request the receiver got.
+#[derive(Clone, Debug)]
+struct Received {
+    path: String,
+    headers: std::collections::HashMap<String, String>,
+    body: Vec<u8>,
+}
+
+impl Received {
+    fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map(String::as_str).unwrap_or("")
+    }
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+}
+
+/// How the receiver answers the next request (then 200 once the script is empty).
+#[derive(Clone, Debug)]
+enum Reply {
+    Status(u16),
+    RetryAfter(u16, &'static str),
+    Slow(Duration),
+}
+
+#[derive(Clone, Default)]
+struct Log {
+    seen: Arc<Mutex<Vec<Received>>>,
+    script: Arc<Mutex<VecDeque<Reply>>>,
+    /// Requests being answered now, and the most at once.
+    inflight: Arc<Mutex<(usize, usize)>>,
+}
+
+struct Receiver {
+    base: String,
+    log: Log,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Receiver {
+    async fn start() -> Receiver {
+        use poem::{handler, web::Data, EndpointExt, Request, Response, Route};
+
+        #[handler]
+        async fn hook(req: &Request, body: Vec<u8>, log: Data<&Log>) -> Response {
+            {
+                let mut f = log.inflight.lock().unwrap();
+                f.0 += 1;
+                f.1 = f.1.max(f.0);
+            }
+            let headers = req
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+                .collect();
+            log.seen.lock().unwrap().push(Received {
+                path: req.uri().path().to_owned(),
+                headers,
+                body,
+            });
+            let reply = log.script.lock().unwrap().pop_front();
+            let resp = match reply {
+                None => Response::builder()
+                    .status(poem::http::StatusCode::OK)
+                    .finish(),
+                Some(Reply::Status(s)) => Response::builder()
+                    .status(poem::http::StatusCode::from_u16(s).unwrap())
+                    .finish(),
+                Some(Reply::RetryAfter(s, after)) => Response::builder()
+                    .status(poem::http::StatusCode::from_u16(s).unwrap())
+                    .header("retry-after", after)
+                    .finish(),
+                Some(Reply::Slow(d)) => {
+                    tokio::time::sleep(d).await;
+                    Response::builder()
+                        .status(poem::http::StatusCode::OK)
+                        .finish()
+                }
+            };
+            log.inflight.lock().unwrap().0 -= 1;
+            resp
+        }
+
+        let log = Log::default();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let acceptor = poem::listener::TcpAcceptor::from_std(listener).unwrap();
+        let app = Route::new()
+            .at("/*path", poem::post(hook))
+            .data(log.clone());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = poem::Server::new_with_acceptor(acceptor)
+                .run_with_graceful_shutdown(
+                    app,
+                    async {
+                        let _ = rx.await;
+                    },
+                    Some(Duration::from_secs(1)),
+                )
+                .await;
+        });
+        Receiver {
+            base,
+            log,
+            stop: Some(tx),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn script(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.log.script.lock().unwrap().extend(replies);
+    }
+
+    fn seen(&self) -> Vec<Received> {
+        self.log.seen.lock().unwrap().clone()
+    }
+
+    /// Waits until `n` requests arrived (10 s at most).
+    async fn wait_for(&self, n: usize) -> Vec<Received> {
+        for _ in 0..400 {
+            let seen = self.seen();
+            if seen.len() >= n {
+                return seen;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("expected {n} requests, got {:?}", self.seen().len());
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A server that may post to 127.0.0.1, with a short schedule.
+async fn server(schedule: &str) -> TestServer {
+    let schedule = switchboard::config::parse_schedule(schedule).unwrap();
+    TestServer::start_with(Backend::Sqlite, move |args| {
+        args.allow_private_webhooks = true;
+        args.retry_schedule = schedule;
+        args.webhook_timeout = Duration::from_secs(2);
+        args.public_host = "sb-test".to_owned();
+    })
+    .await
+}
+
+struct Setup {
+    hub: String,
+    customer: String,
+    agent: Value,
+}
+
+impl Setup {
+    fn agent_id(&self) -> String {
+        self.agent["integrationId"].as_str().unwrap().to_owned()
+    }
+}
+
+async fn setup(s: &TestServer, hook: &str) -> Setup {
+    let hub = s.hub(&s.a.portal, "h").await;
+    let customer = s
+        .direct(&s.a.portal, &hub, "customers", "Customer", json!({}))
+        .await["integrationId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let agent = s
+        .direct(
+            &s.a.portal,
+            &hub,
+            "agents",
+            "Agent",
+            json!({ "webhookUrl": hook }),
+        )
+        .await;
+    Setup {
+        hub,
+        customer,
+        agent,
+    }
+}
+
+async fn deliveries(s: &TestServer, query: &str) -> Value {
+    let (st, b) = s
+        .get(&format!("/api/v1/deliveries?{query}"), &s.a.portal)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    b
+}
+
+/// Polls the deliveries list until `check` holds (10 s at most).
+async fn until(s: &TestServer, query: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..400 {
+        last = deliveries(s, query).await;
+        if check(&last) {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("deliveries never matched: {last}");
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn verifies(public_hex: &str, r: &Received) -> bool {
+    use base64::Engine;
+    use ed25519_dalek::Verifier;
+    let mut key = [0u8; 32];
+    for (i, b) in key.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&public_hex[2 * i..2 * i + 2], 16).unwrap();
+    }
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&key).unwrap();
+    let mut content = format!(
+        "{}.{}.",
+        r.header("webhook-id"),
+        r.header("webhook-timestamp")
+    )
+    .into_bytes();
+    content.extend_from_slice(&r.body);
+    r.header("webhook-signature")
+        .split(' ')
+        .filter_map(|s| s.strip_prefix("v1a,"))
+        .any(|sig| {
+            let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(sig) else {
+                return false;
+            };
+            let Ok(sig) = ed25519_dalek::Signature::from_slice(&bytes) else {
+                return false;
+            };
+            key.verify(&content, &sig).is_ok()
+        })
+}
+
+#[tokio::test]
+async fn a_delivery_is_signed_as_spec_5_5_says_and_key_rotation_takes_effect() {
+    let r = Receiver::start().await;
+    let s = server("0s").await;
+    let x = setup(&s, &r.url("/agent")).await;
+    let c = s.establish(&s.a.engine, &x.customer, "cust").await;
+    let conversation = c["conversationId"].as_str().unwrap().to_owned();
+    let event = s.say(&s.a.engine, &conversation, "hello").await;
+
+    let got = r.wait_for(1).await;
+    let d = &got[0];
+    assert_eq!(d.path, "/agent");
+    assert_eq!(d.header("content-type"), "application/json");
+    assert!(d.header("webhook-id").starts_with("msg_"), "{d:?}");
+    let ts: i64 = d.header("webhook-timestamp").parse().unwrap();
+    assert!((unix_now() - ts).abs() <= 5, "timestamp {ts}");
+    let public = x.agent["configuration"]["publicSigningKey"]
+        .as_str()
+        .unwrap();
+    assert!(
+        verifies(public, d),
+        "the signature verifies with the public key"
+    );
+    assert!(d.header("webhook-signature").starts_with("v1a,"));
+    assert_eq!(d.header("x-hub-id"), x.hub);
+    assert_eq!(d.header("x-integration-id"), x.agent_id());
+    assert_eq!(d.header("x-conversation-id"), conversation);
+    assert_eq!(d.header("x-public-key"), public);
+    assert_eq!(d.header("x-source-system"), "sb-test");
+    let body = d.json();
+    assert_eq!(
+        body.as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>(),
+        vec![
+            "activity",
+            "conversationId",
+            "conversationProperties",
+            "hubId",
+            "integrationId",
+            "tenantId"
+        ]
+    );
+    assert_eq!(body["hubId"], x.hub);
+    assert_eq!(body["tenantId"], s.a.id());
+    assert_eq!(body["integrationId"], x.agent_id());
+    assert_eq!(body["conversationId"], conversation);
+    assert_eq!(
+        body["conversationProperties"]["profile"]["device"],
+        "Direct"
+    );
+    assert_eq!(body["activity"]["eventId"], event);
+    assert_eq!(body["activity"]["recipient"]["integrationId"], x.agent_id());
+    assert_eq!(body["activity"]["message"]["text"], "hello");
+    // A tampered body does not verify.
+    let mut tampered = d.clone();
+    tampered.body.push(b' ');
+    assert!(!verifies(public, &tampered));
+
+    // After regenerateKeys, the next delivery verifies only with the new key.
+    let (st, renewed) = s
+        .put(
+            &format!("/api/v1/integrations/{}", x.agent_id()),
+            &s.a.portal,
+            json!({ "configuration": { "integrationType": "Agent", "webhookUrl": r.url("/agent"),
+                                       "regenerateKeys": true } }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{renewed}");
+    let new_public = renewed["configuration"]["publicSigningKey"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(new_public, public);
+    s.say(&s.a.engine, &conversation, "after rotation").await;
+    let got = r.wait_for(2).await;
+    assert!(verifies(&new_public, &got[1]));
+    assert!(!verifies(public, &got[1]));
+    assert_eq!(got[1].header("x-public-key"), new_public);
+    assert_ne!(got[1].header("webhook-id"), got[0].header("webhook-id"));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_failure_is_retried_with_the_same_webhook_id_and_a_fresh_signature() {
+    let r = Receiver::start().await;
+    r.script([Reply::Status(503)]);
+    let s = server("0s,1100ms").await;
+    let x = setup(&s, &r.url("/agent")).await;
+    let c = s.establish(&s.a.engine, &x.customer, "cust").await;
+    s.say(
+        &s.a.engine,
+        c["conversationId"].as_str().unwrap(),
+        "retry me",
+    )
+    .await;
+    let got = r.wait_for(2).await;
+    assert_eq!(got[0].header("webhook-id"), got[1].header("webhook-id"));
+    assert_ne!(
+        got[0].header("webhook-timestamp"),
+        got[1].header("webhook-timestamp")
+    );
+    assert_ne!(
+        got[0].header("webhook-signature"),
+        got[1].header("webhook-signature")
+    );
+    assert_eq!(got[0].body, got[1].body);
+    let public = x.agent["configuration"]["publicSigningKey"]
+        .as_str()
+        .unwrap();
+    assert!(verifies(public, &got[0]) && verifies(public, &got[1]));
+    let list = until(&s, "status=succeeded", |b| b["total"] == 1).await;
+    let d = &list["results"][0];
+    assert_eq!(d["attemptCount"], 2);
+    assert_eq!(d["webhookId"], got[0].header("webhook-id"));
+    assert_eq!(d["attempts"][0]["statusCode"], 503);
+    assert_eq!(d["attempts"][1]["statusCode"], 200);
+    assert_eq!(d["nextAttemptAt"], Value::Null);
+    assert_eq!(d["integrationId"], x.agent_id());
+    assert_eq!(d["eventIds"].as_array().unwrap().len(), 1);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn retry_after_delays_the_next_attempt() {
+    let r = Receiver::start().await;
+    r.script([Reply::RetryAfter(429, "2")]);
+    let s = server("0s,100ms").await;
+    let x = setup(&s, &r.url("/agent")).await;
+    let c = s.establish(&s.a.engine, &x.customer, "cust").await;
+    s.say(&s.a.engine, c["conversationId"].as_str().unwrap(), "later")
+        .await;
+    r.wait_for(1).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(r.seen().len(), 1, "not before Retry-After");
+    let got = r.wait_for(2).await;
+    let gap: i64 = got[1].header("webhook-timestamp").parse::<i64>().unwrap()
+        - got[0].header("webhook-timestamp").parse::<i64>().unwrap();
+    assert!(gap >= 1, "{gap}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn gone_pauses_exhaustion_notifies_and_a_replay_keeps_the_webhook_id() {
+    let r = Receiver::start().await;
+    r.script([Reply::Status(500), Reply::Status(500), Reply::Status(410)]);
+    let s = server("0s,100ms").await;
+    let x = setup(&s, &r.url("/agent")).await;
+    let c = s.establish(&s.a.engine, &x.customer, "cust").await;
+    let conversation = c["conversationId"].as_str().unwrap().to_owned();
+    s.say(&s.a.engine, &conversation, "one").await;
+    // Two attempts, both 500: exhausted.
+    let failed = until(&s, "status=failed", |b| b["total"] == 1).await;
+    let d = failed["results"][0].clone();
+    assert_eq!(d["attemptCount"], 2);
+    assert_eq!(d["lastError"], "HTTP 500");
+    let (_, notes) = s.get("/api/v1/notifications", &s.a.portal).await;
+    assert_eq!(notes["total"], 1, "{notes}");
+    assert_eq!(notes["results"][0]["kind"], "exhausted");
+    assert_eq!(notes["results"][0]["deliveryId"], d["deliveryId"]);
+    assert_eq!(notes["results"][0]["integrationId"], x.agent_id());
+    let (_, theirs) = s.get("/api/v1/notifications", &s.b.portal).await;
+    assert_eq!(theirs["total"], 0);
+
+    // Replay: the receiver now answers 410 Gone: failed again, and the integration paused.
+    let id = d["deliveryId"].as_str().unwrap();
+    let (st, replayed) = s
+        .post(
+            &format!("/api/v1/deliveries/{id}/retry"),
+            &s.a.portal,
+            json!({}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{replayed}");
+    assert_eq!(replayed["webhookId"], d["webhookId"]);
+    let got = r.wait_for(3).await;
+    assert_eq!(
+        got[2].header("webhook-id"),
+        d["webhookId"].as_str().unwrap()
+    );
+    until(&s, "status=failed", |b| {
+        b["results"][0]["attemptCount"] == 3
+    })
+    .await;
+    let (_, integration) = s
+        .get(
+            &format!("/api/v1/integrations/{}", x.agent_id()),
+            &s.a.portal,
+        )
+        .await;
+    assert_eq!(integration["statusId"], 3002);
+    let (_, notes) = s.get("/api/v1/notifications", &s.a.portal).await;
+    assert_eq!(notes["results"][1]["kind"], "gone");
+
+    // The routes' errors.
+    let (st, b) = s
+        .post(
+            &format!("/api/v1/deliveries/{id}/retry"),
+            &s.b.portal,
+            json!({}),
+        )
+        .await;
+    assert_error(st, &b, 404, "PRT", &[105]);
+    let (st, b) = s
+        .post(
+            &format!("/api/v1/deliveries/{id}/retry"),
+            &s.a.engine,
+            json!({}),
+        )
+        .await;
+    assert_error(st, &b, 403, "PRT", &[101]);
+    let (st, b) = s.get("/api/v1/deliveries?status=lost", &s.a.portal).await;
+    assert_error(st, &b, 400, "PRT", &[206]);
+    let (st, b) = s
+        .get("/api/v1/deliveries?integrationId=nope", &s.a.portal)
+        .await;
+    assert_error(st, &b, 400, "PRT", &[203]);
+    let (st, b) = s.get("/api/v1/deliveries?pageSize=0", &s.a.portal).await;
+    assert_error(st, &b, 400, "PRT", &[206]);
+    assert_eq!(
+        deliveries(&s, &format!("integrationId={}", x.agent_id())).await["total"],
+        1
+    );
+    assert_eq!(
+        deliveries(&s, &format!("integrationId={}", uuid::Uuid::now_v7())).await["total"],
+        0
+    );
+    let (_, theirs) = s.get("/api/v1/deliveries", &s.b.portal).await;
+    assert_eq!(theirs["total"], 0);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_system_integration_gets_each_matching_activity_once() {
+    let r = Receiver::start().await;
+    let s = server("0s").await;
+    let x = setup(&s, &r.url("/agent")).await;
+    let system = s
+        .integration(
+            &s.a.portal,
+            &x.hub,
+            json!({ "name": "crm", "channelId": "System",
+                    "configuration": { "webhookUrl": r.url("/crm"),
+                                       "events": ["message", "message:customer", "conversation:opened"] } }),
+        )
+        .await;
+    let c = s.establish(&s.a.engine, &x.customer, "cust").await;
+    let conversation = c["conversationId"].as_str().unwrap().to_owned();
+    let event = s.say(&s.a.engine, &conversation, "to the crm").await;
+    // typing_on matches no filter of the System integration.
+    s.send(
+        &s.a.engine,
+        &conversation,
+        json!({ "type": "event", "event": { "type": "typing_on" } }),
+    )
+    .await;
+    // conversation:opened, the message: two to /crm; the message and the event to /agent.
+    let got = r.wait_for(4).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let crm: Vec<Received> = r.seen().into_iter().filter(|x| x.path == "/crm").collect();
+    assert_eq!(crm.len(), 2, "{got:?}");
+    let opened = crm[0].json();
+    assert_eq!(
+        opened["activities"][0]["eventTrigger"],
+        "conversation:opened"
+    );
+    assert_eq!(opened["activities"][0]["event"]["reason"], "establish");
+    let message = crm[1].json();
+    assert!(message.get("activity").is_none());
+    assert_eq!(message["integrationId"], system["integrationId"]);
+    assert_eq!(message["activities"].as_array().unwrap().len(), 1);
+    assert_eq!(message["activities"][0]["eventId"], event);
+    assert_eq!(
+        message["activities"][0]["recipient"]["integrationType"],
+        "System"
+    );
+    let public = system["configuration"]["publicSigningKey"]
+        .as_str()
+        .unwrap();
+    assert!(verifies(public, &crm[1]));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn one_conversation_arrives_in_order_one_at_a_time() {
+    let r = Receiver::start().await;
+    r.script((0..10).map(|_| Reply::Slow(Duration::from_millis(40))));
+    let s = server("0s").await;
+    let x = setup(&s, &r.url("/agent")).await;
+    let c = s.establish(&s.a.engine, &x.customer, "cust").await;
+    let conversation = c["conversationId"].as_str().unwrap().to_owned();
+    let mut sent = Vec::new();
+    for i in 0..10 {
+        sent.push(s.say(&s.a.engine, &conversation, &format!("m{i}")).await);
+    }
+    let got = r.wait_for(10).await;
+    let order: Vec<i64> = got
+        .iter()
+        .map(|d| d.json()["activity"]["eventId"].as_i64().unwrap())
+        .collect();
+    assert_eq!(order, sent);
+    assert_eq!(r.log.inflight.lock().unwrap().1, 1, "one at a time");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn private_addresses_are_refused_unless_allowed() {
+    let r = Receiver::start().await;
+    let schedule = switchboard::config::parse_schedule("0s,24h").unwrap();
+    let s = TestServer::start_with(Backend::Sqlite, move |args| {
+        args.retry_schedule = schedule;
+        args.allow_private_webhooks = false;
+    })
+    .await;
+    // Accepted at creation; refused at delivery time, after DNS ("localhost").
+    let x = setup(&s, &r.url("/agent").replace("127.0.0.1", "localhost")).await;
+    let c = s.establish(&s.a.engine, &x.customer, "cust").await;
+    s.say(&s.a.engine, c["conversationId"].as_str().unwrap(), "no")
+        .await;
+    let list = until(&s, "", |b| {
+        b["results"][0]["attemptCount"].as_i64().unwrap_or(0) >= 1
+    })
+    .await;
+    let d = &list["results"][0];
+    assert_eq!(d["status"], "pending", "retried like any failure");
+    assert!(d["nextAttemptAt"].as_str().is_some());
+    let error = d["attempts"][0]["error"].as_str().unwrap();
+    assert!(error.contains("private"), "{error}");
+    assert_eq!(d["attempts"][0]["statusCode"], Value::Null);
+    // An IP literal too.
+    s.put(
+        &format!("/api/v1/integrations/{}", x.agent_id()),
+        &s.a.portal,
+        json!({ "configuration": { "integrationType": "Agent", "webhookUrl": r.url("/agent") } }),
+    )
+    .await;
+    let c2 = s.establish(&s.a.engine, &x.customer, "cust-2").await;
+    s.say(&s.a.engine, c2["conversationId"].as_str().unwrap(), "no")
+        .await;
+    until(&s, "", |b| {
+        b["results"][1]["attemptCount"].as_i64().unwrap_or(0) >= 1
+    })
+    .await;
+    let list = deliveries(&s, "").await;
+    let error = list["results"][1]["attempts"][0]["error"].as_str().unwrap();
+    assert!(error.contains("private"), "{error}");
+    assert!(r.seen().is_empty(), "nothing reached the receiver");
+    s.stop().await;
+}
