@@ -628,7 +628,8 @@ impl Store {
             )
             .order_by_asc(activity::Column::EventId)
             .order_by_asc(activity::Column::Id)
-            .limit(limit)
+            // Bound as a signed 64-bit integer: a larger limit would panic in the driver.
+            .limit(limit.min(i64::MAX as u64))
             .into_tuple::<String>()
             .all(&self.db)
             .await?)

@@ -1,122 +1,21 @@
 //! Storage behaviour, the same test bodies on both backends: a temp-file SQLite database always,
-//! and PostgreSQL when `TEST_DATABASE_URL` is set. The PostgreSQL database may be shared with
-//! other runs, so every test makes its own tenants (unique names) and never drops anything.
+//! and PostgreSQL when `TEST_DATABASE_URL` is set (the harness is in `common`). The PostgreSQL
+//! database may be shared with other runs, so every test makes its own tenants (unique names)
+//! and never drops anything.
 
 #![allow(clippy::unwrap_used)] // a failing unwrap is a failing test
 
-use std::path::PathBuf;
-use std::sync::Once;
+mod common;
 
-use serde_json::{json, Map, Value};
+use common::{direct, hub_draft, key, on_both_backends, telegram, tenant, unique, TestDb};
 use switchboard_domain::channel::{Channel, IntegrationType};
 use switchboard_domain::hub::{HubDraft, HubStatus};
 use switchboard_domain::identity::{hash_secret, Scope};
-use switchboard_domain::ids::{ClientId, HubId, IntegrationId, SecretId, TenantId};
-use switchboard_domain::integration::{IntegrationDraft, IntegrationStatus};
+use switchboard_domain::ids::{ClientId, HubId, IntegrationId, SecretId};
+use switchboard_domain::integration::IntegrationStatus;
 use switchboard_domain::paging::PageRequest;
 use switchboard_domain::time::now_millis;
 use switchboard_storage::{EncryptionKey, Error, Store};
-use uuid::Uuid;
-
-/// One key for every run: the PostgreSQL test database keeps one token-signing seed, sealed
-/// under the key of whichever run made it first.
-const TEST_KEY: [u8; 32] = *b"switchboard-storage-test-key-32b";
-
-fn key() -> EncryptionKey {
-    EncryptionKey(TEST_KEY)
-}
-
-/// A migrated database for one test; a SQLite one is deleted afterwards.
-struct TestDb {
-    store: Store,
-    url: String,
-    dir: Option<PathBuf>,
-}
-
-impl TestDb {
-    async fn sqlite() -> TestDb {
-        let dir = std::env::temp_dir().join(format!("switchboard-storage-{}", Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.join("test.db").display());
-        let store = Store::connect(&url, key()).await.unwrap();
-        store.migrate().await.unwrap();
-        TestDb {
-            store,
-            url,
-            dir: Some(dir),
-        }
-    }
-
-    async fn postgres() -> Option<TestDb> {
-        static SKIPPED: Once = Once::new();
-        let url = match std::env::var("TEST_DATABASE_URL") {
-            Ok(url) if !url.trim().is_empty() => url,
-            _ => {
-                SKIPPED.call_once(|| {
-                    // Straight to stderr, past the test harness's capture, so a user sees it.
-                    use std::io::Write;
-                    let _ = writeln!(
-                        std::io::stderr(),
-                        "NOTE: storage tests on PostgreSQL skipped: set \
-                         TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test to run them"
-                    );
-                });
-                return None;
-            }
-        };
-        let store = Store::connect(&url, key()).await.unwrap();
-        assert!(store.is_postgres());
-        store.migrate().await.unwrap();
-        Some(TestDb {
-            store,
-            url,
-            dir: None,
-        })
-    }
-
-    /// A second, independent handle on the same database (another node).
-    async fn reopen(&self, key: EncryptionKey) -> Store {
-        Store::connect(&self.url, key).await.unwrap()
-    }
-
-    /// The SQLite database file and its WAL.
-    fn sqlite_files(&self) -> Vec<PathBuf> {
-        let dir = self.dir.as_ref().unwrap();
-        vec![dir.join("test.db"), dir.join("test.db-wal")]
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if let Some(dir) = &self.dir {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-}
-
-/// Runs each test body on SQLite (`sqlite::name`) and PostgreSQL (`postgres::name`).
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let db = super::TestDb::sqlite().await;
-                    super::$name(&db).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let Some(db) = super::TestDb::postgres().await else { return };
-                    super::$name(&db).await;
-                }
-            )*
-        }
-    };
-}
 
 on_both_backends!(
     migrations_are_idempotent,
@@ -138,58 +37,6 @@ on_both_backends!(
     delete_hub_removes_its_integrations,
     configuration_needs_the_right_key,
 );
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", Uuid::new_v4())
-}
-
-async fn tenant(store: &Store) -> TenantId {
-    store
-        .create_tenant(&unique("tenant"))
-        .await
-        .unwrap()
-        .tenant_id
-}
-
-fn hub_draft(name: &str) -> HubDraft {
-    HubDraft {
-        name: name.to_owned(),
-        description: "Main support hub".to_owned(),
-        close_dormant_conversation: 30,
-        status: HubStatus::Active,
-    }
-}
-
-fn direct(name: &str, secret: &str) -> IntegrationDraft {
-    let mut configuration = Map::new();
-    configuration.insert("integrationType".into(), json!("Agent"));
-    configuration.insert("echo".into(), json!(false));
-    configuration.insert("webhookUrl".into(), json!("https://example.com/hook"));
-    configuration.insert("privateSigningKey".into(), json!(secret));
-    IntegrationDraft {
-        name: name.to_owned(),
-        channel: Channel::Direct,
-        integration_type: IntegrationType::Agent,
-        inbound_id: None,
-        status: IntegrationStatus::Active,
-        configuration,
-        slack_oauth: None,
-    }
-}
-
-fn telegram(name: &str) -> IntegrationDraft {
-    let mut configuration = Map::new();
-    configuration.insert("token".into(), Value::String("12345:abcdef".into()));
-    IntegrationDraft {
-        name: name.to_owned(),
-        channel: Channel::Telegram,
-        integration_type: IntegrationType::Customer,
-        inbound_id: Some("12345".into()),
-        status: IntegrationStatus::Active,
-        configuration,
-        slack_oauth: None,
-    }
-}
 
 fn page(number: u64, size: u64) -> PageRequest {
     PageRequest { number, size }
