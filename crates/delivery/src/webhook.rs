@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use switchboard_domain::channel_config::{PRIVATE_SIGNING_KEY, PUBLIC_SIGNING_KEY};
+use switchboard_domain::ids::IntegrationId;
 use switchboard_domain::integration::IntegrationStatus;
 use switchboard_domain::time::now_millis;
 use switchboard_domain::webhook::{self, DeliveryKind, Schedule, Verdict};
@@ -38,6 +39,9 @@ pub struct WebhookConfig {
     /// How often the outbox is polled when nothing wakes the worker (deliveries of other
     /// nodes, retries coming due).
     pub poll_interval: Duration,
+    /// Attempts in flight at once to one endpoint (integration), so that a slow or silent
+    /// receiver cannot take every slot from the others.
+    pub per_endpoint: usize,
 }
 
 impl Default for WebhookConfig {
@@ -49,6 +53,7 @@ impl Default for WebhookConfig {
             public_host: "switchboard".to_owned(),
             concurrency: 64,
             poll_interval: Duration::from_millis(500),
+            per_endpoint: 16,
         }
     }
 }
@@ -85,6 +90,36 @@ impl reqwest::dns::Resolve for GuardedResolver {
             let addrs: reqwest::dns::Addrs = Box::new(allowed.into_iter());
             Ok(addrs)
         })
+    }
+}
+
+/// Attempts in flight per endpoint.
+#[derive(Clone, Default)]
+struct Endpoints(Arc<std::sync::Mutex<std::collections::HashMap<IntegrationId, usize>>>);
+
+impl Endpoints {
+    /// Takes a slot of `endpoint` if it has fewer than `max` in flight.
+    fn take(&self, endpoint: IntegrationId, max: usize) -> bool {
+        let Ok(mut map) = self.0.lock() else {
+            return true;
+        };
+        let n = map.entry(endpoint).or_insert(0);
+        if *n >= max.max(1) {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    fn give(&self, endpoint: IntegrationId) {
+        if let Ok(mut map) = self.0.lock() {
+            if let Some(n) = map.get_mut(&endpoint) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    map.remove(&endpoint);
+                }
+            }
+        }
     }
 }
 
@@ -131,6 +166,7 @@ impl WebhookWorker {
     /// timeout) and returns; an attempt cut short leaves its lease to expire.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let permits = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
+        let busy = Endpoints::default();
         let mut inflight: JoinSet<()> = JoinSet::new();
         loop {
             if *stop.borrow() {
@@ -165,12 +201,22 @@ impl WebhookWorker {
                 continue;
             }
             for c in claimed {
+                let endpoint = c.integration.id;
+                if !busy.take(endpoint, self.config.per_endpoint) {
+                    let later = now_millis() + 200;
+                    if let Err(e) = self.store.defer_delivery(c.delivery.id, later).await {
+                        tracing::warn!(error = %e, "deferring a webhook delivery failed");
+                    }
+                    continue;
+                }
                 let Ok(permit) = permits.clone().acquire_owned().await else {
                     break;
                 };
                 let worker = self.clone();
+                let busy = busy.clone();
                 inflight.spawn(async move {
                     worker.attempt(c).await;
+                    busy.give(endpoint);
                     drop(permit);
                 });
             }

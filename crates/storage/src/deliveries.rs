@@ -135,9 +135,7 @@ impl Store {
     pub(crate) async fn enqueue_in(
         &self,
         txn: &DatabaseTransaction,
-        tenant: TenantId,
-        hub: HubId,
-        conversation: ConversationId,
+        conversation: &switchboard_domain::conversation::Conversation,
         entries: &[Outbox],
         now: Millis,
         due: Millis,
@@ -145,6 +143,8 @@ impl Store {
         if entries.is_empty() {
             return Ok(());
         }
+        let (tenant, hub) = (conversation.tenant_id, conversation.hub_id);
+        let conversation = conversation.id;
         let mut rows = Vec::with_capacity(entries.len());
         let mut links = Vec::with_capacity(entries.len());
         for e in entries {
@@ -354,6 +354,21 @@ impl Store {
             }
         }
         txn.commit().await?;
+        Ok(())
+    }
+
+    /// Gives a claimed delivery back without attempting it, due again at `at` (its endpoint
+    /// already has as many attempts in flight as it may).
+    pub async fn defer_delivery(&self, id: DeliveryId, at: Millis) -> Result<()> {
+        delivery::Entity::update_many()
+            .col_expr(
+                delivery::Column::LeaseUntil,
+                Expr::value(Option::<i64>::None),
+            )
+            .col_expr(delivery::Column::NextAttemptAt, Expr::value(at))
+            .filter(delivery::Column::Id.eq(id.as_uuid()))
+            .exec(&self.db)
+            .await?;
         Ok(())
     }
 

@@ -260,9 +260,7 @@ impl Store {
         }
         self.enqueue_in(
             txn,
-            conversation.tenant_id,
-            conversation.hub_id,
-            conversation.id,
+            conversation,
             &outbox,
             now,
             now + self.first_delivery_delay_ms,

@@ -180,7 +180,9 @@ impl Setup {
 }
 
 async fn setup(s: &TestServer, hook: &str) -> Setup {
-    let hub = s.hub(&s.a.portal, "h").await;
+    let hub = s
+        .hub(&s.a.portal, &format!("h-{}", uuid::Uuid::now_v7()))
+        .await;
     let customer = s
         .direct(&s.a.portal, &hub, "customers", "Customer", json!({}))
         .await["integrationId"]
@@ -609,5 +611,44 @@ async fn private_addresses_are_refused_unless_allowed() {
     let error = list["results"][1]["attempts"][0]["error"].as_str().unwrap();
     assert!(error.contains("private"), "{error}");
     assert!(r.seen().is_empty(), "nothing reached the receiver");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_silent_receiver_does_not_stall_other_endpoints() {
+    let silent = Receiver::start().await;
+    silent.script((0..200).map(|_| Reply::Slow(Duration::from_secs(5))));
+    let healthy = Receiver::start().await;
+    let schedule = switchboard::config::parse_schedule("0s,24h").unwrap();
+    let s = TestServer::start_with(Backend::Sqlite, move |args| {
+        args.allow_private_webhooks = true;
+        args.retry_schedule = schedule;
+        args.webhook_timeout = Duration::from_secs(3);
+    })
+    .await;
+    let x = setup(&s, &silent.url("/silent")).await;
+    // More conversations to the silent endpoint than the worker has slots.
+    for i in 0..80 {
+        let c = s
+            .establish(&s.a.engine, &x.customer, &format!("c{i}"))
+            .await;
+        s.say(&s.a.engine, c["conversationId"].as_str().unwrap(), "hello?")
+            .await;
+    }
+    silent.wait_for(1).await;
+    // Another hub's agent with a healthy endpoint.
+    let y = setup(&s, &healthy.url("/healthy")).await;
+    let c = s.establish(&s.a.engine, &y.customer, "other").await;
+    s.say(&s.a.engine, c["conversationId"].as_str().unwrap(), "fast")
+        .await;
+    healthy.wait_for(1).await;
+    assert!(
+        silent.log.inflight.lock().unwrap().0 > 0,
+        "delivered while the silent endpoint still hangs"
+    );
+    assert!(
+        silent.seen().len() <= 16,
+        "at most 16 in flight to one endpoint"
+    );
     s.stop().await;
 }
