@@ -35,6 +35,9 @@ enum Reply {
     Status(u16),
     RetryAfter(u16, &'static str),
     Slow(Duration),
+    Redirect(&'static str),
+    /// 200 with a body of this many bytes.
+    Huge(usize),
 }
 
 #[derive(Clone, Default)]
@@ -84,6 +87,13 @@ impl Receiver {
                     .status(poem::http::StatusCode::from_u16(s).unwrap())
                     .header("retry-after", after)
                     .finish(),
+                Some(Reply::Redirect(to)) => Response::builder()
+                    .status(poem::http::StatusCode::FOUND)
+                    .header("location", to)
+                    .finish(),
+                Some(Reply::Huge(n)) => Response::builder()
+                    .status(poem::http::StatusCode::OK)
+                    .body(vec![b'x'; n]),
                 Some(Reply::Slow(d)) => {
                     tokio::time::sleep(d).await;
                     Response::builder()
@@ -649,6 +659,28 @@ async fn a_silent_receiver_does_not_stall_other_endpoints() {
     assert!(
         silent.seen().len() <= 16,
         "at most 16 in flight to one endpoint"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_redirect_is_a_failure_and_a_huge_answer_is_cut() {
+    let r = Receiver::start().await;
+    r.script([Reply::Redirect("/elsewhere"), Reply::Huge(20 * 1024 * 1024)]);
+    let s = server("0s,100ms").await;
+    let x = setup(&s, &r.url("/agent")).await;
+    let c = s.establish(&s.a.engine, &x.customer, "cust").await;
+    s.say(&s.a.engine, c["conversationId"].as_str().unwrap(), "hi")
+        .await;
+    let list = until(&s, "status=succeeded", |b| b["total"] == 1).await;
+    let d = &list["results"][0];
+    assert_eq!(d["attempts"][0]["statusCode"], 302, "not followed: {d}");
+    assert_eq!(d["attempts"][1]["statusCode"], 200);
+    let paths: Vec<String> = r.seen().into_iter().map(|x| x.path).collect();
+    assert_eq!(
+        paths,
+        vec!["/agent", "/agent"],
+        "the redirect was not followed"
     );
     s.stop().await;
 }
