@@ -559,24 +559,6 @@ async fn an_idempotency_key_answers_the_first_result_once() {
     }
 }
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-fn sign(private_hex: &str, message: &[u8]) -> String {
-    use base64::Engine;
-    use ed25519_dalek::Signer;
-    let mut seed = [0u8; 32];
-    for (i, b) in seed.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&private_hex[2 * i..2 * i + 2], 16).unwrap();
-    }
-    let key = ed25519_dalek::SigningKey::from_bytes(&seed);
-    base64::engine::general_purpose::STANDARD.encode(key.sign(message).to_bytes())
-}
-
 #[tokio::test]
 async fn an_integration_signs_its_own_requests() {
     let s = TestServer::start().await;

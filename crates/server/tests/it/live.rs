@@ -40,24 +40,6 @@ fn conversation(c: &Value) -> String {
     c["conversationId"].as_str().unwrap().to_owned()
 }
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-fn sign(private_hex: &str, message: &[u8]) -> String {
-    use base64::Engine;
-    use ed25519_dalek::Signer;
-    let mut seed = [0u8; 32];
-    for (i, b) in seed.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&private_hex[2 * i..2 * i + 2], 16).unwrap();
-    }
-    let key = ed25519_dalek::SigningKey::from_bytes(&seed);
-    base64::engine::general_purpose::STANDARD.encode(key.sign(message).to_bytes())
-}
-
 fn encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }

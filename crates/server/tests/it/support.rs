@@ -587,3 +587,23 @@ pub async fn quiet(ws: &mut Ws, ms: u64) {
         }
     }
 }
+
+/// Unix seconds now.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64
+}
+
+/// The base64 Ed25519 signature of `message` by a private key in hex, as an integration signs.
+pub fn sign(private_hex: &str, message: &[u8]) -> String {
+    use base64::Engine;
+    use ed25519_dalek::Signer;
+    let mut seed = [0u8; 32];
+    for (i, b) in seed.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&private_hex[2 * i..2 * i + 2], 16).expect("hex key");
+    }
+    let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+    base64::engine::general_purpose::STANDARD.encode(key.sign(message).to_bytes())
+}

@@ -236,13 +236,6 @@ async fn until(s: &TestServer, query: &str, check: impl Fn(&Value) -> bool) -> V
     panic!("deliveries never matched: {last}");
 }
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
 fn verifies(public_hex: &str, r: &Received) -> bool {
     use base64::Engine;
     use ed25519_dalek::Verifier;
