@@ -13,4 +13,5 @@ mod integrations;
 mod live;
 mod multinode;
 mod operations;
+mod webhook_crash;
 mod webhooks;
