@@ -111,6 +111,19 @@ impl Endpoints {
         true
     }
 
+    /// The endpoints with `max` attempts in flight.
+    fn saturated(&self, max: usize) -> Vec<IntegrationId> {
+        self.0
+            .lock()
+            .map(|map| {
+                map.iter()
+                    .filter(|(_, n)| **n >= max.max(1))
+                    .map(|(id, _)| *id)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     fn give(&self, endpoint: IntegrationId) {
         if let Ok(mut map) = self.0.lock() {
             if let Some(n) = map.get_mut(&endpoint) {
@@ -181,9 +194,10 @@ impl WebhookWorker {
                 }
                 continue;
             }
+            let saturated = busy.saturated(self.config.per_endpoint);
             let claimed = match self
                 .store
-                .claim_deliveries(now_millis(), self.lease_ms(), free as u64)
+                .claim_deliveries(now_millis(), self.lease_ms(), free as u64, &saturated)
                 .await
             {
                 Ok(c) => c,
@@ -203,8 +217,8 @@ impl WebhookWorker {
             for c in claimed {
                 let endpoint = c.integration.id;
                 if !busy.take(endpoint, self.config.per_endpoint) {
-                    let later = now_millis() + 200;
-                    if let Err(e) = self.store.defer_delivery(c.delivery.id, later).await {
+                    // The next claim leaves this endpoint out until one of its attempts ends.
+                    if let Err(e) = self.store.defer_delivery(c.delivery.id, now_millis()).await {
                         tracing::warn!(error = %e, "deferring a webhook delivery failed");
                     }
                     continue;
@@ -218,6 +232,8 @@ impl WebhookWorker {
                     worker.attempt(c).await;
                     busy.give(endpoint);
                     drop(permit);
+                    // A slot is free: the next due delivery need not wait for the poll.
+                    worker.wake.notify_one();
                 });
             }
         }

@@ -194,7 +194,25 @@ impl Store {
         now: Millis,
         lease_ms: i64,
         limit: u64,
+        skip: &[IntegrationId],
     ) -> Result<Vec<Claimed>> {
+        // Endpoints that already have as many attempts in flight as they may (ids are UUIDs,
+        // so they are spliced as literals).
+        let skip = if skip.is_empty() {
+            String::new()
+        } else {
+            let ids: Vec<String> = skip
+                .iter()
+                .map(|i| {
+                    if self.is_postgres() {
+                        format!("'{i}'::uuid")
+                    } else {
+                        format!("X'{}'", i.as_uuid().simple())
+                    }
+                })
+                .collect();
+            format!(" AND d.integration_id NOT IN ({})", ids.join(","))
+        };
         let lock = if self.is_postgres() {
             " FOR UPDATE SKIP LOCKED"
         } else {
@@ -203,7 +221,7 @@ impl Store {
         let sql = format!(
             "UPDATE deliveries SET lease_until = $1, modified = $2 WHERE id IN (\
              SELECT d.id FROM deliveries d WHERE d.status = 'pending' AND d.next_attempt_at <= $2 \
-             AND (d.lease_until IS NULL OR d.lease_until < $2) \
+             AND (d.lease_until IS NULL OR d.lease_until < $2){skip} \
              AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.integration_id = d.integration_id \
              AND e.conversation_id = d.conversation_id AND e.status = 'pending' AND e.seq < d.seq) \
              ORDER BY d.next_attempt_at, d.seq LIMIT $3{lock}) RETURNING *"
@@ -274,10 +292,6 @@ impl Store {
     ) -> Result<()> {
         let (txn, _turn) = self.begin_write().await?;
         let now = attempt.at + attempt.duration_ms;
-        let row = delivery::Entity::find_by_id(id.as_uuid())
-            .one(&txn)
-            .await?
-            .ok_or(Error::NotFound)?;
         let last_error = attempt.error.clone().or_else(|| {
             attempt
                 .status_code
@@ -313,7 +327,16 @@ impl Store {
                 Expr::value(DeliveryStatus::Failed.as_str()),
             ),
         };
-        update.exec(&txn).await?;
+        // The write comes first: on SQLite a transaction that read first could not upgrade to
+        // a write after another connection's commit (SQLITE_BUSY_SNAPSHOT).
+        if update.exec(&txn).await?.rows_affected == 0 {
+            txn.rollback().await?;
+            return Err(Error::NotFound);
+        }
+        let row = delivery::Entity::find_by_id(id.as_uuid())
+            .one(&txn)
+            .await?
+            .ok_or(Error::NotFound)?;
         delivery_attempt::Entity::insert(delivery_attempt::ActiveModel {
             id: Set(Uuid::now_v7()),
             delivery_id: Set(id.as_uuid()),
@@ -360,6 +383,11 @@ impl Store {
     /// Gives a claimed delivery back without attempting it, due again at `at` (its endpoint
     /// already has as many attempts in flight as it may).
     pub async fn defer_delivery(&self, id: DeliveryId, at: Millis) -> Result<()> {
+        let _turn = if self.is_postgres() {
+            None
+        } else {
+            Some(self.sqlite_writes.lock().await)
+        };
         delivery::Entity::update_many()
             .col_expr(
                 delivery::Column::LeaseUntil,
