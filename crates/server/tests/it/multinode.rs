@@ -36,58 +36,6 @@ fn services() -> Option<(String, String)> {
     }
 }
 
-/// A fresh PostgreSQL database, dropped (even after a panic) when this guard goes.
-struct Database {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl Database {
-    async fn create(admin: &str) -> Self {
-        use sea_orm::ConnectionTrait;
-        let name = format!("sb_it_{}", uuid::Uuid::new_v4().simple());
-        let conn = sea_orm::Database::connect(admin)
-            .await
-            .expect("connect to TEST_DATABASE_URL");
-        conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("create test database");
-        let (base, _) = admin
-            .rsplit_once('/')
-            .expect("a database URL ends with /name");
-        Self {
-            admin: admin.to_owned(),
-            url: format!("{base}/{name}"),
-            name,
-        }
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        // Drop runs inside the test's runtime, which cannot block on another future: a thread
-        // with a runtime of its own does the work.
-        let admin = self.admin.clone();
-        let name = self.name.clone();
-        let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async {
-                use sea_orm::ConnectionTrait;
-                if let Ok(conn) = sea_orm::Database::connect(&admin).await {
-                    let _ = conn
-                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .await;
-                }
-            });
-        });
-        let _ = dropped.join();
-    }
-}
-
 /// One `switchboard serve` process on a free port; SIGTERMed (then killed) when dropped, so no
 /// process outlives the test, even after a panic.
 struct Node {

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::support::{backends, postgres_url, read, Backend};
+use crate::support::{backends, postgres_url, read, Backend, Database};
 
 /// A fast schedule: a failed attempt is retried within a second or so, eleven attempts.
 const SCHEDULE: &str = "0s,100ms,200ms,500ms,1s,1s,1s,1s,1s,1s,1s";
@@ -244,58 +244,6 @@ async fn hook(
 
 // ---------------------------------------------------------------------------------------------
 // The real binary and its database.
-
-/// A fresh PostgreSQL database, dropped (even after a panic) when this guard goes.
-struct Database {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl Database {
-    async fn create(admin: &str) -> Self {
-        use sea_orm::ConnectionTrait;
-        let name = format!("sb_it_{}", uuid::Uuid::new_v4().simple());
-        let conn = sea_orm::Database::connect(admin)
-            .await
-            .expect("connect to TEST_DATABASE_URL");
-        conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("create test database");
-        let (base, _) = admin
-            .rsplit_once('/')
-            .expect("a database URL ends with /name");
-        Self {
-            admin: admin.to_owned(),
-            url: format!("{base}/{name}"),
-            name,
-        }
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        // Drop runs inside the test's runtime, which cannot block on a future: a thread with a
-        // runtime of its own does it.
-        let admin = self.admin.clone();
-        let name = self.name.clone();
-        let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async {
-                use sea_orm::ConnectionTrait;
-                if let Ok(conn) = sea_orm::Database::connect(&admin).await {
-                    let _ = conn
-                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .await;
-                }
-            });
-        });
-        let _ = dropped.join();
-    }
-}
 
 /// A fresh encryption key, base64.
 fn encryption_key() -> String {
