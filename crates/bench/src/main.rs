@@ -1,0 +1,361 @@
+//! `switchboard-bench`: starts a built `switchboard` server (over a fresh SQLite file or
+//! PostgreSQL database) for each scenario, drives it through its real HTTP and websocket
+//! interfaces, and reports throughput, latency percentiles, server CPU time per message and
+//! memory, as a table on the terminal and as JSON (`bench/results.json`).
+//!
+//! It builds nothing: it runs the binary given by `--server-bin` (by default the release build in
+//! `$CARGO_TARGET_DIR`, else `target/release/switchboard`).
+
+mod live;
+mod load;
+mod portal;
+mod procfs;
+mod server;
+mod stats;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use serde_json::{json, Value};
+
+use server::{Db, Server};
+use stats::{round1, round3, Phase};
+
+/// Errors are messages for the operator.
+pub type Result<T> = std::result::Result<T, String>;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "switchboard-bench",
+    about = "Benchmarks a built switchboard server through its real interfaces",
+    after_help = "Build the server first: cargo build --release -p switchboard"
+)]
+struct Args {
+    /// Which scenario to run.
+    #[arg(long, value_enum, default_value = "all")]
+    scenario: Scenario,
+    /// The server's database: a fresh temp SQLite file, or a fresh database on the PostgreSQL
+    /// server of TEST_DATABASE_URL.
+    #[arg(long, value_enum, default_value = "sqlite")]
+    db: Db,
+    /// tiny: a few seconds, to check that the bench works; full: the published figures.
+    #[arg(long, value_enum, default_value = "full")]
+    scale: Scale,
+    /// The server binary [default: $CARGO_TARGET_DIR/release/switchboard, else
+    /// target/release/switchboard].
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// Where the JSON results go.
+    #[arg(long, default_value = "bench/results.json")]
+    out: PathBuf,
+    /// The offered rate of the `live` scenario's first phase, activities/s [default: 200 tiny,
+    /// 1000 full].
+    #[arg(long)]
+    rate: Option<u64>,
+    /// An admin URL of PostgreSQL, for --db postgres.
+    #[arg(long, env = "TEST_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    Portal,
+    Live,
+    All,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Scale {
+    Tiny,
+    Full,
+}
+
+impl Scale {
+    fn name(self) -> &'static str {
+        match self {
+            Scale::Tiny => "tiny",
+            Scale::Full => "full",
+        }
+    }
+
+    fn portal(self) -> portal::Plan {
+        match self {
+            Scale::Tiny => portal::Plan {
+                concurrency: 32,
+                healthz: 500,
+                create: 200,
+                get: 500,
+                cap: Duration::from_secs(5),
+            },
+            Scale::Full => portal::Plan {
+                concurrency: 32,
+                healthz: 100_000,
+                create: 10_000,
+                get: 100_000,
+                cap: Duration::from_secs(20),
+            },
+        }
+    }
+
+    fn live(self, rate: Option<u64>) -> live::Plan {
+        match self {
+            Scale::Tiny => live::Plan {
+                hubs: 2,
+                conversations_per_hub: 4,
+                rate: rate.unwrap_or(200),
+                offered: Duration::from_secs(1),
+                in_flight: 256,
+                max_count: 400,
+                max_concurrency: 32,
+                cap: Duration::from_secs(5),
+                drain: Duration::from_secs(10),
+            },
+            Scale::Full => live::Plan {
+                hubs: 8,
+                conversations_per_hub: 16,
+                rate: rate.unwrap_or(1000),
+                offered: Duration::from_secs(10),
+                in_flight: 256,
+                max_count: 50_000,
+                max_concurrency: 64,
+                cap: Duration::from_secs(20),
+                drain: Duration::from_secs(10),
+            },
+        }
+    }
+}
+
+fn main() {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => fail(&format!("cannot start the runtime: {e}")),
+    };
+    if let Err(e) = runtime.block_on(run(args)) {
+        fail(&e);
+    }
+}
+
+fn fail(msg: &str) -> ! {
+    eprintln!("error: {msg}");
+    std::process::exit(1)
+}
+
+/// The server binary: the flag, else the release build in `$CARGO_TARGET_DIR` or `target`.
+fn server_bin(arg: Option<PathBuf>) -> Result<PathBuf> {
+    let bin = arg.unwrap_or_else(|| {
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("target"));
+        target.join("release").join("switchboard")
+    });
+    if bin.is_file() {
+        Ok(bin)
+    } else {
+        Err(format!(
+            "no server binary at {}: build it with `cargo build --release -p switchboard` (the bench measures a release build), or name one with --server-bin",
+            bin.display()
+        ))
+    }
+}
+
+/// One scenario's results: its phases and its own summary (parameters, ratios).
+struct Outcome {
+    name: &'static str,
+    phases: Vec<Phase>,
+    summary: Value,
+    rss_kb: u64,
+    rss_peak_kb: u64,
+    shutdown_ms: f64,
+}
+
+async fn run(args: Args) -> Result<()> {
+    let bin = server_bin(args.server_bin.clone())?;
+    let scenarios: &[Scenario] = match args.scenario {
+        Scenario::All => &[Scenario::Portal, Scenario::Live],
+        Scenario::Portal => &[Scenario::Portal],
+        Scenario::Live => &[Scenario::Live],
+    };
+    let profile = if bin.components().any(|c| c.as_os_str() == "debug") {
+        "debug"
+    } else if bin.components().any(|c| c.as_os_str() == "release") {
+        "release"
+    } else {
+        "unknown"
+    };
+    eprintln!(
+        "switchboard-bench: {} on {} at scale {}, server {} ({profile} build)",
+        scenario_names(scenarios),
+        args.db.name(),
+        args.scale.name(),
+        bin.display()
+    );
+    if profile == "debug" {
+        eprintln!("  (a debug build: the figures say nothing about the server's speed)");
+    }
+
+    let mut outcomes = Vec::new();
+    for scenario in scenarios {
+        let server = Server::start(&bin, args.db, args.database_url.as_deref()).await?;
+        let result = match scenario {
+            Scenario::Portal => portal::run(&server, &args.scale.portal()).await,
+            Scenario::Live => live::run(&server, &args.scale.live(args.rate)).await,
+            Scenario::All => Ok((Vec::new(), Value::Null)),
+        };
+        let (rss_kb, rss_peak_kb) = procfs::memory_kb(server.pid);
+        let (phases, summary) = match result {
+            Ok(r) => r,
+            Err(e) => {
+                let log = server.log_tail();
+                let _ = server.stop().await;
+                return Err(format!("{e}\nthe server's log ends with:\n{log}"));
+            }
+        };
+        let shutdown = server.stop().await?;
+        outcomes.push(Outcome {
+            name: match scenario {
+                Scenario::Portal => "portal",
+                Scenario::Live => "live",
+                Scenario::All => "all",
+            },
+            phases,
+            summary,
+            rss_kb,
+            rss_peak_kb,
+            shutdown_ms: shutdown.as_secs_f64() * 1000.0,
+        });
+    }
+
+    print_table(&outcomes);
+    let results = json!({
+        "command": std::env::args().collect::<Vec<_>>().join(" "),
+        "unix_time": std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        "machine": machine(),
+        "server": { "bin": bin.display().to_string(), "profile": profile },
+        "db": args.db.name(),
+        "scale": args.scale.name(),
+        "scenarios": outcomes.iter().map(outcome_json).collect::<Vec<_>>(),
+    });
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    }
+    let text = serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?;
+    std::fs::write(&args.out, text + "\n")
+        .map_err(|e| format!("write {}: {e}", args.out.display()))?;
+    eprintln!("results written to {}", args.out.display());
+    // Figures over failed requests or lost frames mean nothing: say so by the exit status.
+    let failed: u64 = outcomes
+        .iter()
+        .flat_map(|o| &o.phases)
+        .map(|p| p.errors)
+        .sum();
+    if failed > 0 {
+        return Err(format!(
+            "{failed} requests failed or frames were missing (see the errors column)"
+        ));
+    }
+    Ok(())
+}
+
+fn scenario_names(scenarios: &[Scenario]) -> String {
+    scenarios
+        .iter()
+        .map(|s| format!("{s:?}").to_lowercase())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn outcome_json(o: &Outcome) -> Value {
+    let mut out = json!({
+        "scenario": o.name,
+        "phases": o.phases.iter().map(Phase::to_json).collect::<Vec<_>>(),
+        "rss_kb": o.rss_kb,
+        "rss_peak_kb": o.rss_peak_kb,
+        "shutdown_ms": round1(o.shutdown_ms),
+    });
+    if let (Some(out), Some(summary)) = (out.as_object_mut(), o.summary.as_object()) {
+        out.extend(summary.clone());
+    }
+    out
+}
+
+/// `nproc`, the CPU model and the kernel.
+fn machine() -> Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, m)| m.trim().to_owned())
+        .unwrap_or_default();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    json!({
+        "nproc": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "cpu": model,
+        "kernel": kernel.trim(),
+        "clock_ticks_per_second": procfs::clock_ticks(),
+    })
+}
+
+fn print_table(outcomes: &[Outcome]) {
+    println!();
+    println!(
+        "{:<8} {:<8} {:>8} {:>6} {:>10} {:>8} {:>8} {:>8} {:>8} {:>11}",
+        "scenario",
+        "phase",
+        "count",
+        "errors",
+        "per s",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "max ms",
+        "cpu ms/msg"
+    );
+    for o in outcomes {
+        for p in &o.phases {
+            println!(
+                "{:<8} {:<8} {:>8} {:>6} {:>10.1} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>11.4}",
+                o.name,
+                p.name,
+                p.count,
+                p.errors,
+                p.per_second(),
+                p.latency.p50,
+                p.latency.p90,
+                p.latency.p99,
+                p.latency.max,
+                p.cpu_ms_per_message(),
+            );
+        }
+    }
+    println!();
+    for o in outcomes {
+        let mut notes = vec![
+            format!("rss {} kB (peak {} kB)", o.rss_kb, o.rss_peak_kb),
+            format!("shutdown {:.0} ms", o.shutdown_ms),
+        ];
+        for key in ["get_to_healthz_ratio", "create_to_healthz_ratio"] {
+            if let Some(r) = o.summary[key].as_f64() {
+                notes.push(format!("{key} {}", round3(r)));
+            }
+        }
+        for p in &o.phases {
+            if let Some(missing) = p.extra.get("frames_missing").and_then(Value::as_u64) {
+                notes.push(format!("{}: {missing} frames missing", p.name));
+            }
+            if let Some(rate) = p.extra.get("sent_per_second").and_then(Value::as_f64) {
+                notes.push(format!("{}: sent {rate}/s", p.name));
+            }
+        }
+        println!("{}: {}", o.name, notes.join(", "));
+    }
+}

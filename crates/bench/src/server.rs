@@ -1,0 +1,358 @@
+//! One `switchboard serve` process on a free port over a fresh database, its `default` tenant's
+//! credentials and tokens, and the few API calls the scenarios set up with.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::Result;
+
+/// Which database the server runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+impl Db {
+    pub fn name(self) -> &'static str {
+        match self {
+            Db::Sqlite => "sqlite",
+            Db::Postgres => "postgres",
+        }
+    }
+}
+
+/// A running server. Stop it with [`Server::stop`]; dropping it kills the process.
+pub struct Server {
+    pub pid: u32,
+    pub db: Db,
+    /// A client for the set-up calls, and the tokens of the `default` tenant.
+    pub api: Api,
+    child: Child,
+    dir: PathBuf,
+    /// The PostgreSQL database to drop afterwards: (admin URL, name).
+    postgres: Option<(String, String)>,
+}
+
+/// Where the server writes its logs, for error messages.
+fn log_path(dir: &Path) -> PathBuf {
+    dir.join("server.log")
+}
+
+impl Server {
+    /// Starts `bin serve` over a fresh database (a temp SQLite file, or a new database on the
+    /// PostgreSQL server of `postgres_admin`), reads the `default` tenant from its first stdout
+    /// line, waits for `/healthz` and gets a portal and an engine token.
+    pub async fn start(bin: &Path, db: Db, postgres_admin: Option<&str>) -> Result<Self> {
+        let dir = std::env::temp_dir().join(format!("switchboard-bench-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("find a free port: {e}"))?
+            .port();
+
+        let mut cmd = Command::new(bin);
+        cmd.arg("serve")
+            .current_dir(&dir)
+            .env("SWITCHBOARD_BIND", format!("127.0.0.1:{port}"))
+            .env_remove("REDIS_URL")
+            .env_remove("RUST_LOG")
+            .env_remove("SWITCHBOARD_ENCRYPTION_KEY")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(
+                std::fs::File::create(log_path(&dir))
+                    .map_err(|e| format!("create the server log: {e}"))?,
+            )
+            .kill_on_drop(true);
+        let mut postgres = None;
+        match db {
+            Db::Sqlite => {
+                cmd.env("DATABASE_URL", dir.join("switchboard.db"));
+            }
+            Db::Postgres => {
+                let admin = postgres_admin.ok_or(
+                    "--db postgres needs TEST_DATABASE_URL (an admin URL such as postgres://postgres@127.0.0.1:5432/test): a fresh database is created next to it and dropped afterwards",
+                )?;
+                let (url, name) = create_database(admin).await?;
+                postgres = Some((admin.to_owned(), name));
+                cmd.env("DATABASE_URL", url)
+                    .env("SWITCHBOARD_ENCRYPTION_KEY", random_key());
+            }
+        }
+        match launch(cmd, bin, &dir, port).await {
+            Ok((child, pid, api)) => Ok(Self {
+                pid,
+                db,
+                api,
+                child,
+                dir,
+                postgres,
+            }),
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                if let Some((admin, name)) = postgres {
+                    drop_database(&admin, &name).await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// SIGTERM, the time the process took to exit, then the temp files and the database go.
+    pub async fn stop(mut self) -> Result<Duration> {
+        let start = Instant::now();
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid.to_string())
+            .status();
+        let took = match tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await {
+            Ok(_) => start.elapsed(),
+            Err(_) => {
+                let _ = self.child.kill().await;
+                return Err("the server did not exit within 30 s of SIGTERM".to_owned());
+            }
+        };
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some((admin, name)) = self.postgres.take() {
+            drop_database(&admin, &name).await;
+        }
+        Ok(took)
+    }
+
+    /// The last lines of the server's log.
+    pub fn log_tail(&self) -> String {
+        tail(&log_path(&self.dir))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Runs the prepared command: the process, its pid, and the API with the `default` tenant's
+/// tokens once `/healthz` answers.
+async fn launch(mut cmd: Command, bin: &Path, dir: &Path, port: u16) -> Result<(Child, u32, Api)> {
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("start {}: {e}", bin.display()))?;
+    let pid = child.id().ok_or("the server exited at once")?;
+
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let first = tokio::time::timeout(Duration::from_secs(120), lines.next_line()).await;
+    let line = match first {
+        Ok(Ok(Some(line))) => line,
+        _ => {
+            let _ = child.kill().await;
+            return Err(format!(
+                "the server printed no credentials line; its log:\n{}",
+                tail(&log_path(dir))
+            ));
+        }
+    };
+    // Keep draining stdout so the server never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let tenant: Value = serde_json::from_str(line.trim())
+        .map_err(|_| format!("the server's first line is not JSON: {line}"))?;
+
+    let base = format!("http://127.0.0.1:{port}");
+    let http = client();
+    let start = Instant::now();
+    loop {
+        if let Ok(r) = http.get(format!("{base}/healthz")).send().await {
+            if r.status().is_success() {
+                break;
+            }
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!(
+                "the server exited at start ({status}); its log:\n{}",
+                tail(&log_path(dir))
+            ));
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            return Err(format!("the server at {base} never answered /healthz"));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let mut api = Api {
+        base,
+        http,
+        portal: String::new(),
+        engine: String::new(),
+    };
+    api.portal = api.token(&tenant["portal"]).await?;
+    api.engine = api.token(&tenant["engine"]).await?;
+    Ok((child, pid, api))
+}
+
+/// An HTTP client for many concurrent keep-alive connections to one host.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap_or_default()
+}
+
+/// The base URL, a client and the tokens of the `default` tenant.
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub portal: String,
+    pub engine: String,
+}
+
+impl Api {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A token for one client of the credentials line (`{clientId, clientSecret}`).
+    async fn token(&self, client: &Value) -> Result<String> {
+        let id = client["clientId"].as_str().ok_or("no clientId")?;
+        let secret = client["clientSecret"].as_str().ok_or("no clientSecret")?;
+        let resp = self
+            .http
+            .post(self.url("/connect/token"))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", id),
+                ("client_secret", secret),
+            ])
+            .send()
+            .await
+            .map_err(|e| format!("POST /connect/token: {e}"))?;
+        let body = ok_json("POST /connect/token", resp).await?;
+        Ok(body["access_token"]
+            .as_str()
+            .ok_or("no access_token")?
+            .to_owned())
+    }
+
+    /// POSTs JSON with a token; the answer's body, or an error unless 200.
+    pub async fn post(&self, path: &str, token: &str, body: &Value) -> Result<Value> {
+        let resp = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| format!("POST {path}: {e}"))?;
+        ok_json(&format!("POST {path}"), resp).await
+    }
+
+    /// Creates a hub; answers its id.
+    pub async fn hub(&self, name: &str) -> Result<String> {
+        let body = self
+            .post(
+                "/api/v1/hubs",
+                &self.portal,
+                &json!({ "name": name, "description": "benchmark hub" }),
+            )
+            .await?;
+        id(&body, "hubId")
+    }
+
+    /// Creates a Direct integration of `integration_type` without a webhook URL; answers its id.
+    pub async fn direct(&self, hub: &str, name: &str, integration_type: &str) -> Result<String> {
+        let body = self
+            .post(
+                &format!("/api/v1/integrations/hubs/{hub}"),
+                &self.portal,
+                &direct_body(name, integration_type),
+            )
+            .await?;
+        id(&body, "integrationId")
+    }
+
+    /// Establishes the conversation of `binding` on a Customer integration; answers its id.
+    pub async fn establish(&self, integration: &str, binding: &str) -> Result<String> {
+        let body = self
+            .post(
+                "/api/v1/conversations/establish",
+                &self.engine,
+                &json!({ "integrationId": integration, "binding": binding }),
+            )
+            .await?;
+        id(&body, "conversationId")
+    }
+}
+
+/// The body that creates a Direct integration reached over a websocket.
+pub fn direct_body(name: &str, integration_type: &str) -> Value {
+    json!({
+        "name": name,
+        "channelId": "Direct",
+        "configuration": { "integrationType": integration_type },
+    })
+}
+
+fn id(body: &Value, field: &str) -> Result<String> {
+    body[field]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("no {field} in {body}"))
+}
+
+async fn ok_json(what: &str, resp: reqwest::Response) -> Result<Value> {
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    if !status.is_success() {
+        return Err(format!("{what}: {status} {text}"));
+    }
+    serde_json::from_str(&text).map_err(|_| format!("{what}: not JSON: {text}"))
+}
+
+/// base64 of 32 random bytes, for `SWITCHBOARD_ENCRYPTION_KEY`.
+fn random_key() -> String {
+    use base64::Engine;
+    let mut key = [0u8; 32];
+    key[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    key[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(key)
+}
+
+/// Creates `sb_bench_<uuid>` on the server of the admin URL; answers its URL and name.
+async fn create_database(admin: &str) -> Result<(String, String)> {
+    use sea_orm::ConnectionTrait;
+    let name = format!("sb_bench_{}", uuid::Uuid::new_v4().simple());
+    let conn = sea_orm::Database::connect(admin)
+        .await
+        .map_err(|e| format!("connect to TEST_DATABASE_URL: {e}"))?;
+    conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .map_err(|e| format!("create database {name}: {e}"))?;
+    let _ = conn.close().await;
+    let (base, _) = admin
+        .rsplit_once('/')
+        .ok_or("TEST_DATABASE_URL must end with /<database>")?;
+    Ok((format!("{base}/{name}"), name))
+}
+
+async fn drop_database(admin: &str, name: &str) {
+    use sea_orm::ConnectionTrait;
+    if let Ok(conn) = sea_orm::Database::connect(admin).await {
+        let _ = conn
+            .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await;
+        let _ = conn.close().await;
+    }
+}
+
+fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
