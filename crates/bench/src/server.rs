@@ -49,6 +49,12 @@ impl Server {
     /// PostgreSQL server of `postgres_admin`), reads the `default` tenant from its first stdout
     /// line, waits for `/healthz` and gets a portal and an engine token.
     pub async fn start(bin: &Path, db: Db, postgres_admin: Option<&str>) -> Result<Self> {
+        let admin = match db {
+            Db::Sqlite => None,
+            Db::Postgres => Some(postgres_admin.ok_or(
+                "--db postgres needs TEST_DATABASE_URL (an admin URL such as postgres://postgres@127.0.0.1:5432/test): a fresh database is created next to it and dropped afterwards",
+            )?),
+        };
         let dir = std::env::temp_dir().join(format!("switchboard-bench-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -71,15 +77,18 @@ impl Server {
             )
             .kill_on_drop(true);
         let mut postgres = None;
-        match db {
-            Db::Sqlite => {
+        match admin {
+            None => {
                 cmd.env("DATABASE_URL", dir.join("switchboard.db"));
             }
-            Db::Postgres => {
-                let admin = postgres_admin.ok_or(
-                    "--db postgres needs TEST_DATABASE_URL (an admin URL such as postgres://postgres@127.0.0.1:5432/test): a fresh database is created next to it and dropped afterwards",
-                )?;
-                let (url, name) = create_database(admin).await?;
+            Some(admin) => {
+                let (url, name) = match create_database(admin).await {
+                    Ok(created) => created,
+                    Err(e) => {
+                        let _ = std::fs::remove_dir_all(&dir);
+                        return Err(e);
+                    }
+                };
                 postgres = Some((admin.to_owned(), name));
                 cmd.env("DATABASE_URL", url)
                     .env("SWITCHBOARD_ENCRYPTION_KEY", random_key());
