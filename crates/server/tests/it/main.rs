@@ -12,6 +12,7 @@ mod identity;
 mod integrations;
 mod live;
 mod multinode;
+mod node;
 mod operations;
 mod webhook_crash;
 mod webhooks;

@@ -5,14 +5,13 @@
 //! Needs `TEST_DATABASE_URL` (an admin URL: a database `sb_it_…` is created and dropped) and
 //! `TEST_REDIS_URL`; without them the test says so on stderr and passes.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::io::Write;
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
+use crate::node::Node;
 use crate::support::*;
 
 /// The PostgreSQL admin URL and the Redis URL, or `None` after a NOTE on stderr.
@@ -36,166 +35,32 @@ fn services() -> Option<(String, String)> {
     }
 }
 
-/// One `switchboard serve` process on a free port; SIGTERMed (then killed) when dropped, so no
-/// process outlives the test, even after a panic.
-struct Node {
-    name: &'static str,
-    child: Child,
-    base: String,
-    log: PathBuf,
-}
-
-impl Node {
-    /// Starts the real binary in `dir` (logs to `dir/{name}.log`), the way operations.rs does:
-    /// a port picked free first, passed as `SWITCHBOARD_BIND`.
-    fn spawn(name: &'static str, dir: &Path, env: &[(&str, &str)]) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = dir.join(format!("{name}.log"));
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchboard"));
-        cmd.arg("serve")
-            .current_dir(dir)
-            .env("SWITCHBOARD_BIND", format!("127.0.0.1:{port}"))
-            .env_remove("DATABASE_URL")
-            .env_remove("REDIS_URL")
-            .env_remove("SWITCHBOARD_ENCRYPTION_KEY")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).expect("log file"));
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        Self {
-            name,
-            child: cmd.spawn().expect("spawn switchboard"),
-            base: format!("http://127.0.0.1:{port}"),
-            log,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    /// The first line on stdout (the default tenant's credentials), within 60 s.
-    fn first_line(&mut self) -> Value {
-        let stdout = self.child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("{}: nothing on stdout within 60 s", self.name));
-        serde_json::from_str(line.trim())
-            .unwrap_or_else(|_| panic!("{}: one JSON line on stdout, got {line:?}", self.name))
-    }
-
-    async fn wait_ready(&mut self) {
-        let http = reqwest::Client::new();
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(60) {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("{} exited at start: {status}", self.name);
-            }
-            if http.get(self.url("/healthz")).send().await.is_ok() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("{} at {} never answered", self.name, self.base);
-    }
-
-    fn sigterm(&self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-    }
-
-    fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
-        let start = Instant::now();
-        while start.elapsed() < within {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-
-    /// SIGTERM, then its exit status (within 15 s).
-    fn stop(&mut self) -> ExitStatus {
-        self.sigterm();
-        self.wait_exit(Duration::from_secs(15))
-            .unwrap_or_else(|| panic!("{} did not exit after SIGTERM", self.name))
-    }
-
-    /// What the process printed on stdout after its first line (read once it has exited).
-    fn rest_of_stdout(&mut self) -> String {
-        let mut rest = String::new();
-        if let Some(mut out) = self.child.stdout.take() {
-            let _ = out.read_to_string(&mut rest);
-        }
-        rest
-    }
-
-    /// Opens `/engine-chat-hub?{query}` with a bearer token; panics unless upgraded.
-    async fn ws(&self, query: &str, token: &str) -> Ws {
-        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-        let url = format!(
-            "{}/engine-chat-hub?{query}",
-            self.base.replacen("http://", "ws://", 1)
-        );
-        let mut req = url.into_client_request().expect("request");
-        req.headers_mut().insert(
-            "authorization",
-            format!("Bearer {token}").parse().expect("header"),
-        );
-        let (mut ws, _) = tokio_tungstenite::connect_async(req)
-            .await
-            .unwrap_or_else(|e| panic!("{}: websocket refused: {e}", self.name));
-        // The session registers for live frames once the upgrade has completed on the server:
-        // one round trip (a frame type it refuses, answered by an `error` frame) proves it is
-        // listening before anything is sent to it.
-        send_frame(&mut ws, json!({ "type": "sync", "ref": "sync" })).await;
-        let answer = frame(&mut ws).await;
-        assert_eq!(
-            (&answer["type"], &answer["ref"]),
-            (&json!("error"), &json!("sync")),
-            "{answer}"
-        );
-        ws
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            self.sigterm();
-            if self.wait_exit(Duration::from_secs(10)).is_none() {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-            }
-        }
-        if std::thread::panicking() {
-            // Its log helps to see why: the last lines, straight to stderr.
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let lines: Vec<&str> = log.lines().collect();
-            let tail = lines[lines.len().saturating_sub(40)..].join("\n");
-            let _ = writeln!(
-                std::io::stderr(),
-                "--- {} ({}) log, last lines ---\n{tail}",
-                self.name,
-                self.base
-            );
-        }
-    }
+/// Opens `/engine-chat-hub?{query}` with a bearer token; panics unless upgraded.
+async fn ws(node: &Node, query: &str, token: &str) -> Ws {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = format!(
+        "{}/engine-chat-hub?{query}",
+        node.base.replacen("http://", "ws://", 1)
+    );
+    let mut req = url.into_client_request().expect("request");
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("header"),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .unwrap_or_else(|e| panic!("{}: websocket refused: {e}", node.name));
+    // The session registers for live frames once the upgrade has completed on the server:
+    // one round trip (a frame type it refuses, answered by an `error` frame) proves it is
+    // listening before anything is sent to it.
+    send_frame(&mut ws, json!({ "type": "sync", "ref": "sync" })).await;
+    let answer = frame(&mut ws).await;
+    assert_eq!(
+        (&answer["type"], &answer["ref"]),
+        (&json!("error"), &json!("sync")),
+        "{answer}"
+    );
+    ws
 }
 
 /// POSTs a JSON body with a bearer token; answers status and body.
@@ -266,7 +131,7 @@ async fn an_activity_posted_to_one_node_reaches_a_websocket_on_another() {
 
     // Node 1 first: it migrates the empty database and prints the default tenant; then node 2.
     let mut one = Node::spawn("node 1", dir.path(), &env);
-    let creds = one.first_line();
+    let creds = one.credentials().await;
     one.wait_ready().await;
     let mut two = Node::spawn("node 2", dir.path(), &env);
     two.wait_ready().await;
@@ -309,8 +174,8 @@ async fn an_activity_posted_to_one_node_reaches_a_websocket_on_another() {
     let agent = agent["integrationId"].as_str().unwrap().to_owned();
 
     // The agent app holds a socket on node 2, and another one on node 1.
-    let mut on_two = two.ws(&format!("iId={agent}"), &engine).await;
-    let mut on_one = one.ws(&format!("iId={agent}"), &engine).await;
+    let mut on_two = ws(&two, &format!("iId={agent}"), &engine).await;
+    let mut on_one = ws(&one, &format!("iId={agent}"), &engine).await;
 
     // A customer writes through node 1.
     let (status, c) = post(
@@ -417,7 +282,7 @@ async fn an_activity_posted_to_one_node_reaches_a_websocket_on_another() {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let mut again = two.ws(&format!("iId={agent}"), &engine).await;
+    let mut again = ws(&two, &format!("iId={agent}"), &engine).await;
     send_frame(&mut again, json!({ "type": "resume", "leid": 0 })).await;
     let replayed = frame(&mut again).await;
     assert_eq!(replayed["type"], "activity", "{replayed}");

@@ -659,3 +659,38 @@ impl Drop for Database {
         let _ = dropped.join();
     }
 }
+
+/// The bytes of a hex string, if it is one.
+pub fn hex_bytes(hex: &str) -> Option<Vec<u8>> {
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Whether `v1a,<base64>` is an Ed25519 signature of `{id}.{ts}.{body}` by the hex public key,
+/// checked with ed25519-dalek directly (not with the product's own helper).
+pub fn signature_holds(public_hex: &str, id: &str, ts: &str, body: &[u8], header: &str) -> bool {
+    use base64::Engine;
+    use ed25519_dalek::Verifier;
+    let Some(key) = hex_bytes(public_hex)
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .and_then(|b| ed25519_dalek::VerifyingKey::from_bytes(&b).ok())
+    else {
+        return false;
+    };
+    let mut content = format!("{id}.{ts}.").into_bytes();
+    content.extend_from_slice(body);
+    header
+        .split_whitespace()
+        .filter_map(|s| s.strip_prefix("v1a,"))
+        .filter_map(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
+        .filter_map(|b| <[u8; 64]>::try_from(b).ok())
+        .any(|sig| {
+            key.verify(&content, &ed25519_dalek::Signature::from_bytes(&sig))
+                .is_ok()
+        })
+}

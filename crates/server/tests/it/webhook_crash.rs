@@ -15,9 +15,7 @@
 //! two-node test needs `TEST_DATABASE_URL` (without it, a NOTE on stderr and it passes).
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,7 +23,8 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::support::{backends, postgres_url, read, Backend, Database};
+use crate::node::Node;
+use crate::support::{backends, postgres_url, read, signature_holds, Backend, Database};
 
 /// A fast schedule: a failed attempt is retried within a second or so, eleven attempts.
 const SCHEDULE: &str = "0s,100ms,200ms,500ms,1s,1s,1s,1s,1s,1s,1s";
@@ -132,40 +131,6 @@ fn header<'a>(headers: &'a poem::http::HeaderMap, name: &str) -> Option<&'a str>
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-fn hex_bytes(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 {
-        return None;
-    }
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
-/// Whether `v1a,<base64>` is an Ed25519 signature of `{id}.{ts}.{body}` by the hex public key,
-/// checked with ed25519-dalek directly (not with the product's own helper).
-fn signature_holds(public_hex: &str, id: &str, ts: &str, body: &[u8], header: &str) -> bool {
-    use base64::Engine;
-    use ed25519_dalek::Verifier;
-    let Some(key) = hex_bytes(public_hex)
-        .and_then(|b| <[u8; 32]>::try_from(b).ok())
-        .and_then(|b| ed25519_dalek::VerifyingKey::from_bytes(&b).ok())
-    else {
-        return false;
-    };
-    let mut content = format!("{id}.{ts}.").into_bytes();
-    content.extend_from_slice(body);
-    header
-        .split_whitespace()
-        .filter_map(|s| s.strip_prefix("v1a,"))
-        .filter_map(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
-        .filter_map(|b| <[u8; 64]>::try_from(b).ok())
-        .any(|sig| {
-            key.verify(&content, &ed25519_dalek::Signature::from_bytes(&sig))
-                .is_ok()
-        })
-}
-
 /// Checks one POST; answers the arrival, or what is wrong with it.
 fn arrival(
     endpoint: &str,
@@ -250,119 +215,6 @@ fn encryption_key() -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD
         .encode(switchboard_storage::EncryptionKey::generate().0)
-}
-
-/// One `switchboard serve` process on a free port, logging to `{dir}/{name}.log`; SIGTERMed
-/// (then killed) when dropped, so no process outlives the test.
-struct Node {
-    name: String,
-    child: Child,
-    base: String,
-    log: PathBuf,
-}
-
-impl Node {
-    fn spawn(name: &str, dir: &Path, env: &[(&str, &str)]) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = dir.join(format!("{name}.log"));
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchboard"));
-        cmd.arg("serve")
-            .current_dir(dir)
-            .env("SWITCHBOARD_BIND", format!("127.0.0.1:{port}"))
-            .env_remove("DATABASE_URL")
-            .env_remove("REDIS_URL")
-            .env_remove("SWITCHBOARD_ENCRYPTION_KEY")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).expect("log file"));
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        Self {
-            name: name.to_owned(),
-            child: cmd.spawn().expect("spawn switchboard"),
-            base: format!("http://127.0.0.1:{port}"),
-            log,
-        }
-    }
-
-    /// The first line on stdout (the default tenant's credentials), within 60 s.
-    async fn credentials(&mut self) -> Value {
-        let stdout = self.child.stdout.take().expect("stdout");
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = tokio::time::timeout(Duration::from_secs(60), rx)
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_else(|| panic!("{}: nothing on stdout within 60 s", self.name));
-        serde_json::from_str(line.trim())
-            .unwrap_or_else(|_| panic!("{}: one JSON line on stdout, got {line:?}", self.name))
-    }
-
-    async fn wait_ready(&mut self) {
-        let http = reqwest::Client::new();
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(60) {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("{} exited at start: {status}", self.name);
-            }
-            if let Ok(r) = http.get(format!("{}/readyz", self.base)).send().await {
-                if r.status() == StatusCode::OK {
-                    return;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("{} at {} never became ready", self.name, self.base);
-    }
-
-    /// SIGKILL (what `kill -9` sends), and reaps it.
-    fn kill9(&mut self) {
-        self.child.kill().expect("SIGKILL");
-        let status = self.child.wait().expect("reap");
-        assert!(!status.success(), "{}: {status}", self.name);
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(self.child.id().to_string())
-                .status();
-            let start = Instant::now();
-            while start.elapsed() < Duration::from_secs(10)
-                && matches!(self.child.try_wait(), Ok(None))
-            {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            if matches!(self.child.try_wait(), Ok(None)) {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-            }
-        }
-        if std::thread::panicking() {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let lines: Vec<&str> = log.lines().collect();
-            let tail = lines[lines.len().saturating_sub(40)..].join("\n");
-            let _ = writeln!(
-                std::io::stderr(),
-                "--- {} ({}) log, last lines ---\n{tail}",
-                self.name,
-                self.base
-            );
-        }
-    }
 }
 
 /// How many lines of the nodes' logs say an attempt's outcome could not be recorded (the
