@@ -6,12 +6,16 @@
 //! It builds nothing: it runs the binary given by `--server-bin` (by default the release build in
 //! `$CARGO_TARGET_DIR`, else `target/release/switchboard`).
 
+mod connections;
 mod live;
 mod load;
 mod portal;
 mod procfs;
+mod recovery;
+mod report;
 mod server;
 mod stats;
+mod webhook;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -19,7 +23,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use serde_json::{json, Value};
 
-use server::{Db, Server};
+use server::{Db, Options, Server};
 use stats::{round1, round3, Phase};
 
 /// Errors are messages for the operator.
@@ -53,6 +57,16 @@ struct Args {
     /// 1000 full].
     #[arg(long)]
     rate: Option<u64>,
+    /// The `connections` scenario's idle sockets [default: 100 tiny, 10000 full]. The bench raises
+    /// its own open-file limit to fit them.
+    #[arg(long)]
+    connections: Option<usize>,
+    /// Run the server with its live bus on this Redis (REDIS_URL), as a multi-node deployment does.
+    #[arg(long)]
+    redis: Option<String>,
+    /// Where RESULTS.md and its chart go [default: beside --out]; none is written at scale tiny.
+    #[arg(long)]
+    report_dir: Option<PathBuf>,
     /// An admin URL of PostgreSQL, for --db postgres.
     #[arg(long, env = "TEST_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
@@ -62,7 +76,39 @@ struct Args {
 enum Scenario {
     Portal,
     Live,
+    Webhook,
+    Connections,
+    Recovery,
     All,
+}
+
+impl Scenario {
+    const EVERY: [Scenario; 5] = [
+        Scenario::Portal,
+        Scenario::Live,
+        Scenario::Webhook,
+        Scenario::Connections,
+        Scenario::Recovery,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Scenario::Portal => "portal",
+            Scenario::Live => "live",
+            Scenario::Webhook => "webhook",
+            Scenario::Connections => "connections",
+            Scenario::Recovery => "recovery",
+            Scenario::All => "all",
+        }
+    }
+
+    /// The server settings the scenario needs beyond the defaults.
+    fn env(self) -> Vec<(String, String)> {
+        match self {
+            Scenario::Webhook | Scenario::Recovery => webhook::env(),
+            _ => Vec::new(),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -126,8 +172,80 @@ impl Scale {
     }
 }
 
+impl Scale {
+    fn webhook(self) -> webhook::Plan {
+        match self {
+            Scale::Tiny => webhook::Plan {
+                hubs: 2,
+                conversations_per_hub: 8,
+                rate: 100,
+                offered: Duration::from_secs(1),
+                in_flight: 64,
+                activities: 200,
+                concurrency: 16,
+                cap: Duration::from_secs(10),
+                drain: Duration::from_secs(5),
+            },
+            Scale::Full => webhook::Plan {
+                hubs: 4,
+                conversations_per_hub: 32,
+                rate: 200,
+                offered: Duration::from_secs(10),
+                in_flight: 256,
+                activities: 20_000,
+                concurrency: 64,
+                cap: Duration::from_secs(60),
+                drain: Duration::from_secs(10),
+            },
+        }
+    }
+
+    fn connections(self, n: Option<usize>) -> connections::Plan {
+        match self {
+            Scale::Tiny => connections::Plan {
+                connections: n.unwrap_or(100),
+                rounds: 5,
+                cap: Duration::from_secs(20),
+            },
+            Scale::Full => connections::Plan {
+                connections: n.unwrap_or(10_000),
+                rounds: 10,
+                cap: Duration::from_secs(120),
+            },
+        }
+    }
+
+    fn recovery(self) -> recovery::Plan {
+        match self {
+            Scale::Tiny => recovery::Plan {
+                hubs: 2,
+                conversations_per_hub: 8,
+                activities: 200,
+                rate: 100,
+                concurrency: 8,
+                kill_at: 0.5,
+                cap: Duration::from_secs(30),
+            },
+            Scale::Full => recovery::Plan {
+                hubs: 4,
+                conversations_per_hub: 32,
+                activities: 5_000,
+                rate: 200,
+                concurrency: 32,
+                kill_at: 0.5,
+                cap: Duration::from_secs(120),
+            },
+        }
+    }
+}
+
 fn main() {
     let args = Args::parse();
+    // Before any server starts, as it inherits the limit: the connections scenario needs a file
+    // per socket on both sides.
+    if let Err(e) = connections::raise_open_files() {
+        eprintln!("warning: {e}");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -176,10 +294,9 @@ struct Outcome {
 
 async fn run(args: Args) -> Result<()> {
     let bin = server_bin(args.server_bin.clone())?;
-    let scenarios: &[Scenario] = match args.scenario {
-        Scenario::All => &[Scenario::Portal, Scenario::Live],
-        Scenario::Portal => &[Scenario::Portal],
-        Scenario::Live => &[Scenario::Live],
+    let scenarios: Vec<Scenario> = match args.scenario {
+        Scenario::All => Scenario::EVERY.to_vec(),
+        one => vec![one],
     };
     let profile = if bin.components().any(|c| c.as_os_str() == "debug") {
         "debug"
@@ -190,7 +307,7 @@ async fn run(args: Args) -> Result<()> {
     };
     eprintln!(
         "switchboard-bench: {} on {} at scale {}, server {} ({profile} build)",
-        scenario_names(scenarios),
+        scenario_names(&scenarios),
         args.db.name(),
         args.scale.name(),
         bin.display()
@@ -200,11 +317,21 @@ async fn run(args: Args) -> Result<()> {
     }
 
     let mut outcomes = Vec::new();
-    for scenario in scenarios {
-        let server = Server::start(&bin, args.db, args.database_url.as_deref()).await?;
+    for &scenario in &scenarios {
+        let options = Options {
+            redis_url: args.redis.clone(),
+            env: scenario.env(),
+        };
+        let mut server =
+            Server::start(&bin, args.db, args.database_url.as_deref(), &options).await?;
         let result = match scenario {
             Scenario::Portal => portal::run(&server, &args.scale.portal()).await,
             Scenario::Live => live::run(&server, &args.scale.live(args.rate)).await,
+            Scenario::Webhook => webhook::run(&server, &args.scale.webhook()).await,
+            Scenario::Connections => {
+                connections::run(&server, &args.scale.connections(args.connections)).await
+            }
+            Scenario::Recovery => recovery::run(&mut server, &args.scale.recovery()).await,
             Scenario::All => Ok((Vec::new(), Value::Null)),
         };
         let (rss_kb, rss_peak_kb) = procfs::memory_kb(server.pid);
@@ -218,11 +345,7 @@ async fn run(args: Args) -> Result<()> {
         };
         let shutdown = server.stop().await?;
         outcomes.push(Outcome {
-            name: match scenario {
-                Scenario::Portal => "portal",
-                Scenario::Live => "live",
-                Scenario::All => "all",
-            },
+            name: scenario.name(),
             phases,
             summary,
             rss_kb,
@@ -241,6 +364,7 @@ async fn run(args: Args) -> Result<()> {
         "machine": machine(),
         "server": { "bin": bin.display().to_string(), "profile": profile },
         "db": args.db.name(),
+        "redis": args.redis.is_some(),
         "scale": args.scale.name(),
         "scenarios": outcomes.iter().map(outcome_json).collect::<Vec<_>>(),
     });
@@ -251,6 +375,16 @@ async fn run(args: Args) -> Result<()> {
     std::fs::write(&args.out, text + "\n")
         .map_err(|e| format!("write {}: {e}", args.out.display()))?;
     eprintln!("results written to {}", args.out.display());
+    if args.scale == Scale::Full || args.report_dir.is_some() {
+        let dir = args.report_dir.clone().unwrap_or_else(|| {
+            args.out
+                .parent()
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("."))
+        });
+        report::write(&results, &dir)?;
+        eprintln!("report written to {}", dir.join("RESULTS.md").display());
+    }
     // Figures over failed requests or lost frames mean nothing: say so by the exit status.
     let failed: u64 = outcomes
         .iter()
@@ -268,7 +402,7 @@ async fn run(args: Args) -> Result<()> {
 fn scenario_names(scenarios: &[Scenario]) -> String {
     scenarios
         .iter()
-        .map(|s| format!("{s:?}").to_lowercase())
+        .map(|s| s.name())
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -308,7 +442,7 @@ fn machine() -> Value {
 fn print_table(outcomes: &[Outcome]) {
     println!();
     println!(
-        "{:<8} {:<8} {:>8} {:>6} {:>10} {:>8} {:>8} {:>8} {:>8} {:>11}",
+        "{:<11} {:<8} {:>8} {:>6} {:>10} {:>8} {:>8} {:>8} {:>8} {:>11}",
         "scenario",
         "phase",
         "count",
@@ -323,7 +457,7 @@ fn print_table(outcomes: &[Outcome]) {
     for o in outcomes {
         for p in &o.phases {
             println!(
-                "{:<8} {:<8} {:>8} {:>6} {:>10.1} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>11.4}",
+                "{:<11} {:<8} {:>8} {:>6} {:>10.1} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>11.4}",
                 o.name,
                 p.name,
                 p.count,
@@ -348,12 +482,38 @@ fn print_table(outcomes: &[Outcome]) {
                 notes.push(format!("{key} {}", round3(r)));
             }
         }
+        for (key, label) in [
+            ("rss_per_connection_bytes", "server RSS per socket, bytes"),
+            ("fanout_to_all_p50_ms", "one activity to all, p50 ms"),
+            ("fanout_to_all_max_ms", "max ms"),
+            ("server_cpu_us_per_frame", "server CPU per frame, µs"),
+        ] {
+            if let Some(r) = o.summary[key].as_f64() {
+                notes.push(format!("{label} {}", round3(r)));
+            }
+        }
         for p in &o.phases {
             if let Some(missing) = p.extra.get("frames_missing").and_then(Value::as_u64) {
                 notes.push(format!("{}: {missing} frames missing", p.name));
             }
             if let Some(rate) = p.extra.get("sent_per_second").and_then(Value::as_f64) {
                 notes.push(format!("{}: sent {rate}/s", p.name));
+            }
+            if let Some(verified) = p.extra.get("verified").and_then(Value::as_u64) {
+                let n = |key: &str| p.extra.get(key).and_then(Value::as_u64);
+                let (gone, how) = match n("lost") {
+                    Some(lost) => (lost, "lost"),
+                    None => (n("missing").unwrap_or(0), "missing"),
+                };
+                notes.push(format!(
+                    "{}: {verified} deliveries verified, {gone} {how}, {} re-sent, {} duplicates",
+                    p.name,
+                    n("resent").unwrap_or(0),
+                    n("duplicates").unwrap_or(0)
+                ));
+            }
+            if let Some(ms) = p.extra.get("restart_ms").and_then(Value::as_f64) {
+                notes.push(format!("{}: restarted in {ms} ms", p.name));
             }
         }
         println!("{}: {}", o.name, notes.join(", "));

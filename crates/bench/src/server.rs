@@ -27,7 +27,19 @@ impl Db {
     }
 }
 
-/// A running server. Stop it with [`Server::stop`]; dropping it kills the process.
+/// How to start the server beyond its database: Redis for the live bus, and settings of the
+/// scenario (`SWITCHBOARD_*` variables).
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// `REDIS_URL`: the live bus goes through Redis, as on a multi-node deployment.
+    pub redis_url: Option<String>,
+    /// More environment variables for the server process.
+    pub env: Vec<(String, String)>,
+}
+
+/// A running server. Stop it with [`Server::stop`]; dropping it kills the process. It can be
+/// killed and started again over the same database and port ([`Server::kill`],
+/// [`Server::restart`]).
 pub struct Server {
     pub pid: u32,
     pub db: Db,
@@ -37,6 +49,9 @@ pub struct Server {
     dir: PathBuf,
     /// The PostgreSQL database to drop afterwards: (admin URL, name).
     postgres: Option<(String, String)>,
+    /// How it was started, to start it again: the binary and its environment.
+    bin: PathBuf,
+    env: Vec<(String, String)>,
 }
 
 /// Where the server writes its logs, for error messages.
@@ -48,7 +63,12 @@ impl Server {
     /// Starts `bin serve` over a fresh database (a temp SQLite file, or a new database on the
     /// PostgreSQL server of `postgres_admin`), reads the `default` tenant from its first stdout
     /// line, waits for `/healthz` and gets a portal and an engine token.
-    pub async fn start(bin: &Path, db: Db, postgres_admin: Option<&str>) -> Result<Self> {
+    pub async fn start(
+        bin: &Path,
+        db: Db,
+        postgres_admin: Option<&str>,
+        options: &Options,
+    ) -> Result<Self> {
         let admin = match db {
             Db::Sqlite => None,
             Db::Postgres => Some(postgres_admin.ok_or(
@@ -62,24 +82,19 @@ impl Server {
             .map_err(|e| format!("find a free port: {e}"))?
             .port();
 
-        let mut cmd = Command::new(bin);
-        cmd.arg("serve")
-            .current_dir(&dir)
-            .env("SWITCHBOARD_BIND", format!("127.0.0.1:{port}"))
-            .env_remove("REDIS_URL")
-            .env_remove("RUST_LOG")
-            .env_remove("SWITCHBOARD_ENCRYPTION_KEY")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(
-                std::fs::File::create(log_path(&dir))
-                    .map_err(|e| format!("create the server log: {e}"))?,
-            )
-            .kill_on_drop(true);
+        let mut env = vec![("SWITCHBOARD_BIND".to_owned(), format!("127.0.0.1:{port}"))];
+        if let Some(url) = &options.redis_url {
+            env.push(("REDIS_URL".to_owned(), url.clone()));
+        }
+        env.extend(options.env.iter().cloned());
         let mut postgres = None;
         match admin {
             None => {
-                cmd.env("DATABASE_URL", dir.join("switchboard.db"));
+                // The encryption key file goes beside it, in `dir`, and stays for a restart.
+                env.push((
+                    "DATABASE_URL".to_owned(),
+                    dir.join("switchboard.db").display().to_string(),
+                ));
             }
             Some(admin) => {
                 let (url, name) = match create_database(admin).await {
@@ -90,11 +105,15 @@ impl Server {
                     }
                 };
                 postgres = Some((admin.to_owned(), name));
-                cmd.env("DATABASE_URL", url)
-                    .env("SWITCHBOARD_ENCRYPTION_KEY", random_key());
+                env.push(("DATABASE_URL".to_owned(), url));
+                env.push(("SWITCHBOARD_ENCRYPTION_KEY".to_owned(), random_key()));
             }
         }
-        match launch(cmd, bin, &dir, port).await {
+        let launched = match command(bin, &dir, &env, false) {
+            Ok(cmd) => launch(cmd, bin, &dir, port).await,
+            Err(e) => Err(e),
+        };
+        match launched {
             Ok((child, pid, api)) => Ok(Self {
                 pid,
                 db,
@@ -102,6 +121,8 @@ impl Server {
                 child,
                 dir,
                 postgres,
+                bin: bin.to_owned(),
+                env,
             }),
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&dir);
@@ -111,6 +132,39 @@ impl Server {
                 Err(e)
             }
         }
+    }
+
+    /// SIGKILL, as a crash: no shutdown, leases and connections left as they are.
+    pub async fn kill(&mut self) -> Result<()> {
+        self.child
+            .start_kill()
+            .map_err(|e| format!("SIGKILL the server: {e}"))?;
+        tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .map_err(|_| "the server did not die within 10 s of SIGKILL".to_owned())?
+            .map_err(|e| format!("reap the server: {e}"))?;
+        Ok(())
+    }
+
+    /// Starts the server again after [`Server::kill`]: the same binary, database, encryption
+    /// key and port, so the receiver's URLs and the tokens still hold. A database that has a
+    /// tenant makes the server print nothing, so no credentials line is read. Answers how long
+    /// it took to answer `/healthz`.
+    pub async fn restart(&mut self) -> Result<Duration> {
+        let start = Instant::now();
+        let mut cmd = command(&self.bin, &self.dir, &self.env, true)?;
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("start {} again: {e}", self.bin.display()))?;
+        let pid = child.id().ok_or("the restarted server exited at once")?;
+        if let Some(stdout) = child.stdout.take() {
+            let mut lines = BufReader::new(stdout).lines();
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        }
+        self.child = child;
+        self.pid = pid;
+        healthy(&mut self.child, &self.api.base, &self.dir).await?;
+        Ok(start.elapsed())
     }
 
     /// SIGTERM, the time the process took to exit, then the temp files and the database go.
@@ -146,6 +200,33 @@ impl Drop for Server {
     }
 }
 
+/// `bin serve` in `dir` with exactly the variables of `env` that the server reads from ours,
+/// logging to `dir/server.log` (appended to when `append`, as on a restart).
+fn command(bin: &Path, dir: &Path, env: &[(String, String)], append: bool) -> Result<Command> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(append)
+        .write(true)
+        .truncate(!append)
+        .open(log_path(dir))
+        .map_err(|e| format!("open the server log: {e}"))?;
+    let mut cmd = Command::new(bin);
+    cmd.arg("serve")
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL")
+        .env_remove("RUST_LOG")
+        .env_remove("SWITCHBOARD_ENCRYPTION_KEY")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Ok(cmd)
+}
+
 /// Runs the prepared command: the process, its pid, and the API with the `default` tenant's
 /// tokens once `/healthz` answers.
 async fn launch(mut cmd: Command, bin: &Path, dir: &Path, port: u16) -> Result<(Child, u32, Api)> {
@@ -173,12 +254,26 @@ async fn launch(mut cmd: Command, bin: &Path, dir: &Path, port: u16) -> Result<(
         .map_err(|_| format!("the server's first line is not JSON: {line}"))?;
 
     let base = format!("http://127.0.0.1:{port}");
+    healthy(&mut child, &base, dir).await?;
+    let mut api = Api {
+        base,
+        http: client(),
+        portal: String::new(),
+        engine: String::new(),
+    };
+    api.portal = api.token(&tenant["portal"]).await?;
+    api.engine = api.token(&tenant["engine"]).await?;
+    Ok((child, pid, api))
+}
+
+/// Waits (up to 60 s) until the server at `base` answers `/healthz`; an error if it exits.
+async fn healthy(child: &mut Child, base: &str, dir: &Path) -> Result<()> {
     let http = client();
     let start = Instant::now();
     loop {
         if let Ok(r) = http.get(format!("{base}/healthz")).send().await {
             if r.status().is_success() {
-                break;
+                return Ok(());
             }
         }
         if let Ok(Some(status)) = child.try_wait() {
@@ -192,16 +287,6 @@ async fn launch(mut cmd: Command, bin: &Path, dir: &Path, port: u16) -> Result<(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-
-    let mut api = Api {
-        base,
-        http,
-        portal: String::new(),
-        engine: String::new(),
-    };
-    api.portal = api.token(&tenant["portal"]).await?;
-    api.engine = api.token(&tenant["engine"]).await?;
-    Ok((child, pid, api))
 }
 
 /// An HTTP client for many concurrent keep-alive connections to one host.

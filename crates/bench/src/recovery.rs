@@ -1,0 +1,293 @@
+//! Scenario `recovery`: the `webhook` set-up under a crash. Activities are posted at a steady
+//! rate while the server delivers them; once a share of the due deliveries has arrived, the server is killed
+//! with SIGKILL and started again on the same database and port (the receiver's URLs and the
+//! tokens hold), and posting goes on. Then every accepted activity must reach both of its
+//! endpoints (SPEC 5.5: at-least-once across a crash).
+//!
+//! A post that gets no answer (the server was down, or died during it) is sent again with the
+//! same body and `Idempotency-Key`, so it makes one activity whether or not the first try was
+//! stored. Counted: activities accepted, deliveries received, lost (the run fails unless 0),
+//! re-sends of a `webhook-id` (allowed: an attempt the crash cut short is made again) apart from
+//! true duplicates (one activity under two `webhook-id`s at one endpoint: a bug).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::procfs::{CpuSnapshot, CpuUsed};
+use crate::server::{Db, Server};
+use crate::stats::{round1, Percentiles, Phase};
+use crate::webhook::{
+    activity, check_all, delivered, due, post, report, wait_for, Ledger, Posted, Posts, Receiver,
+    Setup, KINDS, RETRY_SCHEDULE, WEBHOOK_TIMEOUT,
+};
+use crate::Result;
+
+/// The size of the scenario.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub hubs: usize,
+    pub conversations_per_hub: usize,
+    pub activities: u64,
+    /// The rate posts are started at (activities/s), so that posting goes on across the kill.
+    pub rate: u64,
+    /// Concurrent posters (the most posts in flight).
+    pub concurrency: usize,
+    /// The kill comes once this share of the due deliveries has arrived.
+    pub kill_at: f64,
+    /// The whole run, from the first post to the last delivery.
+    pub cap: Duration,
+}
+
+/// The one phase.
+const PHASE: u64 = 1;
+
+/// How long the receiver holds each request before answering: some attempts are then always
+/// in flight, and the kill cuts some short after the receiver got them (to be sent again).
+const HOLD: Duration = Duration::from_millis(20);
+
+/// What the posters did.
+#[derive(Default)]
+struct Posting {
+    /// Tries that got no answer (each is tried again).
+    unanswered: AtomicU64,
+    /// Activities given up: an answer other than 200 and 5xx, or no 200 within the cap.
+    refused: AtomicU64,
+    first_refusals: Mutex<Vec<String>>,
+    /// Posts answered 200.
+    done: AtomicU64,
+}
+
+pub async fn run(server: &mut Server, plan: &Plan) -> Result<(Vec<Phase>, Value)> {
+    let receiver = Receiver::start(HOLD).await?;
+    let setup = Arc::new(
+        Setup::create(
+            &server.api,
+            &receiver,
+            "recovery",
+            plan.hubs,
+            plan.conversations_per_hub,
+        )
+        .await?,
+    );
+    let inbox = receiver.inbox.clone();
+    inbox.count(PHASE, plan.activities);
+    let posts = Posts::new(plan.activities);
+    let posting = Arc::new(Posting::default());
+    let watch_db = server.db == Db::Postgres;
+    let before = CpuSnapshot::take(server.pid, watch_db);
+    let start = Instant::now();
+    let deadline = start + plan.cap;
+    let start_us = inbox.now_us();
+
+    // The posters: each takes the next activity and posts it until it is accepted.
+    let next = Arc::new(AtomicU64::new(0));
+    let mut posters = Vec::new();
+    for _ in 0..plan.concurrency {
+        let (http, token) = (server.api.http.clone(), server.api.engine.clone());
+        let (setup, posts, posting, inbox, next) = (
+            setup.clone(),
+            posts.clone(),
+            posting.clone(),
+            inbox.clone(),
+            next.clone(),
+        );
+        let (count, rate) = (plan.activities, plan.rate.max(1));
+        posters.push(tokio::spawn(async move {
+            loop {
+                let seq = next.fetch_add(1, Ordering::Relaxed);
+                if seq >= count {
+                    break;
+                }
+                let due = start + Duration::from_secs_f64(seq as f64 / rate as f64);
+                tokio::time::sleep_until(due.into()).await;
+                let url = &setup.conversation(seq).url;
+                let key = format!("bench-recovery-{seq}");
+                let sent = inbox.now_us();
+                let body = activity(PHASE, seq, sent);
+                loop {
+                    if Instant::now() > deadline {
+                        posting.refused.fetch_add(1, Ordering::Relaxed);
+                        break;
+                    }
+                    match post(&http, url, &token, body.clone(), Some(&key)).await {
+                        Posted::Accepted => {
+                            posts.accept(seq, sent, inbox.now_us());
+                            posting.done.fetch_add(1, Ordering::Relaxed);
+                            break;
+                        }
+                        Posted::Refused(status, e) if status < 500 => {
+                            posting.refused.fetch_add(1, Ordering::Relaxed);
+                            if let Ok(mut r) = posting.first_refusals.lock() {
+                                if r.len() < 3 {
+                                    r.push(e);
+                                }
+                            }
+                            break;
+                        }
+                        Posted::Refused(..) | Posted::Unanswered(_) => {
+                            posting.unanswered.fetch_add(1, Ordering::Relaxed);
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    }
+                }
+            }
+        }));
+    }
+
+    // The kill, once enough has arrived (or when posting is over, whichever is first).
+    let due_total = plan.activities * KINDS.len() as u64;
+    let kill_target = ((due_total as f64) * plan.kill_at).round() as u64;
+    wait_for(
+        &inbox,
+        kill_target,
+        deadline,
+        None,
+        "recovery: until the kill",
+    )
+    .await;
+    // A kill with nothing on its way would prove nothing: wait (a little) for a moment when
+    // some accepted activity has not reached both endpoints.
+    let wait = Instant::now();
+    while wait.elapsed() < Duration::from_secs(5)
+        && posting.done.load(Ordering::Relaxed) * KINDS.len() as u64
+            <= inbox.delivered.load(Ordering::Relaxed)
+    {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let at_kill = CpuSnapshot::take(server.pid, watch_db);
+    server.kill().await?;
+    let killed_us = inbox.now_us();
+    let delivered_at_kill = inbox.delivered.load(Ordering::Relaxed);
+    let accepted_at_kill = posts.accepted().len() as u64;
+    eprintln!(
+        "  recovery: SIGKILL with {accepted_at_kill} activities accepted and {delivered_at_kill} of their {} deliveries arrived",
+        accepted_at_kill * KINDS.len() as u64
+    );
+    let restart = server.restart().await?;
+    let after_restart = CpuSnapshot::take(server.pid, watch_db);
+    let restarted_us = inbox.now_us();
+
+    for p in posters {
+        if let Err(e) = p.await {
+            return Err(format!("a poster failed: {e}"));
+        }
+    }
+    let accepted = posts.accepted();
+    wait_for(
+        &inbox,
+        accepted.len() as u64 * KINDS.len() as u64,
+        deadline,
+        None,
+        "recovery: deliveries",
+    )
+    .await;
+    let after = CpuSnapshot::take(server.pid, watch_db);
+
+    let (checked, failures) = check_all(inbox.take(), &setup, &inbox).await;
+    let mut ledger = Ledger::default();
+    for c in &checked {
+        ledger.add(c);
+    }
+    let d = delivered(&ledger, PHASE, &due(&setup, &accepted));
+    let delivered_after_kill = d.count.saturating_sub(delivered_at_kill);
+    let refused = posting.refused.load(Ordering::Relaxed);
+    if let Ok(r) = posting.first_refusals.lock() {
+        for e in r.iter() {
+            eprintln!("  recovery: post refused: {e}");
+        }
+    }
+
+    let mut extra = serde_json::Map::new();
+    report(
+        &mut extra,
+        accepted.len() as u64,
+        &d,
+        ledger.counts(),
+        &failures,
+        &ledger.problems,
+        "lost",
+    );
+    extra.insert(
+        "post_retries".into(),
+        json!(posting.unanswered.load(Ordering::Relaxed)),
+    );
+    extra.insert("posts_given_up".into(), json!(refused));
+    extra.insert("accepted_at_kill".into(), json!(accepted_at_kill));
+    extra.insert("delivered_at_kill".into(), json!(delivered_at_kill));
+    extra.insert(
+        "undelivered_at_kill".into(),
+        json!((accepted_at_kill * KINDS.len() as u64).saturating_sub(delivered_at_kill)),
+    );
+    extra.insert("delivered_after_kill".into(), json!(delivered_after_kill));
+    extra.insert(
+        "restart_ms".into(),
+        json!(round1(restart.as_secs_f64() * 1000.0)),
+    );
+    extra.insert(
+        "down_ms".into(),
+        json!(round1(
+            restarted_us.saturating_sub(killed_us) as f64 / 1000.0
+        )),
+    );
+    let last = d.last_us.unwrap_or_else(|| inbox.now_us());
+    extra.insert(
+        "last_delivery_after_restart_ms".into(),
+        json!(round1(last.saturating_sub(restarted_us) as f64 / 1000.0)),
+    );
+    // Two processes: the killed one up to the kill, the new one from its start.
+    let cpu = sum(
+        before.used_until(&at_kill),
+        after_restart.used_until(&after),
+    );
+    let seconds = last.saturating_sub(start_us) as f64 / 1e6;
+    let lost = d.missing.len() as u64;
+    if lost > 0 {
+        eprintln!(
+            "  recovery: {lost} of {} due deliveries were LOST across the crash",
+            accepted.len() * KINDS.len()
+        );
+    }
+    let phase = Phase {
+        name: "crash".to_owned(),
+        unit: "delivery",
+        count: d.count,
+        errors: lost + failures.len() as u64 + ledger.faults() + refused,
+        seconds,
+        latency: Percentiles::of_micros(d.from_accepted_us.clone()),
+        cpu,
+        extra,
+    };
+    if accepted.is_empty() {
+        return Err("recovery: no activity was accepted".to_owned());
+    }
+    let summary = json!({
+        "parameters": {
+            "hubs": plan.hubs,
+            "endpoints": plan.hubs * KINDS.len(),
+            "conversations": setup.conversations.len(),
+            "activities": plan.activities,
+            "rate": plan.rate,
+            "concurrency": plan.concurrency,
+            "kill_at_share_of_deliveries": plan.kill_at,
+            "cap_seconds": plan.cap.as_secs(),
+            "retry_schedule": RETRY_SCHEDULE,
+            "webhook_timeout": WEBHOOK_TIMEOUT,
+            "restart": "same database and port, after SIGKILL",
+            "receiver_hold_ms": HOLD.as_millis() as u64,
+        },
+        "lost": lost,
+    });
+    Ok((vec![phase], summary))
+}
+
+/// CPU of two spans (of two processes) added.
+fn sum(a: CpuUsed, b: CpuUsed) -> CpuUsed {
+    CpuUsed {
+        server_ms: a.server_ms + b.server_ms,
+        database_ms: a.database_ms + b.database_ms,
+        client_ms: a.client_ms + b.client_ms,
+    }
+}
