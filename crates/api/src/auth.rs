@@ -41,8 +41,22 @@ pub async fn verify(req: &Request, token: &str, scope: Scope) -> Result<Claims, 
 /// Verifies a token against the state: 401/102 unless valid, 403/101 for the other scope.
 pub async fn verify_token(state: &AppState, token: &str, scope: Scope) -> Result<Claims, ApiError> {
     let now = chrono::Utc::now().timestamp();
-    let claims = token::decode(&state.verifying, token, now)
-        .map_err(|e| ApiError::unauthorized(&format!("The access token is invalid: {e}.")))?;
+    let claims = match state.verified_token(token) {
+        Some(claims) if claims.exp > now => claims,
+        Some(_) => {
+            return Err(ApiError::unauthorized(&format!(
+                "The access token is invalid: {}.",
+                token::TokenError::Expired
+            )))
+        }
+        None => {
+            let claims = token::decode(&state.verifying, token, now).map_err(|e| {
+                ApiError::unauthorized(&format!("The access token is invalid: {e}."))
+            })?;
+            state.remember_token(token, &claims);
+            claims
+        }
+    };
     if !state.secret_is_active(claims.sid).await? {
         return Err(ApiError::unauthorized("The access token has been revoked."));
     }

@@ -28,11 +28,18 @@ pub struct HubContext {
 }
 
 impl HubContext {
+    /// The tenant's hub and its integrations, from this node's cache while it is current (see
+    /// [`AppState::cached_hub`]), else from the database.
     pub async fn load(
         state: &AppState,
         tenant: TenantId,
         hub: switchboard_domain::ids::HubId,
-    ) -> Result<Self, ApiError> {
+    ) -> Result<Arc<Self>, ApiError> {
+        // Read before loading: a write committed meanwhile makes this load stale at once.
+        let generation = state.store.hub_generation();
+        if let Some(ctx) = state.cached_hub(tenant, hub, generation) {
+            return Ok(ctx);
+        }
         let hub = state
             .store
             .get_hub(tenant, hub)
@@ -46,11 +53,13 @@ impl HubContext {
             .iter()
             .map(HubMember::from_integration)
             .collect();
-        Ok(Self {
+        let ctx = Arc::new(Self {
             hub,
             integrations,
             members,
-        })
+        });
+        state.remember_hub(ctx.clone(), generation);
+        Ok(ctx)
     }
 
     pub fn integration(&self, id: IntegrationId) -> Option<&Integration> {

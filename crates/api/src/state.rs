@@ -7,14 +7,33 @@ use std::time::{Duration, Instant};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use switchboard_delivery::bus::Bus;
 use switchboard_delivery::live::LiveRegistry;
-use switchboard_domain::ids::SecretId;
+use switchboard_domain::ids::{HubId, SecretId, TenantId};
 use switchboard_domain::time::now_millis;
+use switchboard_domain::token::Claims;
 use switchboard_storage::Store;
 use tokio::sync::watch;
+
+use crate::engine::HubContext;
 
 /// How long a node trusts what it learnt about a client secret. Revocation takes effect on
 /// every node within this time (SPEC 2 asks for 5 s).
 pub const SECRET_CACHE_TTL: Duration = Duration::from_secs(2);
+
+/// How long a node trusts a hub and its integrations it loaded, while no write to a hub or an
+/// integration went through this node. A change made through another node takes effect here
+/// within this time.
+pub const HUB_CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// Most hubs, and most verified tokens, a node remembers; past it the cache starts afresh.
+const CACHE_MAX: usize = 10_000;
+
+/// A hub loaded for routing, with the store's generation when it was loaded.
+struct CachedHub {
+    tenant: TenantId,
+    generation: u64,
+    at: Instant,
+    ctx: Arc<HubContext>,
+}
 
 /// Settings of the API layer.
 #[derive(Clone, Debug)]
@@ -62,6 +81,10 @@ pub struct Inner {
     /// Notified after a commit that queued webhook deliveries: wakes this node's worker.
     pub deliveries_due: Arc<tokio::sync::Notify>,
     secrets: Mutex<HashMap<SecretId, (bool, Instant)>>,
+    /// Tokens whose signature was verified, with their claims: a token's signature is checked
+    /// once, its expiry and its secret's revocation on every use.
+    tokens: Mutex<HashMap<Box<str>, Claims>>,
+    hubs: Mutex<HashMap<HubId, CachedHub>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -97,6 +120,8 @@ impl AppState {
             shutdown,
             deliveries_due: Arc::new(tokio::sync::Notify::new()),
             secrets: Mutex::new(HashMap::new()),
+            tokens: Mutex::new(HashMap::new()),
+            hubs: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -117,6 +142,55 @@ impl AppState {
             cache.insert(id, (active, Instant::now()));
         }
         Ok(active)
+    }
+
+    /// The claims of a token whose signature was verified before.
+    pub fn verified_token(&self, token: &str) -> Option<Claims> {
+        self.tokens.lock().ok()?.get(token).cloned()
+    }
+
+    /// Remembers a token whose signature holds.
+    pub fn remember_token(&self, token: &str, claims: &Claims) {
+        if let Ok(mut tokens) = self.tokens.lock() {
+            if tokens.len() >= CACHE_MAX {
+                tokens.clear();
+            }
+            tokens.insert(token.into(), claims.clone());
+        }
+    }
+
+    /// The tenant's hub as loaded at `generation` of the store, if this node loaded it then
+    /// and less than [`HUB_CACHE_TTL`] ago.
+    pub fn cached_hub(
+        &self,
+        tenant: TenantId,
+        hub: HubId,
+        generation: u64,
+    ) -> Option<Arc<HubContext>> {
+        let hubs = self.hubs.lock().ok()?;
+        let cached = hubs.get(&hub)?;
+        (cached.tenant == tenant
+            && cached.generation == generation
+            && cached.at.elapsed() < HUB_CACHE_TTL)
+            .then(|| cached.ctx.clone())
+    }
+
+    /// Remembers a hub loaded at `generation` of the store.
+    pub fn remember_hub(&self, ctx: Arc<HubContext>, generation: u64) {
+        if let Ok(mut hubs) = self.hubs.lock() {
+            if hubs.len() >= CACHE_MAX {
+                hubs.clear();
+            }
+            hubs.insert(
+                ctx.hub.id,
+                CachedHub {
+                    tenant: ctx.hub.tenant_id,
+                    generation,
+                    at: Instant::now(),
+                    ctx,
+                },
+            );
+        }
     }
 
     /// Forgets what this node knows of a secret (after revoking it here).

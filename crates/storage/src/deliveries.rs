@@ -97,6 +97,9 @@ pub struct Notification {
 /// A webhook recipient of one stored copy, for [`Store::append_activities`] and friends.
 #[derive(Clone, Debug)]
 pub(crate) struct Outbox {
+    pub tenant_id: TenantId,
+    pub hub_id: HubId,
+    pub conversation_id: ConversationId,
     pub activity_id: Uuid,
     pub event_id: Millis,
     pub integration_id: IntegrationId,
@@ -135,7 +138,6 @@ impl Store {
     pub(crate) async fn enqueue_in(
         &self,
         txn: &DatabaseTransaction,
-        conversation: &switchboard_domain::conversation::Conversation,
         entries: &[Outbox],
         now: Millis,
         due: Millis,
@@ -143,18 +145,16 @@ impl Store {
         if entries.is_empty() {
             return Ok(());
         }
-        let (tenant, hub) = (conversation.tenant_id, conversation.hub_id);
-        let conversation = conversation.id;
         let mut rows = Vec::with_capacity(entries.len());
         let mut links = Vec::with_capacity(entries.len());
         for e in entries {
             let id = DeliveryId::new();
             rows.push(delivery::ActiveModel {
                 id: Set(id.as_uuid()),
-                tenant_id: Set(tenant.as_uuid()),
-                hub_id: Set(hub.as_uuid()),
+                tenant_id: Set(e.tenant_id.as_uuid()),
+                hub_id: Set(e.hub_id.as_uuid()),
                 integration_id: Set(e.integration_id.as_uuid()),
-                conversation_id: Set(conversation.as_uuid()),
+                conversation_id: Set(e.conversation_id.as_uuid()),
                 webhook_id: Set(format!("msg_{}", id.as_uuid().simple())),
                 kind: Set(e.kind.as_str().to_owned()),
                 status: Set(DeliveryStatus::Pending.as_str().to_owned()),
@@ -377,6 +377,15 @@ impl Store {
             }
         }
         txn.commit().await?;
+        if matches!(
+            settle,
+            Settle::Failed {
+                pause_integration: true,
+                ..
+            }
+        ) {
+            self.hubs_changed();
+        }
         Ok(())
     }
 

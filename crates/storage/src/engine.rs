@@ -39,6 +39,73 @@ pub const IDEMPOTENCY_TTL_MS: Millis = 24 * 3_600_000;
 /// is tried again.
 const RACE_RETRIES: usize = 3;
 
+/// Rows to write for appended routes: the copies, their webhook deliveries, and the
+/// conversations whose mode changes.
+#[derive(Default)]
+pub(crate) struct Staged {
+    rows: Vec<activity::ActiveModel>,
+    outbox: Vec<Outbox>,
+    modes: Vec<(ConversationId, Mode)>,
+}
+
+impl Staged {
+    /// Stages the copies of `routes` of `conversation`, the first with `eventId` `first` and
+    /// each next route one more.
+    pub(crate) fn add(
+        &mut self,
+        conversation: &Conversation,
+        routes: &[Route],
+        first: Millis,
+        now: Millis,
+    ) -> Result<Vec<Appended>> {
+        let mut appended = Vec::with_capacity(routes.len());
+        for (i, route) in routes.iter().enumerate() {
+            let event_id = first + i as i64;
+            let activities = route.activities(event_id);
+            for (recipient, a) in route.recipients.iter().zip(&activities) {
+                let id = Uuid::now_v7();
+                if let Reach::Webhook { .. } = recipient.reach {
+                    self.outbox.push(Outbox {
+                        tenant_id: conversation.tenant_id,
+                        hub_id: conversation.hub_id,
+                        conversation_id: conversation.id,
+                        activity_id: id,
+                        event_id,
+                        integration_id: recipient.integration_id,
+                        kind: if recipient.integration_type == IntegrationType::System {
+                            DeliveryKind::System
+                        } else {
+                            DeliveryKind::Direct
+                        },
+                    });
+                }
+                self.rows.push(activity::ActiveModel {
+                    id: Set(id),
+                    tenant_id: Set(conversation.tenant_id.as_uuid()),
+                    hub_id: Set(conversation.hub_id.as_uuid()),
+                    conversation_id: Set(conversation.id.as_uuid()),
+                    event_id: Set(event_id),
+                    sender_integration_id: Set(a.sender.integration_id.as_uuid()),
+                    sender_type: Set(a.sender.integration_type.as_str().to_owned()),
+                    recipient_integration_id: Set(a.recipient.integration_id.as_uuid()),
+                    recipient_type: Set(a.recipient.integration_type.as_str().to_owned()),
+                    is_echo: Set(a.is_echo),
+                    body: Set(json_text(a)?),
+                    created: Set(now),
+                });
+            }
+            appended.push(Appended {
+                event_id,
+                activities,
+            });
+        }
+        if let Some(mode) = routes.iter().filter_map(|r| r.new_mode).next_back() {
+            self.modes.push((conversation.id, mode));
+        }
+        Ok(appended)
+    }
+}
+
 /// A conversation to open when its binding has none open.
 #[derive(Clone, Debug)]
 pub struct NewConversation {
@@ -168,7 +235,7 @@ impl Store {
 
     /// Reserves `n` consecutive `eventId`s of the hub at `now`: the first is
     /// `max(now, last + 1)`. The clock row stays locked until the transaction ends.
-    async fn reserve_event_ids(
+    pub(crate) async fn reserve_event_ids(
         &self,
         txn: &DatabaseTransaction,
         hub: HubId,
@@ -195,8 +262,8 @@ impl Store {
         Ok(last - n + 1)
     }
 
-    /// Appends the copies of `routes` in `txn`, numbered from the hub's clock, and records the
-    /// conversation's activity (and new mode). One entry per route.
+    /// Appends the routes of one conversation in `txn`: reserves their `eventId`s, stores the
+    /// copies, queues the webhook deliveries, and sets the conversation's new mode.
     async fn append_in(
         &self,
         txn: &DatabaseTransaction,
@@ -210,70 +277,37 @@ impl Store {
         let first = self
             .reserve_event_ids(txn, conversation.hub_id, routes.len(), now)
             .await?;
-        let mut appended = Vec::with_capacity(routes.len());
-        let mut rows = Vec::new();
-        let mut outbox = Vec::new();
-        for (i, route) in routes.iter().enumerate() {
-            let event_id = first + i as i64;
-            let activities = route.activities(event_id);
-            for (recipient, a) in route.recipients.iter().zip(&activities) {
-                let id = Uuid::now_v7();
-                if let Reach::Webhook { .. } = recipient.reach {
-                    outbox.push(Outbox {
-                        activity_id: id,
-                        event_id,
-                        integration_id: recipient.integration_id,
-                        kind: if recipient.integration_type == IntegrationType::System {
-                            DeliveryKind::System
-                        } else {
-                            DeliveryKind::Direct
-                        },
-                    });
-                }
-                rows.push(activity::ActiveModel {
-                    id: Set(id),
-                    tenant_id: Set(conversation.tenant_id.as_uuid()),
-                    hub_id: Set(conversation.hub_id.as_uuid()),
-                    conversation_id: Set(conversation.id.as_uuid()),
-                    event_id: Set(event_id),
-                    sender_integration_id: Set(a.sender.integration_id.as_uuid()),
-                    sender_type: Set(a.sender.integration_type.as_str().to_owned()),
-                    recipient_integration_id: Set(a.recipient.integration_id.as_uuid()),
-                    recipient_type: Set(a.recipient.integration_type.as_str().to_owned()),
-                    is_echo: Set(a.is_echo),
-                    body: Set(json_text(a)?),
-                    created: Set(now),
-                });
-            }
-            appended.push(Appended {
-                event_id,
-                activities,
-            });
-        }
+        let mut staged = Staged::default();
+        let appended = staged.add(conversation, routes, first, now)?;
+        self.write_staged(txn, staged, now).await?;
+        Ok(appended)
+    }
+
+    /// Writes staged copies, deliveries and mode changes in `txn`.
+    pub(crate) async fn write_staged(
+        &self,
+        txn: &DatabaseTransaction,
+        staged: Staged,
+        now: Millis,
+    ) -> Result<()> {
         // Bounded batches: PostgreSQL takes at most 65535 bind values per statement.
-        let mut rows = rows.into_iter().peekable();
+        let mut rows = staged.rows.into_iter().peekable();
         while rows.peek().is_some() {
             let batch: Vec<_> = rows.by_ref().take(1000).collect();
             activity::Entity::insert_many(batch)
                 .exec_without_returning(txn)
                 .await?;
         }
-        self.enqueue_in(
-            txn,
-            conversation,
-            &outbox,
-            now,
-            now + self.first_delivery_delay_ms,
-        )
-        .await?;
-        if let Some(mode) = routes.iter().filter_map(|r| r.new_mode).next_back() {
+        self.enqueue_in(txn, &staged.outbox, now, now + self.first_delivery_delay_ms)
+            .await?;
+        for (conversation, mode) in staged.modes {
             conversation::Entity::update_many()
                 .col_expr(conversation::Column::Mode, Expr::value(mode.as_str()))
-                .filter(conversation::Column::Id.eq(conversation.id.as_uuid()))
+                .filter(conversation::Column::Id.eq(conversation.as_uuid()))
                 .exec(txn)
                 .await?;
         }
-        Ok(appended)
+        Ok(())
     }
 
     /// The conversation of `binding` on the Customer integration if one is open, with
@@ -532,7 +566,8 @@ impl Store {
     ///
     /// The conversation must be open when the transaction runs ([`AppendOutcome::Closed`]
     /// otherwise); a key that a concurrent request committed first is
-    /// [`AppendOutcome::Replay`]. An expired key (older than 24 h) is taken over.
+    /// [`AppendOutcome::Replay`]. An expired key (older than 24 h) is taken over. Calls
+    /// without a key that run at the same time are written in one transaction (a group commit).
     pub async fn append_activities(
         &self,
         conversation: &Conversation,
@@ -540,6 +575,10 @@ impl Store {
         idempotency: Option<&Idempotency>,
         respond: &(dyn Fn(&[Appended]) -> String + Sync),
     ) -> Result<AppendOutcome> {
+        // Without a key to claim, concurrent appends share a transaction (see `group`).
+        if idempotency.is_none() {
+            return self.append_grouped(conversation, routes).await;
+        }
         let now = now_millis();
         let tenant = conversation.tenant_id;
         let (txn, _turn) = self.begin_write().await?;

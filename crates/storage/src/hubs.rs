@@ -50,6 +50,7 @@ impl Store {
         })
         .exec_without_returning(&self.db)
         .await?;
+        self.hubs_changed();
         Ok(Hub {
             id,
             tenant_id: tenant,
@@ -107,6 +108,7 @@ impl Store {
             .await?
             .ok_or(Error::NotFound)?;
         txn.commit().await?;
+        self.hubs_changed();
         to_hub(row)
     }
 
@@ -147,6 +149,7 @@ impl Store {
             return Err(Error::NotFound);
         }
         txn.commit().await?;
+        self.hubs_changed();
         Ok(())
     }
 }

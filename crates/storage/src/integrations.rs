@@ -100,6 +100,7 @@ impl Store {
                 Error::from(e)
             }
         })?;
+        self.hubs_changed();
         Ok(Integration {
             id,
             tenant_id: tenant,
@@ -180,6 +181,7 @@ impl Store {
             .await?
             .ok_or(Error::NotFound)?;
         txn.commit().await?;
+        self.hubs_changed();
         self.to_integration(row)
     }
 
@@ -255,6 +257,7 @@ impl Store {
             .filter(integration::Column::TenantId.eq(tenant.as_uuid()))
             .exec(&self.db)
             .await?;
+        self.hubs_changed();
         if done.rows_affected == 0 {
             return Err(Error::NotFound);
         }

@@ -12,6 +12,7 @@ mod deliveries;
 mod engine;
 mod entities;
 mod error;
+mod group;
 mod hubs;
 mod identity;
 mod integrations;
@@ -62,6 +63,11 @@ pub struct Store {
     sqlite_writes: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// When a new delivery is first due, after its activity: the retry schedule's first delay.
     first_delivery_delay_ms: i64,
+    /// Counts the writes to hubs and integrations made through this store (all clones share
+    /// it), so a cache of them can tell that it is stale: see [`Store::hub_generation`].
+    hub_generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Appends waiting for a group commit.
+    group: std::sync::Arc<group::GroupCommit>,
 }
 
 impl std::fmt::Debug for Store {
@@ -125,6 +131,8 @@ impl Store {
             cipher: Cipher::new(&key),
             sqlite_writes: std::sync::Arc::new(tokio::sync::Mutex::new(())),
             first_delivery_delay_ms: 0,
+            hub_generation: std::sync::Arc::default(),
+            group: std::sync::Arc::default(),
         })
     }
 
@@ -133,6 +141,20 @@ impl Store {
     pub fn with_first_delivery_delay(mut self, ms: i64) -> Self {
         self.first_delivery_delay_ms = ms.max(0);
         self
+    }
+
+    /// A number that grows after every write to a hub or an integration made through this store
+    /// (or a clone of it). Read it before loading a hub; the load is still current while the
+    /// number is unchanged, as far as this process knows (another node's writes are not seen).
+    pub fn hub_generation(&self) -> u64 {
+        self.hub_generation
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Marks hubs and integrations as changed: called after such a write, once it is committed.
+    pub(crate) fn hubs_changed(&self) {
+        self.hub_generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     /// Whether the database is PostgreSQL (else SQLite).

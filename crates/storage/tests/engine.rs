@@ -40,6 +40,7 @@ on_both_backends!(
     concurrent_establishes_of_one_binding_share_one_conversation,
     event_ids_increase_within_a_hub_and_follow_the_clock,
     concurrent_appends_get_distinct_ids_in_commit_order,
+    appends_that_share_a_group_commit_keep_their_own_outcome,
     append_to_a_closed_conversation_stores_nothing,
     idempotency_key_replays_the_first_answer,
     idempotency_keys_expire_after_a_day,
@@ -871,6 +872,119 @@ async fn concurrent_appends_get_distinct_ids_in_commit_order(db: &TestDb) {
 
 // ---------------------------------------------------------------------------------------------
 // append_activities
+
+/// Many appends at once, over two tenants' hubs, fall into shared transactions (group commit):
+/// each still gets its own outcome (a closed conversation, or one named under another tenant,
+/// is `Closed` and stores nothing), every hub's eventIds stay distinct and in order per
+/// conversation, and every webhook recipient gets one delivery per copy.
+async fn appends_that_share_a_group_commit_keep_their_own_outcome(db: &TestDb) {
+    const CONVERSATIONS: usize = 4;
+    const EACH: usize = 24;
+    let mut jobs = Vec::new();
+    let mut expected = Vec::new();
+    for _ in 0..2 {
+        let ctx = Ctx::new(db).await;
+        let customer = ctx.add(direct("Customer", "Customer")).await;
+        ctx.add(direct("Agent", "Agent")).await;
+        let crm = ctx.add(system("CRM", &["message:customer"])).await;
+        let mut open = Vec::new();
+        for i in 0..CONVERSATIONS {
+            open.push(
+                ctx.establish(&customer, &format!("g{i}"), json!({}))
+                    .await
+                    .conversation,
+            );
+        }
+        let closed = ctx
+            .establish(&customer, "closed", json!({}))
+            .await
+            .conversation;
+        let route = ctx.route(&closed, text("too late")).await;
+        ctx.close(closed.id, ConversationReason::Api, None)
+            .await
+            .unwrap();
+        let mut forged = open[0].clone();
+        forged.tenant_id = tenant(&ctx.store).await;
+        for k in 0..EACH {
+            for c in &open {
+                let route = ctx.route(c, text(&format!("{} {k}", c.binding))).await;
+                jobs.push((ctx.store.clone(), c.clone(), route, true));
+            }
+            jobs.push((ctx.store.clone(), closed.clone(), route.clone(), false));
+            jobs.push((ctx.store.clone(), forged.clone(), route.clone(), false));
+        }
+        expected.push((ctx, open, crm));
+    }
+
+    // All at once, so that they queue behind each other's commits.
+    let barrier = Arc::new(tokio::sync::Barrier::new(jobs.len()));
+    let tasks: Vec<_> = jobs
+        .into_iter()
+        .map(|(store, c, route, open)| {
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let outcome = store
+                    .append_activities(&c, &[route], None, &no_answer)
+                    .await
+                    .unwrap();
+                (c.id, open, outcome)
+            })
+        })
+        .collect();
+    let mut per_conversation: std::collections::HashMap<ConversationId, Vec<Millis>> =
+        std::collections::HashMap::new();
+    for t in tasks {
+        let (id, open, outcome) = t.await.unwrap();
+        if open {
+            let got = appended(outcome);
+            per_conversation
+                .entry(id)
+                .or_default()
+                .push(got[0].event_id);
+        } else {
+            assert_eq!(outcome, AppendOutcome::Closed);
+        }
+    }
+
+    for (ctx, open, crm) in &expected {
+        let mut hub_ids = BTreeSet::new();
+        for c in open {
+            let ids = &per_conversation[&c.id];
+            assert_eq!(ids.len(), EACH);
+            hub_ids.extend(ids.iter().copied());
+            // Stored: exactly what was answered, for the customer's side.
+            let stored = ctx
+                .store
+                .conversation_activities(ctx.tenant, c.id, IntegrationType::Customer, 0, 1000)
+                .await
+                .unwrap();
+            let mut answered = ids.clone();
+            answered.sort_unstable();
+            let stored_ids: Vec<Millis> = stored.iter().map(|s| activity(s).event_id).collect();
+            assert_eq!(stored_ids, answered);
+        }
+        assert_eq!(
+            hub_ids.len(),
+            CONVERSATIONS * EACH,
+            "eventIds are distinct in a hub"
+        );
+        let deliveries = ctx
+            .store
+            .list_deliveries(
+                ctx.tenant,
+                Some(crm.id),
+                None,
+                switchboard_domain::paging::PageRequest {
+                    number: 1,
+                    size: 1000,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(deliveries.total, (CONVERSATIONS * EACH) as u64);
+    }
+}
 
 async fn append_to_a_closed_conversation_stores_nothing(db: &TestDb) {
     let ctx = Ctx::new(db).await;

@@ -1,0 +1,246 @@
+//! Group commit of appended activities: concurrent [`Store::append_activities`] calls without an
+//! idempotency key share one transaction.
+//!
+//! Each call queues its conversation and routes, then waits for the commit turn. Whoever gets the
+//! turn writes everything queued so far (up to [`MAX_GROUP`]) in one transaction: one statement
+//! marks the conversations active (and finds the closed ones), one per hub reserves the
+//! `eventId`s, one inserts every copy, one or two queue the deliveries. The calls that were
+//! written meanwhile find their answer when their turn comes and return at once. Under light
+//! load a group is one call, as before; under heavy load the per-transaction cost (and, on
+//! SQLite, the wait for the single writer) is shared by the whole group.
+//!
+//! The group runs in its own task, holding the turn until it is done, so a caller that goes
+//! away (a client that disconnects) neither cancels the others' writes nor lets two groups
+//! run at once. When a group's transaction fails, its calls are written again one by one, so
+//! one bad call fails only itself.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use sea_orm::ConnectionTrait;
+use switchboard_domain::conversation::{Conversation, ConversationState};
+use switchboard_domain::routing::Route;
+use switchboard_domain::time::{now_millis, Millis};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use crate::engine::{AppendOutcome, Staged};
+use crate::{Error, Result, Store};
+
+/// The most calls one transaction writes.
+pub const MAX_GROUP: usize = 256;
+
+/// One call waiting to be written.
+struct Pending {
+    conversation: Conversation,
+    routes: Vec<Route>,
+    done: oneshot::Sender<Result<AppendOutcome>>,
+}
+
+/// The queue of calls and the commit turn; shared by the clones of a [`Store`].
+#[derive(Default)]
+pub(crate) struct GroupCommit {
+    queue: std::sync::Mutex<Vec<Pending>>,
+    turn: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Store {
+    /// Appends `routes` to the open `conversation` in a group commit: `Appended`, or `Closed`
+    /// when the conversation was closed meanwhile.
+    pub(crate) async fn append_grouped(
+        &self,
+        conversation: &Conversation,
+        routes: &[Route],
+    ) -> Result<AppendOutcome> {
+        let (done, mut answer) = oneshot::channel();
+        self.group
+            .queue
+            .lock()
+            .map_err(|_| Error::Db("the group commit queue is poisoned".to_owned()))?
+            .push(Pending {
+                conversation: conversation.clone(),
+                routes: routes.to_vec(),
+                done,
+            });
+        loop {
+            let turn = self.group.turn.clone().lock_owned().await;
+            match answer.try_recv() {
+                Ok(result) => return result,
+                Err(oneshot::error::TryRecvError::Closed) => {
+                    return Err(Error::Db("the group commit failed".to_owned()))
+                }
+                Err(oneshot::error::TryRecvError::Empty) => {}
+            }
+            let group: Vec<Pending> = match self.group.queue.lock() {
+                Ok(mut queue) => {
+                    let n = queue.len().min(MAX_GROUP);
+                    queue.drain(..n).collect()
+                }
+                Err(_) => return Err(Error::Db("the group commit queue is poisoned".to_owned())),
+            };
+            let store = self.clone();
+            let _ = tokio::spawn(async move {
+                let _turn = turn;
+                store.commit_group(group).await;
+            })
+            .await;
+        }
+    }
+
+    /// Writes a group and answers each of its calls.
+    async fn commit_group(&self, group: Vec<Pending>) {
+        if group.is_empty() {
+            return;
+        }
+        let jobs: Vec<(&Conversation, &[Route])> = group
+            .iter()
+            .map(|p| (&p.conversation, p.routes.as_slice()))
+            .collect();
+        let started = std::time::Instant::now();
+        let results: Vec<Result<AppendOutcome>> = match self.write_group(&jobs).await {
+            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+            Err(e) if jobs.len() == 1 => vec![Err(e)],
+            Err(e) => {
+                tracing::debug!(error = %e, size = jobs.len(), "a group commit failed; writing its calls one by one");
+                let mut results = Vec::with_capacity(jobs.len());
+                for job in &jobs {
+                    results.push(
+                        self.write_group(std::slice::from_ref(job))
+                            .await
+                            .and_then(|mut o| o.pop().ok_or(Error::NotFound)),
+                    );
+                }
+                results
+            }
+        };
+        tracing::debug!(
+            size = jobs.len(),
+            micros = started.elapsed().as_micros() as u64,
+            "group commit"
+        );
+        for (pending, result) in group.into_iter().zip(results) {
+            // A caller that went away no longer wants its answer.
+            let _ = pending.done.send(result);
+        }
+    }
+
+    /// Reserves `n` consecutive `eventId`s in each hub of `wanted` (hub → n) at `now`, in one
+    /// statement: the first of each hub is `max(now, last + 1)`, as
+    /// [`Store::reserve_event_ids`] does for one hub. The clock rows stay locked until the
+    /// transaction ends; they are written in the order of `wanted`'s keys.
+    async fn reserve_many(
+        &self,
+        txn: &sea_orm::DatabaseTransaction,
+        wanted: &BTreeMap<Uuid, usize>,
+        now: Millis,
+    ) -> Result<HashMap<Uuid, Millis>> {
+        if wanted.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut values = vec![now.into()];
+        let mut rows = Vec::with_capacity(wanted.len());
+        for (i, (hub, n)) in wanted.iter().enumerate() {
+            let n = i64::try_from(*n).map_err(|_| Error::Db("too many activities".to_owned()))?;
+            rows.push(format!("(${}, ${})", 2 * i + 2, 2 * i + 3));
+            values.push((*hub).into());
+            // The row's own `n` travels as `now + n - 1`, the value a new clock starts at.
+            values.push(now.saturating_add(n - 1).into());
+        }
+        let reserved = txn
+            .query_all(self.statement(
+                &format!(
+                    "INSERT INTO hub_clocks (hub_id, last_event_id) VALUES {} \
+                     ON CONFLICT (hub_id) DO UPDATE SET last_event_id = CASE \
+                     WHEN excluded.last_event_id > hub_clocks.last_event_id + (excluded.last_event_id - $1 + 1) \
+                     THEN excluded.last_event_id \
+                     ELSE hub_clocks.last_event_id + (excluded.last_event_id - $1 + 1) END \
+                     RETURNING hub_id, last_event_id",
+                    rows.join(", ")
+                ),
+                values,
+            ))
+            .await?;
+        let mut first = HashMap::with_capacity(wanted.len());
+        for row in reserved {
+            let hub: Uuid = row.try_get("", "hub_id")?;
+            let last: i64 = row.try_get("", "last_event_id")?;
+            let n = wanted.get(&hub).copied().unwrap_or(1) as i64;
+            first.insert(hub, last - n + 1);
+        }
+        if first.len() != wanted.len() {
+            return Err(Error::Db("the hub clocks answered too few rows".to_owned()));
+        }
+        Ok(first)
+    }
+
+    /// Appends every job in one transaction; one outcome per job, in order.
+    async fn write_group(&self, jobs: &[(&Conversation, &[Route])]) -> Result<Vec<AppendOutcome>> {
+        let now = now_millis();
+        let (txn, _turn) = self.begin_write().await?;
+
+        // The open conversations, marked active (a write first: see the engine's note on SQLite).
+        // Each conversation is looked for under its own tenant, as everywhere else.
+        let mut ids: Vec<(Uuid, Uuid)> = jobs
+            .iter()
+            .map(|(c, _)| (c.id.as_uuid(), c.tenant_id.as_uuid()))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let pairs: Vec<String> = (0..ids.len())
+            .map(|i| format!("(${}, ${})", 2 * i + 3, 2 * i + 4))
+            .collect();
+        let mut values = vec![now.into(), ConversationState::Open.as_str().into()];
+        for (id, tenant) in &ids {
+            values.push((*id).into());
+            values.push((*tenant).into());
+        }
+        let rows = txn
+            .query_all(self.statement(
+                &format!(
+                    "UPDATE conversations SET last_activity = $1 \
+                     WHERE status = $2 AND (id, tenant_id) IN (VALUES {}) RETURNING id, tenant_id",
+                    pairs.join(", ")
+                ),
+                values,
+            ))
+            .await?;
+        let open: HashSet<(Uuid, Uuid)> = rows
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get::<Uuid>("", "id")?,
+                    r.try_get::<Uuid>("", "tenant_id")?,
+                ))
+            })
+            .collect::<std::result::Result<_, sea_orm::DbErr>>()?;
+        let is_open = |c: &Conversation| open.contains(&(c.id.as_uuid(), c.tenant_id.as_uuid()));
+
+        // The hubs' eventIds, reserved in the order of hub ids so that two groups on
+        // PostgreSQL lock the clock rows in the same order.
+        let mut wanted: BTreeMap<Uuid, usize> = BTreeMap::new();
+        for (c, routes) in jobs {
+            if is_open(c) && !routes.is_empty() {
+                *wanted.entry(c.hub_id.as_uuid()).or_default() += routes.len();
+            }
+        }
+        let mut next = self.reserve_many(&txn, &wanted, now).await?;
+
+        let mut staged = Staged::default();
+        let mut outcomes = Vec::with_capacity(jobs.len());
+        for (c, routes) in jobs {
+            if !is_open(c) {
+                outcomes.push(AppendOutcome::Closed);
+                continue;
+            }
+            let first = next.get_mut(&c.hub_id.as_uuid()).map_or(now, |n| {
+                let first = *n;
+                *n += routes.len() as Millis;
+                first
+            });
+            outcomes.push(AppendOutcome::Appended(staged.add(c, routes, first, now)?));
+        }
+        self.write_staged(&txn, staged, now).await?;
+        txn.commit().await?;
+        Ok(outcomes)
+    }
+}
