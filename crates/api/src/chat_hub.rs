@@ -10,6 +10,7 @@
 //! [`LiveRegistry`]: switchboard_delivery::live::LiveRegistry
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::stream::SplitSink;
@@ -18,7 +19,7 @@ use poem::http::StatusCode;
 use poem::web::websocket::{Message, WebSocket, WebSocketConfig, WebSocketStream};
 use poem::{handler, FromRequest, IntoResponse, Request, Response};
 use serde_json::{json, Value};
-use switchboard_delivery::live::SessionEvent;
+use switchboard_delivery::live::{SessionEvent, Subscription};
 use switchboard_domain::activity::validate_inbound;
 use switchboard_domain::channel::Channel;
 use switchboard_domain::identity::Scope;
@@ -39,6 +40,10 @@ pub const MAX_CLIENT_FRAME: usize = 256 * 1024;
 const MAX_READ_FRAME: usize = 1024 * 1024;
 /// How long one write to the client may take before the connection is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most queued frames written together before a flush.
+const WRITE_BATCH: usize = 64;
+/// The initial read buffer of a socket.
+const READ_BUFFER: usize = 4 * 1024;
 /// Copies read from storage per query while replaying.
 const RESUME_BATCH: u64 = 500;
 
@@ -135,6 +140,9 @@ pub async fn chat_hub(req: &Request) -> poem::Result<Response> {
             )
         })?;
     let mut config = WebSocketConfig::default();
+    // Most sockets sit idle, waiting for frames: a 4 KiB read buffer (it grows for a big frame)
+    // instead of tungstenite's eager 128 KiB keeps an idle socket's memory small.
+    config.read_buffer_size = READ_BUFFER;
     config.max_message_size = Some(MAX_READ_FRAME);
     config.max_frame_size = Some(MAX_READ_FRAME);
     // Registered before the upgrade answer goes out: an activity accepted as soon as the
@@ -180,6 +188,47 @@ async fn send(sink: &mut Sink, msg: Message) -> Result<(), End> {
     }
 }
 
+/// Writes a live frame and the frames queued behind it (at most [`WRITE_BATCH`]) and flushes
+/// them in one write. Frames up to `floor` were replayed by a `resume` and are left out. A close
+/// queued behind the frames ends the session once they are written.
+async fn write_frames(
+    sub: &mut Subscription,
+    sink: &mut Sink,
+    floor: Option<i64>,
+    first: (i64, Arc<str>),
+) -> Result<(), End> {
+    let write = async {
+        let mut next = Some(first);
+        let mut written = 0;
+        let mut end = None;
+        while let Some((event_id, frame)) = next.take() {
+            if floor.is_none_or(|f| event_id > f) {
+                sink.feed(Message::Text(frame.to_string()))
+                    .await
+                    .map_err(|_| ())?;
+                written += 1;
+            }
+            if written >= WRITE_BATCH {
+                break;
+            }
+            match sub.try_next() {
+                Some(SessionEvent::Frame {
+                    event_id, frame, ..
+                }) => next = Some((event_id, frame)),
+                Some(SessionEvent::Close { code, reason }) => end = Some(End::Close(code, reason)),
+                None => {}
+            }
+        }
+        sink.flush().await.map_err(|_| ())?;
+        Ok::<_, ()>(end)
+    };
+    match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+        Ok(Ok(None)) => Ok(()),
+        Ok(Ok(Some(end))) => Err(end),
+        _ => Err(End::Gone),
+    }
+}
+
 fn error_frame(reference: &Value, err: &ApiError) -> Message {
     let body = err.body("ENG");
     Message::Text(
@@ -218,10 +267,7 @@ impl Session {
                 _ = shutdown.changed() => continue,
                 event = sub.next() => match event {
                     Some(SessionEvent::Frame { event_id, frame, .. }) => {
-                        if self.floor.is_some_and(|f| event_id <= f) {
-                            continue;
-                        }
-                        send(&mut sink, Message::Text(frame.to_string())).await
+                        write_frames(&mut sub, &mut sink, self.floor, (event_id, frame)).await
                     }
                     Some(SessionEvent::Close { code, reason }) => Err(End::Close(code, reason)),
                     None => Err(End::Gone),

@@ -349,30 +349,40 @@ impl Subscription {
     /// was returned.
     pub async fn next(&mut self) -> Option<SessionEvent> {
         loop {
-            {
-                let mut queue = lock(&self.session.queue);
-                if let Some((code, reason)) = queue.close.take() {
-                    queue.finished = true;
-                    return Some(SessionEvent::Close { code, reason });
-                }
-                if queue.finished {
-                    return None;
-                }
-                if let Some(queued) = queue.frames.pop_front() {
-                    queue.bytes -= queued.frame.len();
-                    drop(queue);
-                    self.registry.frames_taken(1);
-                    return Some(SessionEvent::Frame {
-                        conversation_id: queued.conversation_id,
-                        event_id: queued.event_id,
-                        frame: queued.frame,
-                    });
-                }
+            if let Some(event) = self.take() {
+                return event;
             }
-            // `notify_one` keeps a permit when nobody waits, so a push between the unlock above
-            // and this await is not missed.
+            // `notify_one` keeps a permit when nobody waits, so a push between the unlock in
+            // `take` and this await is not missed.
             self.session.notify.notified().await;
         }
+    }
+
+    /// The next event if one is ready, without waiting: a writer drains what is queued and
+    /// flushes it in one write.
+    pub fn try_next(&mut self) -> Option<SessionEvent> {
+        self.take().flatten()
+    }
+
+    /// `Some(event)` when the queue has one (`Some(None)` once finished), `None` when empty.
+    fn take(&mut self) -> Option<Option<SessionEvent>> {
+        let mut queue = lock(&self.session.queue);
+        if let Some((code, reason)) = queue.close.take() {
+            queue.finished = true;
+            return Some(Some(SessionEvent::Close { code, reason }));
+        }
+        if queue.finished {
+            return Some(None);
+        }
+        let queued = queue.frames.pop_front()?;
+        queue.bytes -= queued.frame.len();
+        drop(queue);
+        self.registry.frames_taken(1);
+        Some(Some(SessionEvent::Frame {
+            conversation_id: queued.conversation_id,
+            event_id: queued.event_id,
+            frame: queued.frame,
+        }))
     }
 
     /// The integration this session belongs to.

@@ -2,6 +2,7 @@
 //! its metrics and request logs, graceful shutdown. Tests start [`run`] on an ephemeral port with
 //! the production wiring.
 
+mod acceptor;
 pub mod config;
 pub mod sweeper;
 pub mod telemetry;
@@ -155,7 +156,7 @@ pub async fn run(
     let app = switchboard_api::app(state.clone(), telemetry::metrics_renderer())
         .with(telemetry::RequestMetrics);
 
-    let acceptor = TcpAcceptor::from_std(listener)?;
+    let acceptor = acceptor::NoDelay(TcpAcceptor::from_std(listener)?);
     let addr = acceptor.local_addr();
     tracing::info!(addr = ?addr.first(), "switchboard listening");
     // On shutdown, websocket sessions are told first (they close with 1001), then the server
