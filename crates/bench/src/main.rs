@@ -233,7 +233,7 @@ impl Scale {
                 rate: 200,
                 concurrency: 32,
                 kill_at: 0.5,
-                cap: Duration::from_secs(120),
+                cap: Duration::from_secs(300),
             },
         }
     }

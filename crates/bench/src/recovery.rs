@@ -149,21 +149,19 @@ pub async fn run(server: &mut Server, plan: &Plan) -> Result<(Vec<Phase>, Value)
     )
     .await;
     // A kill with nothing on its way would prove nothing: wait (a little) for a moment when
-    // some accepted activity has not reached both endpoints.
+    // the receiver holds some attempts, which the kill then cuts short.
     let wait = Instant::now();
-    while wait.elapsed() < Duration::from_secs(5)
-        && posting.done.load(Ordering::Relaxed) * KINDS.len() as u64
-            <= inbox.delivered.load(Ordering::Relaxed)
-    {
+    while wait.elapsed() < Duration::from_secs(5) && inbox.holding.load(Ordering::Relaxed) == 0 {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let at_kill = CpuSnapshot::take(server.pid, watch_db);
     server.kill().await?;
     let killed_us = inbox.now_us();
     let delivered_at_kill = inbox.delivered.load(Ordering::Relaxed);
+    let held_at_kill = inbox.holding.load(Ordering::Relaxed);
     let accepted_at_kill = posts.accepted().len() as u64;
     eprintln!(
-        "  recovery: SIGKILL with {accepted_at_kill} activities accepted and {delivered_at_kill} of their {} deliveries arrived",
+        "  recovery: SIGKILL with {accepted_at_kill} activities accepted, {delivered_at_kill} of their {} deliveries arrived, {held_at_kill} attempts held by the receiver",
         accepted_at_kill * KINDS.len() as u64
     );
     let restart = server.restart().await?;
@@ -185,6 +183,26 @@ pub async fn run(server: &mut Server, plan: &Plan) -> Result<(Vec<Phase>, Value)
     )
     .await;
     let after = CpuSnapshot::take(server.pid, watch_db);
+    // What the server's outbox says at the end (asked only when something is missing, as a
+    // delivery still pending is late rather than gone).
+    let outbox = if (inbox.delivered.load(Ordering::Relaxed) as usize)
+        < posts.accepted().len() * KINDS.len()
+    {
+        let mut outbox = serde_json::Map::new();
+        for status in ["pending", "failed"] {
+            let page = server
+                .api
+                .get(
+                    &format!("/api/v1/deliveries?status={status}&pageSize=1"),
+                    &server.api.portal,
+                )
+                .await?;
+            outbox.insert(format!("{status}_at_end"), page["total"].clone());
+        }
+        outbox
+    } else {
+        serde_json::Map::new()
+    };
 
     let (checked, failures) = check_all(inbox.take(), &setup, &inbox).await;
     let mut ledger = Ledger::default();
@@ -210,6 +228,7 @@ pub async fn run(server: &mut Server, plan: &Plan) -> Result<(Vec<Phase>, Value)
         &ledger.problems,
         "lost",
     );
+    extra.extend(outbox);
     extra.insert(
         "post_retries".into(),
         json!(posting.unanswered.load(Ordering::Relaxed)),
@@ -217,6 +236,7 @@ pub async fn run(server: &mut Server, plan: &Plan) -> Result<(Vec<Phase>, Value)
     extra.insert("posts_given_up".into(), json!(refused));
     extra.insert("accepted_at_kill".into(), json!(accepted_at_kill));
     extra.insert("delivered_at_kill".into(), json!(delivered_at_kill));
+    extra.insert("held_at_kill".into(), json!(held_at_kill));
     extra.insert(
         "undelivered_at_kill".into(),
         json!((accepted_at_kill * KINDS.len() as u64).saturating_sub(delivered_at_kill)),
@@ -246,8 +266,11 @@ pub async fn run(server: &mut Server, plan: &Plan) -> Result<(Vec<Phase>, Value)
     let lost = d.missing.len() as u64;
     if lost > 0 {
         eprintln!(
-            "  recovery: {lost} of {} due deliveries were LOST across the crash",
-            accepted.len() * KINDS.len()
+            "  recovery: {lost} of {} due deliveries did not arrive within the cap ({} s); the server then had {} pending and {} failed",
+            accepted.len() * KINDS.len(),
+            plan.cap.as_secs(),
+            extra["pending_at_end"],
+            extra["failed_at_end"],
         );
     }
     let phase = Phase {

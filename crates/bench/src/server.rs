@@ -347,6 +347,18 @@ impl Api {
         ok_json(&format!("POST {path}"), resp).await
     }
 
+    /// GETs with a token; the answer's body, or an error unless 200.
+    pub async fn get(&self, path: &str, token: &str) -> Result<Value> {
+        let resp = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| format!("GET {path}: {e}"))?;
+        ok_json(&format!("GET {path}"), resp).await
+    }
+
     /// Creates a hub; answers its id.
     pub async fn hub(&self, name: &str) -> Result<String> {
         let body = self

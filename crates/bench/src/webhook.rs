@@ -103,6 +103,8 @@ pub struct Inbox {
     seen: Mutex<Seen>,
     /// Distinct (kind, seq) pairs of the counted phase so far.
     pub delivered: Arc<AtomicU64>,
+    /// Requests recorded and not answered yet (held).
+    pub holding: AtomicU64,
 }
 
 impl Inbox {
@@ -120,6 +122,7 @@ impl Inbox {
                 bits: Vec::new(),
             }),
             delivered: Arc::new(AtomicU64::new(0)),
+            holding: AtomicU64::new(0),
         }
     }
 
@@ -221,7 +224,9 @@ async fn hook(
 ) -> poem::http::StatusCode {
     inbox.record(req.uri().path().to_owned(), req.headers().clone(), body);
     if !hold.0 .0.is_zero() {
+        inbox.holding.fetch_add(1, Ordering::Relaxed);
         tokio::time::sleep(hold.0 .0).await;
+        inbox.holding.fetch_sub(1, Ordering::Relaxed);
     }
     poem::http::StatusCode::OK
 }
