@@ -43,7 +43,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most queued frames written together before a flush.
 const WRITE_BATCH: usize = 64;
 /// The initial read buffer of a socket.
-const READ_BUFFER: usize = 4 * 1024;
+const READ_BUFFER: usize = 2 * 1024;
 /// Copies read from storage per query while replaying.
 const RESUME_BATCH: u64 = 500;
 
@@ -140,8 +140,9 @@ pub async fn chat_hub(req: &Request) -> poem::Result<Response> {
             )
         })?;
     let mut config = WebSocketConfig::default();
-    // Most sockets sit idle, waiting for frames: a 4 KiB read buffer (it grows for a big frame)
-    // instead of tungstenite's eager 128 KiB keeps an idle socket's memory small.
+    // Most sockets sit idle, waiting for frames, and clients send small frames: a 2 KiB read
+    // buffer (it grows to fit a big frame) instead of tungstenite's eager 128 KiB keeps an idle
+    // socket's memory small, and tungstenite zeroes the buffer on every read attempt.
     config.read_buffer_size = READ_BUFFER;
     config.max_message_size = Some(MAX_READ_FRAME);
     config.max_frame_size = Some(MAX_READ_FRAME);
