@@ -24,6 +24,11 @@ use tokio::task::JoinSet;
 /// The most of a receiver's answer read (to keep the connection); the rest is dropped.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
+/// Free slots worth a claim of their own while attempts are in flight.
+const CLAIM_BATCH: usize = 8;
+/// The longest a claim waits for [`CLAIM_BATCH`] slots to free up.
+const CLAIM_GATHER: Duration = Duration::from_millis(2);
+
 /// How the worker runs.
 #[derive(Clone, Debug)]
 pub struct WebhookConfig {
@@ -194,6 +199,21 @@ impl WebhookWorker {
                 }
                 continue;
             }
+            // A claim costs about the same for one delivery as for many: when attempts are in
+            // flight and few slots are free, let a few more finish first (briefly, so a slow
+            // endpoint holds up nothing).
+            let worth = CLAIM_BATCH.min(self.config.concurrency.max(1));
+            if free < worth && !inflight.is_empty() {
+                let _ = tokio::time::timeout(CLAIM_GATHER, async {
+                    while permits.available_permits() < worth {
+                        if inflight.join_next().await.is_none() {
+                            break;
+                        }
+                    }
+                })
+                .await;
+            }
+            let free = permits.available_permits();
             let saturated = busy.saturated(self.config.per_endpoint);
             let claimed = match self
                 .store

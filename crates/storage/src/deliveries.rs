@@ -8,10 +8,12 @@
 //! so nodes share the work without sending one delivery twice; a worker that dies leaves its
 //! lease to expire, and the delivery is claimed again (at-least-once).
 
+use std::collections::HashMap;
+
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Value as DbValue,
 };
 use switchboard_domain::ids::{
     ConversationId, DeliveryId, HubId, IntegrationId, NotificationId, TenantId,
@@ -132,6 +134,14 @@ fn to_delivery(
     })
 }
 
+/// `$first, $first+1, …` for `n` values.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 impl Store {
     /// Writes one delivery per outbox entry in `txn` (the activity's transaction), due at
     /// `due`.
@@ -240,38 +250,77 @@ impl Store {
             .await?;
         txn.commit().await?;
 
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+
+        // What the POSTs need, for the whole batch at once: the endpoints' integrations, the
+        // copies of each delivery, and the conversations' properties.
+        let mut integration_ids: Vec<Uuid> = rows.iter().map(|r| r.integration_id).collect();
+        integration_ids.sort_unstable();
+        integration_ids.dedup();
+        let integrations: HashMap<Uuid, Integration> = integration::Entity::find()
+            .filter(integration::Column::Id.is_in(integration_ids))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|row| Ok((row.id, self.to_integration(row)?)))
+            .collect::<Result<_>>()?;
+
+        let delivery_ids: Vec<DbValue> = rows.iter().map(|r| r.id.into()).collect();
+        let items = self
+            .db
+            .query_all(self.statement(
+                &format!(
+                    "SELECT l.delivery_id, a.body, a.event_id FROM delivery_activities l \
+                     JOIN activities a ON a.id = l.activity_id \
+                     WHERE l.delivery_id IN ({}) ORDER BY l.delivery_id, l.event_id",
+                    placeholders(1, delivery_ids.len())
+                ),
+                delivery_ids,
+            ))
+            .await?;
+        let mut copies: HashMap<Uuid, (Vec<String>, Vec<Millis>)> = HashMap::new();
+        for item in items {
+            let entry = copies
+                .entry(item.try_get::<Uuid>("", "delivery_id")?)
+                .or_default();
+            entry.0.push(item.try_get::<String>("", "body")?);
+            entry.1.push(item.try_get::<i64>("", "event_id")?);
+        }
+
+        let mut conversation_ids: Vec<Uuid> = rows.iter().map(|r| r.conversation_id).collect();
+        conversation_ids.sort_unstable();
+        conversation_ids.dedup();
+        let values: Vec<DbValue> = conversation_ids.iter().map(|id| (*id).into()).collect();
+        let mut properties: HashMap<Uuid, String> = HashMap::new();
+        for row in self
+            .db
+            .query_all(self.statement(
+                &format!(
+                    "SELECT id, properties FROM conversations WHERE id IN ({})",
+                    placeholders(1, values.len())
+                ),
+                values,
+            ))
+            .await?
+        {
+            properties.insert(
+                row.try_get::<Uuid>("", "id")?,
+                row.try_get::<String>("", "properties")?,
+            );
+        }
+
         let mut claimed = Vec::with_capacity(rows.len());
         for row in rows {
-            let Some(integration) = self
-                .find_integration_by_id(IntegrationId::from_uuid(row.integration_id))
-                .await?
-            else {
+            // A delivery whose integration is gone is dropped.
+            let Some(integration) = integrations.get(&row.integration_id).cloned() else {
                 continue;
             };
-            let items = self
-                .db
-                .query_all(self.statement(
-                    "SELECT a.body, a.event_id FROM delivery_activities l \
-                     JOIN activities a ON a.id = l.activity_id \
-                     WHERE l.delivery_id = $1 ORDER BY l.event_id",
-                    vec![row.id.into()],
-                ))
-                .await?;
-            let mut activities = Vec::with_capacity(items.len());
-            let mut event_ids = Vec::with_capacity(items.len());
-            for item in items {
-                activities.push(item.try_get::<String>("", "body")?);
-                event_ids.push(item.try_get::<i64>("", "event_id")?);
-            }
-            let properties = self
-                .db
-                .query_one(self.statement(
-                    "SELECT properties FROM conversations WHERE id = $1",
-                    vec![row.conversation_id.into()],
-                ))
-                .await?
-                .map(|r| r.try_get::<String>("", "properties"))
-                .transpose()?
+            let (activities, event_ids) = copies.remove(&row.id).unwrap_or_default();
+            let properties = properties
+                .get(&row.conversation_id)
+                .cloned()
                 .unwrap_or_else(|| "{}".to_owned());
             claimed.push(Claimed {
                 delivery: to_delivery(row, event_ids, Vec::new())?,
@@ -284,13 +333,25 @@ impl Store {
     }
 
     /// Records an attempt of a claimed delivery and what follows it, and releases the lease.
+    /// Attempts that end at the same time are recorded in one transaction (a group commit).
     pub async fn settle_delivery(
         &self,
         id: DeliveryId,
         attempt: &Attempt,
         settle: &Settle,
     ) -> Result<()> {
-        let (txn, _turn) = self.begin_write().await?;
+        self.settle_grouped((id, attempt.clone(), settle.clone()))
+            .await
+    }
+
+    /// Records one attempt in `txn`; `NotFound` when the delivery is gone.
+    pub(crate) async fn settle_in(
+        &self,
+        txn: &DatabaseTransaction,
+        id: DeliveryId,
+        attempt: &Attempt,
+        settle: &Settle,
+    ) -> Result<()> {
         let now = attempt.at + attempt.duration_ms;
         let last_error = attempt.error.clone().or_else(|| {
             attempt
@@ -329,14 +390,9 @@ impl Store {
         };
         // The write comes first: on SQLite a transaction that read first could not upgrade to
         // a write after another connection's commit (SQLITE_BUSY_SNAPSHOT).
-        if update.exec(&txn).await?.rows_affected == 0 {
-            txn.rollback().await?;
+        if update.exec(txn).await?.rows_affected == 0 {
             return Err(Error::NotFound);
         }
-        let row = delivery::Entity::find_by_id(id.as_uuid())
-            .one(&txn)
-            .await?
-            .ok_or(Error::NotFound)?;
         delivery_attempt::Entity::insert(delivery_attempt::ActiveModel {
             id: Set(Uuid::now_v7()),
             delivery_id: Set(id.as_uuid()),
@@ -345,7 +401,7 @@ impl Store {
             error: Set(attempt.error.clone()),
             duration_ms: Set(attempt.duration_ms),
         })
-        .exec_without_returning(&txn)
+        .exec_without_returning(txn)
         .await?;
         if let Settle::Failed {
             kind,
@@ -353,6 +409,10 @@ impl Store {
             pause_integration,
         } = settle
         {
+            let row = delivery::Entity::find_by_id(id.as_uuid())
+                .one(txn)
+                .await?
+                .ok_or(Error::NotFound)?;
             notification::Entity::insert(notification::ActiveModel {
                 id: Set(NotificationId::new().as_uuid()),
                 tenant_id: Set(row.tenant_id),
@@ -362,7 +422,7 @@ impl Store {
                 description: Set(description.clone()),
                 created: Set(now),
             })
-            .exec_without_returning(&txn)
+            .exec_without_returning(txn)
             .await?;
             if *pause_integration {
                 integration::Entity::update_many()
@@ -372,19 +432,9 @@ impl Store {
                     )
                     .col_expr(integration::Column::Modified, Expr::value(now))
                     .filter(integration::Column::Id.eq(row.integration_id))
-                    .exec(&txn)
+                    .exec(txn)
                     .await?;
             }
-        }
-        txn.commit().await?;
-        if matches!(
-            settle,
-            Settle::Failed {
-                pause_integration: true,
-                ..
-            }
-        ) {
-            self.hubs_changed();
         }
         Ok(())
     }

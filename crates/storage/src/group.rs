@@ -1,9 +1,10 @@
-//! Group commit of appended activities: concurrent [`Store::append_activities`] calls without an
-//! idempotency key share one transaction.
+//! Group commit: concurrent [`Store::append_activities`] calls without an idempotency key share
+//! one transaction, and so do concurrent [`Store::settle_delivery`] calls (webhook attempts that
+//! end at the same time).
 //!
-//! Each call queues its conversation and routes, then waits for the commit turn. Whoever gets the
-//! turn writes everything queued so far (up to [`MAX_GROUP`]) in one transaction: one statement
-//! marks the conversations active (and finds the closed ones), one per hub reserves the
+//! Each call queues its job, then waits for the commit turn. Whoever gets the turn writes
+//! everything queued so far (up to [`MAX_GROUP`]) in one transaction. For appends: one statement
+//! marks the conversations active (and finds the closed ones), one reserves every hub's
 //! `eventId`s, one inserts every copy, one or two queue the deliveries. The calls that were
 //! written meanwhile find their answer when their turn comes and return at once. Under light
 //! load a group is one call, as before; under heavy load the per-transaction cost (and, on
@@ -15,34 +16,121 @@
 //! one bad call fails only itself.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
 use std::sync::Arc;
 
 use sea_orm::ConnectionTrait;
 use switchboard_domain::conversation::{Conversation, ConversationState};
+use switchboard_domain::ids::DeliveryId;
 use switchboard_domain::routing::Route;
 use switchboard_domain::time::{now_millis, Millis};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+use crate::deliveries::{Attempt, Settle};
 use crate::engine::{AppendOutcome, Staged};
 use crate::{Error, Result, Store};
 
 /// The most calls one transaction writes.
 pub const MAX_GROUP: usize = 256;
 
-/// One call waiting to be written.
-struct Pending {
-    conversation: Conversation,
-    routes: Vec<Route>,
-    done: oneshot::Sender<Result<AppendOutcome>>,
+/// One call waiting to be written, and where its answer goes.
+struct Pending<J, R> {
+    job: J,
+    done: oneshot::Sender<Result<R>>,
 }
 
-/// The queue of calls and the commit turn; shared by the clones of a [`Store`].
-#[derive(Default)]
-pub(crate) struct GroupCommit {
-    queue: std::sync::Mutex<Vec<Pending>>,
+/// A queue of calls and the commit turn; shared by the clones of a [`Store`].
+pub(crate) struct GroupCommit<J, R> {
+    queue: std::sync::Mutex<Vec<Pending<J, R>>>,
     turn: Arc<tokio::sync::Mutex<()>>,
 }
+
+impl<J, R> Default for GroupCommit<J, R> {
+    fn default() -> Self {
+        Self {
+            queue: std::sync::Mutex::new(Vec::new()),
+            turn: Arc::default(),
+        }
+    }
+}
+
+impl<J: Send + 'static, R: Send + 'static> GroupCommit<J, R> {
+    /// Queues `job` and waits for its answer. Whoever gets the turn runs `commit` on everything
+    /// queued (at most [`MAX_GROUP`]) in a task of its own; `commit` answers one result per job,
+    /// in order.
+    pub(crate) async fn submit<F, Fut>(&self, job: J, commit: F) -> Result<R>
+    where
+        F: Fn(Vec<J>) -> Fut,
+        Fut: Future<Output = Vec<Result<R>>> + Send + 'static,
+    {
+        let poisoned = || Error::Db("a group commit queue is poisoned".to_owned());
+        let (done, mut answer) = oneshot::channel();
+        self.queue
+            .lock()
+            .map_err(|_| poisoned())?
+            .push(Pending { job, done });
+        loop {
+            let turn = self.turn.clone().lock_owned().await;
+            match answer.try_recv() {
+                Ok(result) => return result,
+                Err(oneshot::error::TryRecvError::Closed) => {
+                    return Err(Error::Db("a group commit failed".to_owned()))
+                }
+                Err(oneshot::error::TryRecvError::Empty) => {}
+            }
+            let group: Vec<Pending<J, R>> = {
+                let mut queue = self.queue.lock().map_err(|_| poisoned())?;
+                let n = queue.len().min(MAX_GROUP);
+                queue.drain(..n).collect()
+            };
+            let (jobs, answers): (Vec<J>, Vec<_>) =
+                group.into_iter().map(|p| (p.job, p.done)).unzip();
+            let written = commit(jobs);
+            let _ = tokio::spawn(async move {
+                let _turn = turn;
+                for (done, result) in answers.into_iter().zip(written.await) {
+                    // A caller that went away no longer wants its answer.
+                    let _ = done.send(result);
+                }
+            })
+            .await;
+        }
+    }
+}
+
+/// Runs `write` on all `jobs` in one transaction; when that fails, on each job alone, so one
+/// bad job fails only itself.
+async fn all_or_each<J, R, F, Fut>(jobs: Vec<J>, write: F) -> Vec<Result<R>>
+where
+    F: Fn(Vec<J>) -> Fut,
+    Fut: Future<Output = Result<Vec<R>>>,
+    J: Clone,
+{
+    let n = jobs.len();
+    match write(jobs.clone()).await {
+        Ok(results) => results.into_iter().map(Ok).collect(),
+        Err(e) if n == 1 => vec![Err(e)],
+        Err(e) => {
+            tracing::debug!(error = %e, size = n, "a group commit failed; writing its calls one by one");
+            let mut results = Vec::with_capacity(n);
+            for job in jobs {
+                results.push(
+                    write(vec![job])
+                        .await
+                        .and_then(|mut r| r.pop().ok_or(Error::NotFound)),
+                );
+            }
+            results
+        }
+    }
+}
+
+/// An append: the conversation as routed, and its routes.
+pub(crate) type AppendJob = (Conversation, Vec<Route>);
+
+/// A settled attempt: the delivery, the attempt, and what follows.
+pub(crate) type SettleJob = (DeliveryId, Attempt, Settle);
 
 impl Store {
     /// Appends `routes` to the open `conversation` in a group commit: `Appended`, or `Closed`
@@ -52,76 +140,58 @@ impl Store {
         conversation: &Conversation,
         routes: &[Route],
     ) -> Result<AppendOutcome> {
-        let (done, mut answer) = oneshot::channel();
-        self.group
-            .queue
-            .lock()
-            .map_err(|_| Error::Db("the group commit queue is poisoned".to_owned()))?
-            .push(Pending {
-                conversation: conversation.clone(),
-                routes: routes.to_vec(),
-                done,
-            });
-        loop {
-            let turn = self.group.turn.clone().lock_owned().await;
-            match answer.try_recv() {
-                Ok(result) => return result,
-                Err(oneshot::error::TryRecvError::Closed) => {
-                    return Err(Error::Db("the group commit failed".to_owned()))
+        let store = self.clone();
+        self.appends
+            .submit((conversation.clone(), routes.to_vec()), move |jobs| {
+                let store = store.clone();
+                async move {
+                    all_or_each(jobs, |jobs| {
+                        let store = store.clone();
+                        async move { store.write_group(&jobs).await }
+                    })
+                    .await
                 }
-                Err(oneshot::error::TryRecvError::Empty) => {}
-            }
-            let group: Vec<Pending> = match self.group.queue.lock() {
-                Ok(mut queue) => {
-                    let n = queue.len().min(MAX_GROUP);
-                    queue.drain(..n).collect()
-                }
-                Err(_) => return Err(Error::Db("the group commit queue is poisoned".to_owned())),
-            };
-            let store = self.clone();
-            let _ = tokio::spawn(async move {
-                let _turn = turn;
-                store.commit_group(group).await;
             })
-            .await;
-        }
+            .await
     }
 
-    /// Writes a group and answers each of its calls.
-    async fn commit_group(&self, group: Vec<Pending>) {
-        if group.is_empty() {
-            return;
-        }
-        let jobs: Vec<(&Conversation, &[Route])> = group
-            .iter()
-            .map(|p| (&p.conversation, p.routes.as_slice()))
-            .collect();
-        let started = std::time::Instant::now();
-        let results: Vec<Result<AppendOutcome>> = match self.write_group(&jobs).await {
-            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
-            Err(e) if jobs.len() == 1 => vec![Err(e)],
-            Err(e) => {
-                tracing::debug!(error = %e, size = jobs.len(), "a group commit failed; writing its calls one by one");
-                let mut results = Vec::with_capacity(jobs.len());
-                for job in &jobs {
-                    results.push(
-                        self.write_group(std::slice::from_ref(job))
-                            .await
-                            .and_then(|mut o| o.pop().ok_or(Error::NotFound)),
-                    );
+    /// Records a webhook attempt in a group commit with the others that end meanwhile.
+    pub(crate) async fn settle_grouped(&self, job: SettleJob) -> Result<()> {
+        let store = self.clone();
+        self.settles
+            .submit(job, move |jobs| {
+                let store = store.clone();
+                async move {
+                    all_or_each(jobs, |jobs| {
+                        let store = store.clone();
+                        async move { store.write_settles(&jobs).await }
+                    })
+                    .await
                 }
-                results
-            }
-        };
-        tracing::debug!(
-            size = jobs.len(),
-            micros = started.elapsed().as_micros() as u64,
-            "group commit"
-        );
-        for (pending, result) in group.into_iter().zip(results) {
-            // A caller that went away no longer wants its answer.
-            let _ = pending.done.send(result);
+            })
+            .await
+    }
+
+    /// Records every settled attempt in one transaction.
+    async fn write_settles(&self, jobs: &[SettleJob]) -> Result<Vec<()>> {
+        let (txn, _turn) = self.begin_write().await?;
+        for (id, attempt, settle) in jobs {
+            self.settle_in(&txn, *id, attempt, settle).await?;
         }
+        txn.commit().await?;
+        let paused = jobs.iter().any(|(_, _, s)| {
+            matches!(
+                s,
+                Settle::Failed {
+                    pause_integration: true,
+                    ..
+                }
+            )
+        });
+        if paused {
+            self.hubs_changed();
+        }
+        Ok(vec![(); jobs.len()])
     }
 
     /// Reserves `n` consecutive `eventId`s in each hub of `wanted` (hub → n) at `now`, in one
@@ -174,7 +244,7 @@ impl Store {
     }
 
     /// Appends every job in one transaction; one outcome per job, in order.
-    async fn write_group(&self, jobs: &[(&Conversation, &[Route])]) -> Result<Vec<AppendOutcome>> {
+    async fn write_group(&self, jobs: &[AppendJob]) -> Result<Vec<AppendOutcome>> {
         let now = now_millis();
         let (txn, _turn) = self.begin_write().await?;
 

@@ -34,7 +34,7 @@ impl Store {
         self.cipher.seal(&plain, &configuration_aad(id))
     }
 
-    fn to_integration(&self, row: integration::Model) -> Result<Integration> {
+    pub(crate) fn to_integration(&self, row: integration::Model) -> Result<Integration> {
         let id = IntegrationId::from_uuid(row.id);
         let corrupt = |what: &str| Error::Db(format!("integration {id} has an unknown {what}"));
         let channel =

@@ -66,8 +66,9 @@ pub struct Store {
     /// Counts the writes to hubs and integrations made through this store (all clones share
     /// it), so a cache of them can tell that it is stale: see [`Store::hub_generation`].
     hub_generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    /// Appends waiting for a group commit.
-    group: std::sync::Arc<group::GroupCommit>,
+    /// Appends, and settled webhook attempts, waiting for a group commit.
+    appends: std::sync::Arc<group::GroupCommit<group::AppendJob, AppendOutcome>>,
+    settles: std::sync::Arc<group::GroupCommit<group::SettleJob, ()>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -132,7 +133,8 @@ impl Store {
             sqlite_writes: std::sync::Arc::new(tokio::sync::Mutex::new(())),
             first_delivery_delay_ms: 0,
             hub_generation: std::sync::Arc::default(),
-            group: std::sync::Arc::default(),
+            appends: std::sync::Arc::default(),
+            settles: std::sync::Arc::default(),
         })
     }
 
