@@ -13,6 +13,7 @@ mod m20261121_000002_hubs;
 mod m20261121_000003_integrations;
 mod m20261121_000004_engine;
 mod m20261121_000005_deliveries;
+mod m20261121_000006_delivery_heads;
 
 /// All schema changes, oldest first.
 pub struct Migrator;
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000003_integrations::Migration),
             Box::new(m20261121_000004_engine::Migration),
             Box::new(m20261121_000005_deliveries::Migration),
+            Box::new(m20261121_000006_delivery_heads::Migration),
         ]
     }
 }

@@ -8,7 +8,7 @@
 //! so nodes share the work without sending one delivery twice; a worker that dies leaves its
 //! lease to expire, and the delivery is claimed again (at-least-once).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -155,10 +155,54 @@ impl Store {
         if entries.is_empty() {
             return Ok(());
         }
+        // Streams (endpoint, conversation) that already have a head. On PostgreSQL the heads are
+        // locked: a settle that is moving a head on waits, or is waited for, so a stream never
+        // ends up without one. (Two heads can happen; the claim's order check copes with that.)
+        let mut streams: Vec<(Uuid, Uuid)> = entries
+            .iter()
+            .map(|e| (e.integration_id.as_uuid(), e.conversation_id.as_uuid()))
+            .collect();
+        streams.sort_unstable();
+        streams.dedup();
+        let mut values: Vec<DbValue> = vec![DeliveryStatus::Pending.as_str().into()];
+        let pairs: Vec<String> = streams
+            .iter()
+            .enumerate()
+            .map(|(i, (integration, conversation))| {
+                values.push((*integration).into());
+                values.push((*conversation).into());
+                format!("(${}, ${})", 2 * i + 2, 2 * i + 3)
+            })
+            .collect();
+        let lock = if self.is_postgres() {
+            " FOR UPDATE"
+        } else {
+            ""
+        };
+        let mut headed: HashSet<(Uuid, Uuid)> = HashSet::new();
+        for row in txn
+            .query_all(self.statement(
+                &format!(
+                    "SELECT integration_id, conversation_id FROM deliveries \
+                     WHERE head AND status = $1 AND (integration_id, conversation_id) IN (VALUES {}){lock}",
+                    pairs.join(", ")
+                ),
+                values,
+            ))
+            .await?
+        {
+            headed.insert((
+                row.try_get::<Uuid>("", "integration_id")?,
+                row.try_get::<Uuid>("", "conversation_id")?,
+            ));
+        }
+
         let mut rows = Vec::with_capacity(entries.len());
         let mut links = Vec::with_capacity(entries.len());
         for e in entries {
             let id = DeliveryId::new();
+            // The first entry of a stream without a head is its head (entries come oldest first).
+            let head = headed.insert((e.integration_id.as_uuid(), e.conversation_id.as_uuid()));
             rows.push(delivery::ActiveModel {
                 id: Set(id.as_uuid()),
                 tenant_id: Set(e.tenant_id.as_uuid()),
@@ -176,6 +220,7 @@ impl Store {
                 last_error: Set(None),
                 created: Set(now),
                 modified: Set(now),
+                head: Set(head),
             });
             links.push(delivery_activity::ActiveModel {
                 delivery_id: Set(id.as_uuid()),
@@ -198,7 +243,9 @@ impl Store {
 
     /// Claims up to `limit` due deliveries for `lease_ms`: each the oldest pending delivery of
     /// its endpoint and conversation, not claimed by a live lease. Answers them with what their
-    /// POST needs; a delivery whose integration is gone is dropped.
+    /// POST needs; a delivery whose integration is gone is dropped. Only the flagged heads of
+    /// the streams are looked at (a small partial index, whatever the backlog); the check that
+    /// no older delivery of the stream is pending still decides.
     pub async fn claim_deliveries(
         &self,
         now: Millis,
@@ -230,7 +277,7 @@ impl Store {
         };
         let sql = format!(
             "UPDATE deliveries SET lease_until = $1, modified = $2 WHERE id IN (\
-             SELECT d.id FROM deliveries d WHERE d.status = 'pending' AND d.next_attempt_at <= $2 \
+             SELECT d.id FROM deliveries d WHERE d.head AND d.status = 'pending' AND d.next_attempt_at <= $2 \
              AND (d.lease_until IS NULL OR d.lease_until < $2){skip} \
              AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.integration_id = d.integration_id \
              AND e.conversation_id = d.conversation_id AND e.status = 'pending' AND e.seq < d.seq) \
@@ -376,22 +423,37 @@ impl Store {
             .col_expr(delivery::Column::LastError, Expr::value(last_error))
             .filter(delivery::Column::Id.eq(id.as_uuid()));
         update = match settle {
-            Settle::Succeeded => update.col_expr(
-                delivery::Column::Status,
-                Expr::value(DeliveryStatus::Succeeded.as_str()),
-            ),
+            Settle::Succeeded => update
+                .col_expr(
+                    delivery::Column::Status,
+                    Expr::value(DeliveryStatus::Succeeded.as_str()),
+                )
+                .col_expr(delivery::Column::Head, Expr::value(false)),
             Settle::Retry { next_at } => {
                 update.col_expr(delivery::Column::NextAttemptAt, Expr::value(*next_at))
             }
-            Settle::Failed { .. } => update.col_expr(
-                delivery::Column::Status,
-                Expr::value(DeliveryStatus::Failed.as_str()),
-            ),
+            Settle::Failed { .. } => update
+                .col_expr(
+                    delivery::Column::Status,
+                    Expr::value(DeliveryStatus::Failed.as_str()),
+                )
+                .col_expr(delivery::Column::Head, Expr::value(false)),
         };
         // The write comes first: on SQLite a transaction that read first could not upgrade to
         // a write after another connection's commit (SQLITE_BUSY_SNAPSHOT).
         if update.exec(txn).await?.rows_affected == 0 {
             return Err(Error::NotFound);
+        }
+        if !matches!(settle, Settle::Retry { .. }) {
+            // The stream's next delivery, if any, is its head now.
+            txn.execute(self.statement(
+                "UPDATE deliveries SET head = TRUE WHERE id = (\
+                 SELECT n.id FROM deliveries n JOIN deliveries s ON s.id = $1 \
+                 WHERE n.integration_id = s.integration_id AND n.conversation_id = s.conversation_id \
+                 AND n.status = $2 ORDER BY n.seq LIMIT 1)",
+                vec![id.as_uuid().into(), DeliveryStatus::Pending.as_str().into()],
+            ))
+            .await?;
         }
         delivery_attempt::Entity::insert(delivery_attempt::ActiveModel {
             id: Set(Uuid::now_v7()),
@@ -572,6 +634,9 @@ impl Store {
             )
             .col_expr(delivery::Column::RoundAttempts, Expr::value(0))
             .col_expr(delivery::Column::NextAttemptAt, Expr::value(now))
+            // The oldest in its stream again, so a head (another head of the stream waits for it:
+            // the claim's order check).
+            .col_expr(delivery::Column::Head, Expr::value(true))
             .col_expr(
                 delivery::Column::LeaseUntil,
                 Expr::value(Option::<i64>::None),

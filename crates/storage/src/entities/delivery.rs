@@ -25,6 +25,9 @@ pub struct Model {
     pub last_error: Option<String>,
     pub created: i64,
     pub modified: i64,
+    /// The head of its stream: the oldest pending delivery to its endpoint in its conversation
+    /// (a claim looks at heads only; see `Store::claim_deliveries`).
+    pub head: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
