@@ -2,6 +2,8 @@
 //! conversation, the only one that may be attempted) is flagged, and a partial index holds the
 //! flagged rows, so a claim looks at the heads instead of every pending delivery. With a backlog
 //! of 40,000 pending deliveries, PostgreSQL spent 230 ms per claim deciding which were heads.
+//! `ix_deliveries_due` (status, next_attempt_at) served only the claim and goes: left there,
+//! PostgreSQL's planner kept walking every pending row through it.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
@@ -13,6 +15,8 @@ pub struct Migration;
 enum Deliveries {
     Table,
     Head,
+    Status,
+    NextAttemptAt,
 }
 
 #[async_trait::async_trait]
@@ -40,10 +44,27 @@ impl MigrationTrait for Migration {
             "CREATE INDEX ix_deliveries_heads ON deliveries (next_attempt_at) WHERE head",
         )
         .await?;
-        Ok(())
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("ix_deliveries_due")
+                    .table(Deliveries::Table)
+                    .to_owned(),
+            )
+            .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_index(
+                Index::create()
+                    .name("ix_deliveries_due")
+                    .table(Deliveries::Table)
+                    .col(Deliveries::Status)
+                    .col(Deliveries::NextAttemptAt)
+                    .to_owned(),
+            )
+            .await?;
         manager
             .drop_index(
                 Index::drop()

@@ -174,8 +174,10 @@ impl Store {
                 format!("(${}, ${})", 2 * i + 2, 2 * i + 3)
             })
             .collect();
+        // Locked in id order, as a group of settles locks its deliveries, so the two never
+        // deadlock.
         let lock = if self.is_postgres() {
-            " FOR UPDATE"
+            " ORDER BY id FOR UPDATE"
         } else {
             ""
         };

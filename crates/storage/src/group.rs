@@ -175,7 +175,10 @@ impl Store {
     /// Records every settled attempt in one transaction.
     async fn write_settles(&self, jobs: &[SettleJob]) -> Result<Vec<()>> {
         let (txn, _turn) = self.begin_write().await?;
-        for (id, attempt, settle) in jobs {
+        // In id order: an enqueue locks the heads it looks at in the same order.
+        let mut order: Vec<&SettleJob> = jobs.iter().collect();
+        order.sort_by_key(|(id, _, _)| id.as_uuid());
+        for (id, attempt, settle) in order {
             self.settle_in(&txn, *id, attempt, settle).await?;
         }
         txn.commit().await?;
