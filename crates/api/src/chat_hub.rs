@@ -266,22 +266,25 @@ impl Session {
             let step = tokio::select! {
                 biased;
                 _ = shutdown.changed() => continue,
+                // The work of an event is boxed: handling a client frame runs a whole accept,
+                // and writing carries a timer; inline, their futures would make every idle
+                // socket's task as large as the largest of them.
                 event = sub.next() => match event {
                     Some(SessionEvent::Frame { event_id, frame, .. }) => {
-                        write_frames(&mut sub, &mut sink, self.floor, (event_id, frame)).await
+                        Box::pin(write_frames(&mut sub, &mut sink, self.floor, (event_id, frame))).await
                     }
                     Some(SessionEvent::Close { code, reason }) => Err(End::Close(code, reason)),
                     None => Err(End::Gone),
                 },
                 incoming = stream.next() => {
                     last_seen = Instant::now();
-                    self.incoming(incoming, &mut sink).await
+                    Box::pin(self.incoming(incoming, &mut sink)).await
                 }
                 _ = ping.tick() => {
                     if last_seen.elapsed() > interval * 2 {
                         Err(End::Close(1011, "no answer to keep-alive pings".to_owned()))
                     } else {
-                        send(&mut sink, Message::Ping(Vec::new())).await
+                        Box::pin(send(&mut sink, Message::Ping(Vec::new()))).await
                     }
                 }
             };

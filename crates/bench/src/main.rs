@@ -160,7 +160,8 @@ impl Scale {
             Scale::Full => live::Plan {
                 hubs: 8,
                 conversations_per_hub: 16,
-                rate: rate.unwrap_or(1000),
+                // The rate the p99 target is stated at.
+                rate: rate.unwrap_or(5000),
                 offered: Duration::from_secs(10),
                 in_flight: 256,
                 max_count: 50_000,

@@ -10,7 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{ColumnType, Expr};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Value as DbValue,
@@ -308,9 +308,10 @@ impl Store {
         let mut integration_ids: Vec<Uuid> = rows.iter().map(|r| r.integration_id).collect();
         integration_ids.sort_unstable();
         integration_ids.dedup();
-        let integrations: HashMap<Uuid, Integration> = integration::Entity::find()
-            .filter(integration::Column::Id.is_in(integration_ids))
-            .all(&self.db)
+        let integrations: HashMap<Uuid, Integration> = self
+            .read_all(
+                integration::Entity::find().filter(integration::Column::Id.is_in(integration_ids)),
+            )
             .await?
             .into_iter()
             .map(|row| Ok((row.id, self.to_integration(row)?)))
@@ -318,16 +319,22 @@ impl Store {
 
         let delivery_ids: Vec<DbValue> = rows.iter().map(|r| r.id.into()).collect();
         let items = self
-            .db
-            .query_all(self.statement(
-                &format!(
-                    "SELECT l.delivery_id, a.body, a.event_id FROM delivery_activities l \
-                     JOIN activities a ON a.id = l.activity_id \
-                     WHERE l.delivery_id IN ({}) ORDER BY l.delivery_id, l.event_id",
-                    placeholders(1, delivery_ids.len())
+            .read_rows(
+                self.statement(
+                    &format!(
+                        "SELECT l.delivery_id, a.body, a.event_id FROM delivery_activities l \
+                         JOIN activities a ON a.id = l.activity_id \
+                         WHERE l.delivery_id IN ({}) ORDER BY l.delivery_id, l.event_id",
+                        placeholders(1, delivery_ids.len())
+                    ),
+                    delivery_ids,
                 ),
-                delivery_ids,
-            ))
+                &[
+                    ("delivery_id", ColumnType::Uuid),
+                    ("body", ColumnType::Text),
+                    ("event_id", ColumnType::BigInteger),
+                ],
+            )
             .await?;
         let mut copies: HashMap<Uuid, (Vec<String>, Vec<Millis>)> = HashMap::new();
         for item in items {
@@ -344,14 +351,16 @@ impl Store {
         let values: Vec<DbValue> = conversation_ids.iter().map(|id| (*id).into()).collect();
         let mut properties: HashMap<Uuid, String> = HashMap::new();
         for row in self
-            .db
-            .query_all(self.statement(
-                &format!(
-                    "SELECT id, properties FROM conversations WHERE id IN ({})",
-                    placeholders(1, values.len())
+            .read_rows(
+                self.statement(
+                    &format!(
+                        "SELECT id, properties FROM conversations WHERE id IN ({})",
+                        placeholders(1, values.len())
+                    ),
+                    values,
                 ),
-                values,
-            ))
+                &[("id", ColumnType::Uuid), ("properties", ColumnType::Text)],
+            )
             .await?
         {
             properties.insert(
@@ -605,9 +614,11 @@ impl Store {
 
     /// The tenant's delivery, or `NotFound`.
     pub async fn get_delivery(&self, tenant: TenantId, id: DeliveryId) -> Result<Delivery> {
-        let row = delivery::Entity::find_by_id(id.as_uuid())
-            .filter(delivery::Column::TenantId.eq(tenant.as_uuid()))
-            .one(&self.db)
+        let row = self
+            .read_one(
+                delivery::Entity::find_by_id(id.as_uuid())
+                    .filter(delivery::Column::TenantId.eq(tenant.as_uuid())),
+            )
             .await?
             .ok_or(Error::NotFound)?;
         self.delivery_details(vec![row])

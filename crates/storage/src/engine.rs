@@ -437,12 +437,13 @@ impl Store {
         tenant: TenantId,
         id: ConversationId,
     ) -> Result<Option<Conversation>> {
-        conversation::Entity::find_by_id(id.as_uuid())
-            .filter(conversation::Column::TenantId.eq(tenant.as_uuid()))
-            .one(&self.db)
-            .await?
-            .map(to_conversation)
-            .transpose()
+        self.read_one(
+            conversation::Entity::find_by_id(id.as_uuid())
+                .filter(conversation::Column::TenantId.eq(tenant.as_uuid())),
+        )
+        .await?
+        .map(to_conversation)
+        .transpose()
     }
 
     /// The tenant's conversation, or `NotFound`.

@@ -65,12 +65,13 @@ impl Store {
 
     /// The tenant's hub, if it exists.
     pub async fn find_hub(&self, tenant: TenantId, hub: HubId) -> Result<Option<Hub>> {
-        hub::Entity::find_by_id(hub.as_uuid())
-            .filter(hub::Column::TenantId.eq(tenant.as_uuid()))
-            .one(&self.db)
-            .await?
-            .map(to_hub)
-            .transpose()
+        self.read_one(
+            hub::Entity::find_by_id(hub.as_uuid())
+                .filter(hub::Column::TenantId.eq(tenant.as_uuid())),
+        )
+        .await?
+        .map(to_hub)
+        .transpose()
     }
 
     /// The tenant's hub, or `NotFound`.

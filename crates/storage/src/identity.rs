@@ -208,8 +208,8 @@ impl Store {
 
     /// Whether a secret still exists (revoking deletes it) and has not expired at `now`.
     pub async fn secret_is_active(&self, secret_id: SecretId, now: Millis) -> Result<bool> {
-        let secret = client_secret::Entity::find_by_id(secret_id.as_uuid())
-            .one(&self.db)
+        let secret = self
+            .read_one(client_secret::Entity::find_by_id(secret_id.as_uuid()))
             .await?;
         Ok(secret.is_some_and(|s| unexpired(s.expiration, now)))
     }

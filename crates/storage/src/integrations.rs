@@ -122,12 +122,13 @@ impl Store {
         tenant: TenantId,
         id: IntegrationId,
     ) -> Result<Option<Integration>> {
-        integration::Entity::find_by_id(id.as_uuid())
-            .filter(integration::Column::TenantId.eq(tenant.as_uuid()))
-            .one(&self.db)
-            .await?
-            .map(|row| self.to_integration(row))
-            .transpose()
+        self.read_one(
+            integration::Entity::find_by_id(id.as_uuid())
+                .filter(integration::Column::TenantId.eq(tenant.as_uuid())),
+        )
+        .await?
+        .map(|row| self.to_integration(row))
+        .transpose()
     }
 
     /// The tenant's integration, or `NotFound`.
@@ -219,8 +220,7 @@ impl Store {
     /// The integration of that id, whatever its tenant: only for a caller that proves it acts
     /// for that integration (an integration-signed request).
     pub async fn find_integration_by_id(&self, id: IntegrationId) -> Result<Option<Integration>> {
-        integration::Entity::find_by_id(id.as_uuid())
-            .one(&self.db)
+        self.read_one(integration::Entity::find_by_id(id.as_uuid()))
             .await?
             .map(|row| self.to_integration(row))
             .transpose()
@@ -240,14 +240,15 @@ impl Store {
         if let Some(channel) = channel {
             query = query.filter(integration::Column::ChannelId.eq(channel.number()));
         }
-        query
-            .order_by_asc(integration::Column::Created)
-            .order_by_asc(integration::Column::Id)
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|row| self.to_integration(row))
-            .collect()
+        self.read_all(
+            query
+                .order_by_asc(integration::Column::Created)
+                .order_by_asc(integration::Column::Id),
+        )
+        .await?
+        .into_iter()
+        .map(|row| self.to_integration(row))
+        .collect()
     }
 
     /// Deletes the tenant's integration; `NotFound` if it is not theirs.

@@ -15,6 +15,7 @@ mod error;
 mod group;
 mod hubs;
 mod identity;
+mod inline;
 mod integrations;
 
 use std::str::FromStr;
@@ -52,6 +53,10 @@ const SQLITE_MAX_CONNECTIONS: u32 = 8;
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long SQLite waits for another connection's write lock.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// A PostgreSQL connection idle for longer is pinged before it is handed out (the server may
+/// have restarted or dropped it meanwhile). A busy pool hands out connections without a ping:
+/// sqlx pings on every acquire by default, one more round trip for each query.
+const PG_PING_AFTER_IDLE: Duration = Duration::from_secs(5);
 
 /// A handle on the database: a connection pool and the at-rest cipher. Cheap to clone.
 #[derive(Clone)]
@@ -69,6 +74,8 @@ pub struct Store {
     /// Appends, and settled webhook attempts, waiting for a group commit.
     appends: std::sync::Arc<group::GroupCommit<group::AppendJob, AppendOutcome>>,
     settles: std::sync::Arc<group::GroupCommit<group::SettleJob, ()>>,
+    /// Reads of a SQLite file that run on the caller's thread (see `inline`).
+    inline: Option<std::sync::Arc<inline::InlineReads>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -86,6 +93,7 @@ impl Store {
     /// on. An in-memory database lives in one connection that is never recycled, or it would
     /// vanish.
     pub async fn connect(database_url: &str, key: EncryptionKey) -> Result<Store> {
+        let mut inline = None;
         let db = if database_url.starts_with("postgres://")
             || database_url.starts_with("postgresql://")
         {
@@ -98,6 +106,16 @@ impl Store {
                 .options([("plan_cache_mode", "force_custom_plan")]);
             let pool = PgPoolOptions::new()
                 .max_connections(PG_MAX_CONNECTIONS)
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for > PG_PING_AFTER_IDLE {
+                            use sea_orm::sqlx::Connection;
+                            conn.ping().await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .acquire_timeout(ACQUIRE_TIMEOUT)
                 .connect_with(options)
                 .await
@@ -121,11 +139,16 @@ impl Store {
             } else {
                 SqlitePoolOptions::new().max_connections(SQLITE_MAX_CONNECTIONS)
             };
+            // A SQLite connection is a local file handle that cannot hang up: no ping before each
+            // use (sqlx's default), which cost a round trip to the connection's thread per query.
             let pool = pool
+                .test_before_acquire(false)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
                 .connect_with(options)
                 .await
                 .map_err(|e| Error::Db(format!("cannot open SQLite database: {e}")))?;
+            inline = inline::InlineReads::for_url(database_url, SQLITE_BUSY_TIMEOUT)
+                .map(std::sync::Arc::new);
             SqlxSqliteConnector::from_sqlx_sqlite_pool(pool)
         } else {
             return Err(Error::Db(
@@ -140,7 +163,51 @@ impl Store {
             hub_generation: std::sync::Arc::default(),
             appends: std::sync::Arc::default(),
             settles: std::sync::Arc::default(),
+            inline,
         })
+    }
+
+    /// The first row of `select`, read inline on a SQLite file (see `inline`), else through
+    /// the pool. For reads outside a transaction.
+    pub(crate) async fn read_one<E>(&self, select: sea_orm::Select<E>) -> Result<Option<E::Model>>
+    where
+        E: sea_orm::EntityTrait,
+        E::Model: sea_orm::FromQueryResult + Send + Sync,
+    {
+        use sea_orm::{QuerySelect, QueryTrait};
+        match &self.inline {
+            Some(reads) => {
+                let statement = select.limit(1).build(DbBackend::Sqlite);
+                Ok(reads.all::<E>(&statement)?.into_iter().next())
+            }
+            None => Ok(select.one(&self.db).await?),
+        }
+    }
+
+    /// The rows of a raw `SELECT` built for this backend, whose result columns `types` names,
+    /// read as [`Store::read_one`] reads.
+    pub(crate) async fn read_rows(
+        &self,
+        statement: Statement,
+        types: &[(&'static str, sea_orm::sea_query::ColumnType)],
+    ) -> Result<Vec<sea_orm::QueryResult>> {
+        match &self.inline {
+            Some(reads) => reads.rows(&statement, types),
+            None => Ok(self.db.query_all(statement).await?),
+        }
+    }
+
+    /// Every row of `select`, read as [`Store::read_one`] reads.
+    pub(crate) async fn read_all<E>(&self, select: sea_orm::Select<E>) -> Result<Vec<E::Model>>
+    where
+        E: sea_orm::EntityTrait,
+        E::Model: sea_orm::FromQueryResult + Send + Sync,
+    {
+        use sea_orm::QueryTrait;
+        match &self.inline {
+            Some(reads) => reads.all::<E>(&select.build(DbBackend::Sqlite)),
+            None => Ok(select.all(&self.db).await?),
+        }
     }
 
     /// This store with new deliveries first due `ms` after their activity (the first delay of

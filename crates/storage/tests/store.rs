@@ -36,7 +36,51 @@ on_both_backends!(
     integrations_page_oldest_first_with_total,
     delete_hub_removes_its_integrations,
     configuration_needs_the_right_key,
+    another_handle_reads_at_once_what_was_committed,
 );
+
+/// Reads outside a transaction run inline on a SQLite file, on connections of their own (see
+/// the storage crate's `inline` module): they must see every write committed before them,
+/// through any handle, with every column type and NULL as the pool reads them.
+async fn another_handle_reads_at_once_what_was_committed(db: &TestDb) {
+    let other = db.reopen(key()).await;
+    let t = tenant(&db.store).await;
+    let hub = db.store.create_hub(t, &hub_draft("Support")).await.unwrap();
+    assert_eq!(other.get_hub(t, hub.id).await.unwrap(), hub);
+    for round in 0..20 {
+        let draft = if round % 2 == 0 {
+            direct(&format!("Desk {round}"), "AB".repeat(32).as_str())
+        } else {
+            telegram(&format!("Telegram {round}"))
+        };
+        let created = db
+            .store
+            .create_integration(t, hub.id, &draft)
+            .await
+            .unwrap();
+        assert_eq!(other.get_integration(t, created.id).await.unwrap(), created);
+        assert_eq!(
+            other.find_integration_by_id(created.id).await.unwrap(),
+            Some(created.clone())
+        );
+        let mut paused = draft.clone();
+        paused.status = IntegrationStatus::Paused;
+        let updated = db
+            .store
+            .update_integration(t, created.id, &paused)
+            .await
+            .unwrap();
+        assert_eq!(other.get_integration(t, created.id).await.unwrap(), updated);
+        db.store.delete_integration(t, created.id).await.unwrap();
+        assert_eq!(other.find_integration(t, created.id).await.unwrap(), None);
+    }
+    // Another tenant's id reads as absent on every path.
+    let stranger = tenant(&db.store).await;
+    assert!(matches!(
+        other.get_hub(stranger, hub.id).await,
+        Err(Error::NotFound)
+    ));
+}
 
 fn page(number: u64, size: u64) -> PageRequest {
     PageRequest { number, size }
@@ -801,6 +845,14 @@ async fn in_memory_sqlite_keeps_its_rows() {
     let t = new.tenant_id;
     let hub = store.create_hub(t, &hub_draft("Support")).await.unwrap();
     assert_eq!(store.get_hub(t, hub.id).await.unwrap(), hub);
+    let integration = store
+        .create_integration(t, hub.id, &telegram("Telegram"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_integration(t, integration.id).await.unwrap(),
+        integration
+    );
     assert!(matches!(
         store.create_tenant("default").await,
         Err(Error::Conflict)
