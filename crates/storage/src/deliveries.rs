@@ -135,7 +135,7 @@ fn to_delivery(
 }
 
 /// `$first, $first+1, …` for `n` values.
-fn placeholders(first: usize, n: usize) -> String {
+pub(crate) fn placeholders(first: usize, n: usize) -> String {
     (first..first + n)
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
@@ -400,6 +400,73 @@ impl Store {
     ) -> Result<()> {
         self.settle_grouped((id, attempt.clone(), settle.clone()))
             .await
+    }
+
+    /// Records successful attempts in `txn`, in three statements for all of them (the common
+    /// case of a settle group): the deliveries succeed and stop being heads, the next pending
+    /// delivery of each stream becomes its head, and the attempts are inserted. `NotFound` when
+    /// a delivery is gone.
+    pub(crate) async fn settle_succeeded_in(
+        &self,
+        txn: &DatabaseTransaction,
+        done: &[(DeliveryId, &Attempt)],
+    ) -> Result<()> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        let mut values: Vec<DbValue> = vec![DeliveryStatus::Succeeded.as_str().into()];
+        let mut cases = String::new();
+        let mut ids = Vec::with_capacity(done.len());
+        for (id, attempt) in done {
+            let n = values.len();
+            cases.push_str(&format!(" WHEN ${} THEN ${}", n + 1, n + 2));
+            ids.push(format!("${}", n + 1));
+            values.push(id.as_uuid().into());
+            values.push((attempt.at + attempt.duration_ms).into());
+        }
+        let ids = ids.join(", ");
+        // The write comes first (see `settle_in`).
+        let updated = txn
+            .query_all(self.statement(
+                &format!(
+                    "UPDATE deliveries SET attempt_count = attempt_count + 1, \
+                     round_attempts = round_attempts + 1, lease_until = NULL, last_error = NULL, \
+                     status = $1, head = FALSE, modified = CASE id{cases} END \
+                     WHERE id IN ({ids}) RETURNING id"
+                ),
+                values,
+            ))
+            .await?;
+        if updated.len() != done.len() {
+            return Err(Error::NotFound);
+        }
+        let mut values: Vec<DbValue> = vec![DeliveryStatus::Pending.as_str().into()];
+        values.extend(done.iter().map(|(id, _)| DbValue::from(id.as_uuid())));
+        txn.execute(self.statement(
+            &format!(
+                "UPDATE deliveries SET head = TRUE WHERE id IN (\
+                 SELECT (SELECT n.id FROM deliveries n \
+                 WHERE n.integration_id = s.integration_id AND n.conversation_id = s.conversation_id \
+                 AND n.status = $1 ORDER BY n.seq LIMIT 1) \
+                 FROM deliveries s WHERE s.id IN ({}))",
+                placeholders(2, done.len())
+            ),
+            values,
+        ))
+        .await?;
+        delivery_attempt::Entity::insert_many(done.iter().map(|(id, attempt)| {
+            delivery_attempt::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                delivery_id: Set(id.as_uuid()),
+                at: Set(attempt.at),
+                status_code: Set(attempt.status_code.map(i32::from)),
+                error: Set(None),
+                duration_ms: Set(attempt.duration_ms),
+            }
+        }))
+        .exec_without_returning(txn)
+        .await?;
+        Ok(())
     }
 
     /// Records one attempt in `txn`; `NotFound` when the delivery is gone.

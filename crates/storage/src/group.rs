@@ -178,7 +178,29 @@ impl Store {
         // In id order: an enqueue locks the heads it looks at in the same order.
         let mut order: Vec<&SettleJob> = jobs.iter().collect();
         order.sort_by_key(|(id, _, _)| id.as_uuid());
-        for (id, attempt, settle) in order {
+        if self.is_postgres() {
+            // The batched statements below lock in the order of their plans: lock first.
+            let ids: Vec<sea_orm::Value> =
+                order.iter().map(|(id, _, _)| id.as_uuid().into()).collect();
+            txn.execute(self.statement(
+                &format!(
+                    "SELECT id FROM deliveries WHERE id IN ({}) ORDER BY id FOR UPDATE",
+                    crate::deliveries::placeholders(1, ids.len())
+                ),
+                ids,
+            ))
+            .await?;
+        }
+        // Successes, the common case, in a few statements for all; the rest one by one.
+        let (succeeded, rest): (Vec<&SettleJob>, Vec<&SettleJob>) =
+            order.into_iter().partition(|(_, attempt, settle)| {
+                matches!(settle, Settle::Succeeded)
+                    && attempt.error.is_none()
+                    && attempt.status_code.is_some_and(|c| (200..300).contains(&c))
+            });
+        let done: Vec<_> = succeeded.iter().map(|(id, a, _)| (*id, a)).collect();
+        self.settle_succeeded_in(&txn, &done).await?;
+        for (id, attempt, settle) in rest {
             self.settle_in(&txn, *id, attempt, settle).await?;
         }
         txn.commit().await?;

@@ -1882,3 +1882,121 @@ async fn deleting_an_integration_or_hub_removes_its_conversations(db: &TestDb) {
         Err(Error::NotFound)
     ));
 }
+
+/// Settles that share a group commit: successes are written in a few statements for all of them
+/// and each passes its stream on to the next delivery; a retry keeps its stream's turn; a failure
+/// passes it on too. Claims then give every delivery once, each stream in order. On a SQLite file
+/// only: a claim looks at every tenant's deliveries, and the shared PostgreSQL test database
+/// keeps other runs' pending ones (the multi-node webhook tests cover PostgreSQL).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn settle_groups_pass_each_stream_on_in_order() {
+    use switchboard_storage::{Attempt, Settle};
+
+    let db = TestDb::sqlite().await;
+    let ctx = Ctx::new(&db).await;
+    let customer = ctx.add(direct("Customer", "Customer")).await;
+    let _agent = ctx.add(direct("Agent", "Agent")).await;
+    let audit = ctx.add(system("Audit", &["message"])).await;
+    let mut conversations = Vec::new();
+    for n in 0..6 {
+        let c = ctx
+            .establish(&customer, &format!("binding {n}"), json!({}))
+            .await
+            .conversation;
+        conversations.push(c.id);
+    }
+    let mut sent: std::collections::HashMap<ConversationId, Vec<Millis>> = Default::default();
+    for round in 0..4 {
+        for c in &conversations {
+            let a = ctx.send(*c, text(&format!("{round}"))).await;
+            sent.entry(*c).or_default().push(a.event_id);
+        }
+    }
+
+    let now = now_millis();
+    let ok = |at: Millis| Attempt {
+        at,
+        status_code: Some(200),
+        error: None,
+        duration_ms: 1,
+    };
+    let mut got: std::collections::HashMap<ConversationId, Vec<Millis>> = Default::default();
+    let mut retried_once = false;
+    for pass in 0.. {
+        assert!(pass < 50, "deliveries did not drain: {got:?}");
+        let claimed = ctx
+            .store
+            .claim_deliveries(now, 60_000, 100, &[])
+            .await
+            .unwrap();
+        if claimed.is_empty() {
+            break;
+        }
+        // One claim per stream at a time: the heads only.
+        let streams: BTreeSet<_> = claimed.iter().map(|c| c.delivery.conversation_id).collect();
+        assert_eq!(streams.len(), claimed.len());
+        assert!(claimed.iter().all(|c| c.integration.id == audit.id));
+        // The first pass retries one stream's head (due at once again) and fails another's;
+        // the rest succeed, all settled concurrently so that they share group commits.
+        let mut settles = tokio::task::JoinSet::new();
+        for (i, c) in claimed.iter().enumerate() {
+            let settle = match (pass, i) {
+                (0, 0) => Settle::Retry { next_at: now },
+                (0, 1) => Settle::Failed {
+                    kind: "webhook_failed".to_owned(),
+                    description: "gave up".to_owned(),
+                    pause_integration: false,
+                },
+                _ => Settle::Succeeded,
+            };
+            let attempt = if settle == Settle::Succeeded {
+                ok(now)
+            } else {
+                Attempt {
+                    status_code: Some(500),
+                    ..ok(now)
+                }
+            };
+            if matches!(settle, Settle::Retry { .. }) {
+                retried_once = true;
+            } else {
+                got.entry(c.delivery.conversation_id)
+                    .or_default()
+                    .extend(&c.delivery.event_ids);
+            }
+            let (store, id) = (ctx.store.clone(), c.delivery.id);
+            settles.spawn(async move { store.settle_delivery(id, &attempt, &settle).await });
+        }
+        while let Some(r) = settles.join_next().await {
+            r.unwrap().unwrap();
+        }
+    }
+    assert!(retried_once);
+    // Every delivery came once, each stream in order (the failed one included: it gave up).
+    assert_eq!(got, sent);
+    let page = ctx
+        .store
+        .list_deliveries(
+            ctx.tenant,
+            Some(audit.id),
+            None,
+            switchboard_domain::paging::PageRequest {
+                number: 0,
+                size: 100,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.total, 24);
+    let failed = page
+        .results
+        .iter()
+        .filter(|d| d.status == switchboard_domain::webhook::DeliveryStatus::Failed)
+        .count();
+    assert_eq!(failed, 1);
+    for d in &page.results {
+        let expected = if d.attempts.len() == 2 { 2 } else { 1 };
+        assert_eq!(d.attempt_count, expected, "{d:?}");
+        assert!(d.next_attempt_at.is_none(), "{d:?}");
+    }
+}
