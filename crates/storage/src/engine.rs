@@ -230,7 +230,7 @@ impl Store {
         } else {
             Some(self.sqlite_writes.lock().await)
         };
-        Ok((self.db.begin().await?, guard))
+        Ok((self.writer.begin().await?, guard))
     }
 
     /// Reserves `n` consecutive `eventId`s of the hub at `now`: the first is

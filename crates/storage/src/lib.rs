@@ -53,6 +53,8 @@ const SQLITE_MAX_CONNECTIONS: u32 = 8;
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long SQLite waits for another connection's write lock.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// The page cache of the SQLite write connection (negative: KiB).
+const SQLITE_WRITER_CACHE: &str = "-8192";
 /// A PostgreSQL connection idle for longer is pinged before it is handed out (the server may
 /// have restarted or dropped it meanwhile). A busy pool hands out connections without a ping:
 /// sqlx pings on every acquire by default, one more round trip for each query.
@@ -62,6 +64,10 @@ const PG_PING_AFTER_IDLE: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
+    /// The engine's write transactions ([`Store::begin_write`]): on a SQLite file, one
+    /// connection of its own, whose page cache stays warm (a connection's cache is dropped when
+    /// another connection has written); elsewhere the pool.
+    writer: DatabaseConnection,
     cipher: Cipher,
     /// Serializes the engine's write transactions on SQLite, which has one writer anyway: a
     /// transaction that waited here never meets SQLITE_BUSY from another engine write.
@@ -94,6 +100,7 @@ impl Store {
     /// vanish.
     pub async fn connect(database_url: &str, key: EncryptionKey) -> Result<Store> {
         let mut inline = None;
+        let mut writer = None;
         let db = if database_url.starts_with("postgres://")
             || database_url.starts_with("postgresql://")
         {
@@ -144,9 +151,22 @@ impl Store {
             let pool = pool
                 .test_before_acquire(false)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
-                .connect_with(options)
+                .connect_with(options.clone())
                 .await
                 .map_err(|e| Error::Db(format!("cannot open SQLite database: {e}")))?;
+            if !in_memory {
+                let one = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+                    .test_before_acquire(false)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_with(options.pragma("cache_size", SQLITE_WRITER_CACHE))
+                    .await
+                    .map_err(|e| Error::Db(format!("cannot open SQLite database: {e}")))?;
+                writer = Some(SqlxSqliteConnector::from_sqlx_sqlite_pool(one));
+            }
             inline = inline::InlineReads::for_url(database_url, SQLITE_BUSY_TIMEOUT)
                 .map(std::sync::Arc::new);
             SqlxSqliteConnector::from_sqlx_sqlite_pool(pool)
@@ -156,6 +176,7 @@ impl Store {
             ));
         };
         Ok(Store {
+            writer: writer.unwrap_or_else(|| db.clone()),
             db,
             cipher: Cipher::new(&key),
             sqlite_writes: std::sync::Arc::new(tokio::sync::Mutex::new(())),
