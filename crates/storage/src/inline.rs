@@ -33,8 +33,6 @@ pub(crate) struct InlineReads {
     path: String,
     busy_timeout: Duration,
     idle: Mutex<Vec<Connection>>,
-    /// The connection that checkpoints the WAL (see [`InlineReads::spawn_checkpoints`]).
-    checkpointer: Mutex<Option<Connection>>,
 }
 
 impl std::fmt::Debug for InlineReads {
@@ -58,48 +56,7 @@ impl InlineReads {
             path: path.to_owned(),
             busy_timeout,
             idle: Mutex::new(Vec::new()),
-            checkpointer: Mutex::new(None),
         })
-    }
-
-    /// Checkpoints the WAL every `every` on a thread of the blocking pool, while `reads` lives
-    /// (every handle on the store holds it). The connections leave checkpoints to it: run by
-    /// the committing writer, a checkpoint's copy and fsync held up every write behind it. A
-    /// passive checkpoint waits for no one: it copies what no reader still needs.
-    pub(crate) fn spawn_checkpoints(reads: &std::sync::Arc<Self>, every: Duration) {
-        let weak = std::sync::Arc::downgrade(reads);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                let Some(reads) = weak.upgrade() else { break };
-                match tokio::task::spawn_blocking(move || reads.checkpoint()).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => tracing::warn!(error = %e, "WAL checkpoint failed"),
-                    Err(_) => break,
-                }
-            }
-        });
-    }
-
-    fn checkpoint(&self) -> Result<()> {
-        let mut slot = self.checkpointer.lock().map_err(|_| poisoned())?;
-        if slot.is_none() {
-            let conn = Connection::open_with_flags(
-                &self.path,
-                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )
-            .map_err(db)?;
-            conn.busy_timeout(self.busy_timeout).map_err(db)?;
-            *slot = Some(conn);
-        }
-        if let Some(conn) = slot.as_ref() {
-            conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                .map_err(db)?;
-        }
-        Ok(())
     }
 
     fn open(&self) -> Result<Connection> {

@@ -53,8 +53,6 @@ const SQLITE_MAX_CONNECTIONS: u32 = 8;
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long SQLite waits for another connection's write lock.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// How often a SQLite file's WAL is checkpointed.
-const SQLITE_CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 /// The page cache of the SQLite write connection (negative: KiB).
 const SQLITE_WRITER_CACHE: &str = "-8192";
 /// A PostgreSQL connection idle for longer is pinged before it is handed out (the server may
@@ -139,12 +137,6 @@ impl Store {
                 .foreign_keys(true);
             let in_memory =
                 database_url.contains(":memory:") || database_url.contains("mode=memory");
-            // A file's WAL is checkpointed off the write path (see `inline`).
-            let options = if in_memory {
-                options
-            } else {
-                options.pragma("wal_autocheckpoint", "0")
-            };
             let pool = if in_memory {
                 SqlitePoolOptions::new()
                     .max_connections(1)
@@ -177,9 +169,6 @@ impl Store {
             }
             inline = inline::InlineReads::for_url(database_url, SQLITE_BUSY_TIMEOUT)
                 .map(std::sync::Arc::new);
-            if let Some(reads) = &inline {
-                inline::InlineReads::spawn_checkpoints(reads, SQLITE_CHECKPOINT_EVERY);
-            }
             SqlxSqliteConnector::from_sqlx_sqlite_pool(pool)
         } else {
             return Err(Error::Db(

@@ -866,35 +866,3 @@ async fn unsupported_url_is_an_error() {
         Err(Error::Db(_))
     ));
 }
-
-/// The WAL of a SQLite file is checkpointed in the background (the connections leave it to the
-/// store, so that no write waits for a checkpoint): committed rows reach the main file within
-/// about a second, long before the WAL would have reached SQLite's own threshold.
-#[tokio::test]
-async fn the_wal_is_checkpointed_in_the_background() {
-    let db = TestDb::sqlite().await;
-    let main_file = db
-        .sqlite_files()
-        .into_iter()
-        .find(|p| p.extension().is_some_and(|e| e == "db"))
-        .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
-    let before = std::fs::metadata(&main_file).unwrap().len();
-    let t = tenant(&db.store).await;
-    let hub = db.store.create_hub(t, &hub_draft("Support")).await.unwrap();
-    for n in 0..100 {
-        db.store
-            .create_integration(t, hub.id, &telegram(&format!("Telegram {n}")))
-            .await
-            .unwrap();
-    }
-    let mut grew = false;
-    for _ in 0..50 {
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        if std::fs::metadata(&main_file).unwrap().len() > before {
-            grew = true;
-            break;
-        }
-    }
-    assert!(grew, "the main file stayed at {before} bytes");
-}
