@@ -135,6 +135,29 @@ fn to_delivery(
 }
 
 /// `$first, $first+1, …` for `n` values.
+/// What a delivery's `last_error` becomes after an attempt: its error, else a status that is not
+/// 2xx; `None` for a success.
+pub(crate) fn last_error(attempt: &Attempt) -> Option<String> {
+    attempt.error.clone().or_else(|| {
+        attempt
+            .status_code
+            .filter(|c| !(200..300).contains(c))
+            .map(|c| format!("HTTP {c}"))
+    })
+}
+
+/// The stored row of one attempt of delivery `id`.
+fn attempt_row(id: DeliveryId, attempt: &Attempt) -> delivery_attempt::ActiveModel {
+    delivery_attempt::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        delivery_id: Set(id.as_uuid()),
+        at: Set(attempt.at),
+        status_code: Set(attempt.status_code.map(i32::from)),
+        error: Set(attempt.error.clone()),
+        duration_ms: Set(attempt.duration_ms),
+    }
+}
+
 pub(crate) fn placeholders(first: usize, n: usize) -> String {
     (first..first + n)
         .map(|i| format!("${i}"))
@@ -402,7 +425,7 @@ impl Store {
             .await
     }
 
-    /// Records successful attempts in `txn`, in three statements for all of them (the common
+    /// Records successful attempts (no [`last_error`]) in `txn`, in three statements for all of them (the common
     /// case of a settle group): the deliveries succeed and stop being heads, the next pending
     /// delivery of each stream becomes its head, and the attempts are inserted. `NotFound` when
     /// a delivery is gone.
@@ -454,16 +477,9 @@ impl Store {
             values,
         ))
         .await?;
-        delivery_attempt::Entity::insert_many(done.iter().map(|(id, attempt)| {
-            delivery_attempt::ActiveModel {
-                id: Set(Uuid::now_v7()),
-                delivery_id: Set(id.as_uuid()),
-                at: Set(attempt.at),
-                status_code: Set(attempt.status_code.map(i32::from)),
-                error: Set(None),
-                duration_ms: Set(attempt.duration_ms),
-            }
-        }))
+        delivery_attempt::Entity::insert_many(
+            done.iter().map(|(id, attempt)| attempt_row(*id, attempt)),
+        )
         .exec_without_returning(txn)
         .await?;
         Ok(())
@@ -478,12 +494,7 @@ impl Store {
         settle: &Settle,
     ) -> Result<()> {
         let now = attempt.at + attempt.duration_ms;
-        let last_error = attempt.error.clone().or_else(|| {
-            attempt
-                .status_code
-                .filter(|c| !(200..300).contains(c))
-                .map(|c| format!("HTTP {c}"))
-        });
+        let last_error = last_error(attempt);
         let mut update = delivery::Entity::update_many()
             .col_expr(
                 delivery::Column::AttemptCount,
@@ -533,16 +544,9 @@ impl Store {
             ))
             .await?;
         }
-        delivery_attempt::Entity::insert(delivery_attempt::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            delivery_id: Set(id.as_uuid()),
-            at: Set(attempt.at),
-            status_code: Set(attempt.status_code.map(i32::from)),
-            error: Set(attempt.error.clone()),
-            duration_ms: Set(attempt.duration_ms),
-        })
-        .exec_without_returning(txn)
-        .await?;
+        delivery_attempt::Entity::insert(attempt_row(id, attempt))
+            .exec_without_returning(txn)
+            .await?;
         if let Settle::Failed {
             kind,
             description,

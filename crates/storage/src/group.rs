@@ -195,8 +195,7 @@ impl Store {
         let (succeeded, rest): (Vec<&SettleJob>, Vec<&SettleJob>) =
             order.into_iter().partition(|(_, attempt, settle)| {
                 matches!(settle, Settle::Succeeded)
-                    && attempt.error.is_none()
-                    && attempt.status_code.is_some_and(|c| (200..300).contains(&c))
+                    && crate::deliveries::last_error(attempt).is_none()
             });
         let done: Vec<_> = succeeded.iter().map(|(id, a, _)| (*id, a)).collect();
         self.settle_succeeded_in(&txn, &done).await?;

@@ -137,12 +137,18 @@ impl Store {
                 .foreign_keys(true);
             let in_memory =
                 database_url.contains(":memory:") || database_url.contains("mode=memory");
-            let pool = if in_memory {
+            // One connection, never recycled: an in-memory database's, or a file's writer.
+            let single = || {
                 SqlitePoolOptions::new()
                     .max_connections(1)
                     .min_connections(1)
                     .idle_timeout(None)
                     .max_lifetime(None)
+                    .test_before_acquire(false)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+            };
+            let pool = if in_memory {
+                single()
             } else {
                 SqlitePoolOptions::new().max_connections(SQLITE_MAX_CONNECTIONS)
             };
@@ -155,20 +161,14 @@ impl Store {
                 .await
                 .map_err(|e| Error::Db(format!("cannot open SQLite database: {e}")))?;
             if !in_memory {
-                let one = SqlitePoolOptions::new()
-                    .max_connections(1)
-                    .min_connections(1)
-                    .idle_timeout(None)
-                    .max_lifetime(None)
-                    .test_before_acquire(false)
-                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                let one = single()
                     .connect_with(options.pragma("cache_size", SQLITE_WRITER_CACHE))
                     .await
                     .map_err(|e| Error::Db(format!("cannot open SQLite database: {e}")))?;
                 writer = Some(SqlxSqliteConnector::from_sqlx_sqlite_pool(one));
+                inline = inline::InlineReads::for_url(database_url, SQLITE_BUSY_TIMEOUT)
+                    .map(std::sync::Arc::new);
             }
-            inline = inline::InlineReads::for_url(database_url, SQLITE_BUSY_TIMEOUT)
-                .map(std::sync::Arc::new);
             SqlxSqliteConnector::from_sqlx_sqlite_pool(pool)
         } else {
             return Err(Error::Db(
