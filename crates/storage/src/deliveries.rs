@@ -12,8 +12,8 @@ use std::collections::{HashMap, HashSet};
 
 use sea_orm::sea_query::{ColumnType, Expr};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Value as DbValue,
+    ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait, Value as DbValue,
 };
 use switchboard_domain::ids::{
     ConversationId, DeliveryId, HubId, IntegrationId, NotificationId, TenantId,
@@ -25,6 +25,7 @@ use switchboard_domain::webhook::{DeliveryKind, DeliveryStatus};
 use uuid::Uuid;
 
 use crate::entities::{delivery, delivery_activity, delivery_attempt, integration, notification};
+use crate::writer::{engine_write, Tx};
 use crate::{Error, Result, Store};
 
 /// One attempt of a delivery.
@@ -166,11 +167,11 @@ pub(crate) fn placeholders(first: usize, n: usize) -> String {
 }
 
 impl Store {
-    /// Writes one delivery per outbox entry in `txn` (the activity's transaction), due at
+    /// Writes one delivery per outbox entry in `tx` (the activity's transaction), due at
     /// `due`.
     pub(crate) async fn enqueue_in(
         &self,
-        txn: &DatabaseTransaction,
+        tx: &Tx<'_>,
         entries: &[Outbox],
         now: Millis,
         due: Millis,
@@ -205,15 +206,21 @@ impl Store {
             ""
         };
         let mut headed: HashSet<(Uuid, Uuid)> = HashSet::new();
-        for row in txn
-            .query_all(self.statement(
-                &format!(
-                    "SELECT integration_id, conversation_id FROM deliveries \
-                     WHERE head AND status = $1 AND (integration_id, conversation_id) IN (VALUES {}){lock}",
-                    pairs.join(", ")
+        for row in tx
+            .rows(
+                self.statement(
+                    &format!(
+                        "SELECT integration_id, conversation_id FROM deliveries \
+                         WHERE head AND status = $1 AND (integration_id, conversation_id) IN (VALUES {}){lock}",
+                        pairs.join(", ")
+                    ),
+                    values,
                 ),
-                values,
-            ))
+                &[
+                    ("integration_id", ColumnType::Uuid),
+                    ("conversation_id", ColumnType::Uuid),
+                ],
+            )
             .await?
         {
             headed.insert((
@@ -254,13 +261,11 @@ impl Store {
             });
         }
         for chunk in rows.chunks(500) {
-            delivery::Entity::insert_many(chunk.to_vec())
-                .exec_without_returning(txn)
+            tx.run(delivery::Entity::insert_many(chunk.to_vec()))
                 .await?;
         }
         for chunk in links.chunks(1000) {
-            delivery_activity::Entity::insert_many(chunk.to_vec())
-                .exec_without_returning(txn)
+            tx.run(delivery_activity::Entity::insert_many(chunk.to_vec()))
                 .await?;
         }
         Ok(())
@@ -308,19 +313,15 @@ impl Store {
              AND e.conversation_id = d.conversation_id AND e.status = 'pending' AND e.seq < d.seq) \
              ORDER BY d.next_attempt_at, d.seq LIMIT $3{lock}) RETURNING *"
         );
-        let (txn, _turn) = self.begin_write().await?;
-        let rows = delivery::Entity::find()
-            .from_raw_sql(self.statement(
-                &sql,
-                vec![
-                    (now + lease_ms).into(),
-                    now.into(),
-                    i64::try_from(limit).unwrap_or(i64::MAX).into(),
-                ],
-            ))
-            .all(&txn)
-            .await?;
-        txn.commit().await?;
+        let statement = self.statement(
+            &sql,
+            vec![
+                (now + lease_ms).into(),
+                now.into(),
+                i64::try_from(limit).unwrap_or(i64::MAX).into(),
+            ],
+        );
+        let rows = engine_write!(self, |_s, tx| tx.models::<delivery::Entity>(statement))?;
 
         if rows.is_empty() {
             return Ok(Vec::new());
@@ -425,13 +426,13 @@ impl Store {
             .await
     }
 
-    /// Records successful attempts (no [`last_error`]) in `txn`, in three statements for all of them (the common
+    /// Records successful attempts (no [`last_error`]) in `tx`, in three statements for all of them (the common
     /// case of a settle group): the deliveries succeed and stop being heads, the next pending
     /// delivery of each stream becomes its head, and the attempts are inserted. `NotFound` when
     /// a delivery is gone.
     pub(crate) async fn settle_succeeded_in(
         &self,
-        txn: &DatabaseTransaction,
+        tx: &Tx<'_>,
         done: &[(DeliveryId, &Attempt)],
     ) -> Result<()> {
         if done.is_empty() {
@@ -449,23 +450,26 @@ impl Store {
         }
         let ids = ids.join(", ");
         // The write comes first (see `settle_in`).
-        let updated = txn
-            .query_all(self.statement(
-                &format!(
-                    "UPDATE deliveries SET attempt_count = attempt_count + 1, \
-                     round_attempts = round_attempts + 1, lease_until = NULL, last_error = NULL, \
-                     status = $1, head = FALSE, modified = CASE id{cases} END \
-                     WHERE id IN ({ids}) RETURNING id"
+        let updated = tx
+            .rows(
+                self.statement(
+                    &format!(
+                        "UPDATE deliveries SET attempt_count = attempt_count + 1, \
+                         round_attempts = round_attempts + 1, lease_until = NULL, last_error = NULL, \
+                         status = $1, head = FALSE, modified = CASE id{cases} END \
+                         WHERE id IN ({ids}) RETURNING id"
+                    ),
+                    values,
                 ),
-                values,
-            ))
+                &[("id", ColumnType::Uuid)],
+            )
             .await?;
         if updated.len() != done.len() {
             return Err(Error::NotFound);
         }
         let mut values: Vec<DbValue> = vec![DeliveryStatus::Pending.as_str().into()];
         values.extend(done.iter().map(|(id, _)| DbValue::from(id.as_uuid())));
-        txn.execute(self.statement(
+        tx.execute(self.statement(
             &format!(
                 "UPDATE deliveries SET head = TRUE WHERE id IN (\
                  SELECT (SELECT n.id FROM deliveries n \
@@ -477,18 +481,17 @@ impl Store {
             values,
         ))
         .await?;
-        delivery_attempt::Entity::insert_many(
+        tx.run(delivery_attempt::Entity::insert_many(
             done.iter().map(|(id, attempt)| attempt_row(*id, attempt)),
-        )
-        .exec_without_returning(txn)
+        ))
         .await?;
         Ok(())
     }
 
-    /// Records one attempt in `txn`; `NotFound` when the delivery is gone.
+    /// Records one attempt in `tx`; `NotFound` when the delivery is gone.
     pub(crate) async fn settle_in(
         &self,
-        txn: &DatabaseTransaction,
+        tx: &Tx<'_>,
         id: DeliveryId,
         attempt: &Attempt,
         settle: &Settle,
@@ -530,12 +533,12 @@ impl Store {
         };
         // The write comes first: on SQLite a transaction that read first could not upgrade to
         // a write after another connection's commit (SQLITE_BUSY_SNAPSHOT).
-        if update.exec(txn).await?.rows_affected == 0 {
+        if tx.run(update).await? == 0 {
             return Err(Error::NotFound);
         }
         if !matches!(settle, Settle::Retry { .. }) {
             // The stream's next delivery, if any, is its head now.
-            txn.execute(self.statement(
+            tx.execute(self.statement(
                 "UPDATE deliveries SET head = TRUE WHERE id = (\
                  SELECT n.id FROM deliveries n JOIN deliveries s ON s.id = $1 \
                  WHERE n.integration_id = s.integration_id AND n.conversation_id = s.conversation_id \
@@ -544,8 +547,7 @@ impl Store {
             ))
             .await?;
         }
-        delivery_attempt::Entity::insert(attempt_row(id, attempt))
-            .exec_without_returning(txn)
+        tx.run(delivery_attempt::Entity::insert(attempt_row(id, attempt)))
             .await?;
         if let Settle::Failed {
             kind,
@@ -553,11 +555,14 @@ impl Store {
             pause_integration,
         } = settle
         {
-            let row = delivery::Entity::find_by_id(id.as_uuid())
-                .one(txn)
+            let row = tx
+                .models::<delivery::Entity>(
+                    delivery::Entity::find_by_id(id.as_uuid()).build(tx.backend()),
+                )
                 .await?
+                .pop()
                 .ok_or(Error::NotFound)?;
-            notification::Entity::insert(notification::ActiveModel {
+            tx.run(notification::Entity::insert(notification::ActiveModel {
                 id: Set(NotificationId::new().as_uuid()),
                 tenant_id: Set(row.tenant_id),
                 integration_id: Set(row.integration_id),
@@ -565,19 +570,19 @@ impl Store {
                 kind: Set(kind.clone()),
                 description: Set(description.clone()),
                 created: Set(now),
-            })
-            .exec_without_returning(txn)
+            }))
             .await?;
             if *pause_integration {
-                integration::Entity::update_many()
-                    .col_expr(
-                        integration::Column::StatusId,
-                        Expr::value(IntegrationStatus::Paused.id()),
-                    )
-                    .col_expr(integration::Column::Modified, Expr::value(now))
-                    .filter(integration::Column::Id.eq(row.integration_id))
-                    .exec(txn)
-                    .await?;
+                tx.run(
+                    integration::Entity::update_many()
+                        .col_expr(
+                            integration::Column::StatusId,
+                            Expr::value(IntegrationStatus::Paused.id()),
+                        )
+                        .col_expr(integration::Column::Modified, Expr::value(now))
+                        .filter(integration::Column::Id.eq(row.integration_id)),
+                )
+                .await?;
             }
         }
         Ok(())

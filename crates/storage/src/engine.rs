@@ -4,9 +4,10 @@
 //! Every write that appends activities runs in one transaction that also advances the hub's
 //! clock (`hub_clocks`): on PostgreSQL the clock row stays locked until commit, so `eventId`s of
 //! a hub increase in commit order and a reader that saw `eventId` N has seen everything before
-//! it. On SQLite the engine's writes are serialized by [`Store::sqlite_writes`], and each
-//! transaction starts with a write, so it never has to upgrade a read snapshot (which SQLite
-//! refuses with `SQLITE_BUSY` without waiting).
+//! it. On SQLite there is one writer at a time anyway: the hot writes (appends, claims, settles)
+//! of a SQLite file run on its writer thread (`writer`), each from `BEGIN IMMEDIATE`; the others
+//! are serialized by [`Store::sqlite_writes`] and start with a write, so that none has to
+//! upgrade a read snapshot (which SQLite refuses with `SQLITE_BUSY` without waiting).
 //!
 //! Routing is the caller's (`domain::routing`): these functions store the routes they are given.
 //! A write that needs the row it creates (establish, close) takes a closure that builds the
@@ -30,6 +31,7 @@ use uuid::Uuid;
 use crate::deliveries::Outbox;
 use crate::entities::{activity, conversation, idempotency_key, used_signature};
 use crate::error::is_foreign_key_violation;
+use crate::writer::Tx;
 use crate::{Error, Result, Store};
 
 /// How long an `Idempotency-Key` is remembered: 24 hours.
@@ -279,14 +281,14 @@ impl Store {
             .await?;
         let mut staged = Staged::default();
         let appended = staged.add(conversation, routes, first, now)?;
-        self.write_staged(txn, staged, now).await?;
+        self.write_staged(&Tx::Pool(txn), staged, now).await?;
         Ok(appended)
     }
 
-    /// Writes staged copies, deliveries and mode changes in `txn`.
+    /// Writes staged copies, deliveries and mode changes in `tx`.
     pub(crate) async fn write_staged(
         &self,
-        txn: &DatabaseTransaction,
+        tx: &Tx<'_>,
         staged: Staged,
         now: Millis,
     ) -> Result<()> {
@@ -294,18 +296,17 @@ impl Store {
         let mut rows = staged.rows.into_iter().peekable();
         while rows.peek().is_some() {
             let batch: Vec<_> = rows.by_ref().take(1000).collect();
-            activity::Entity::insert_many(batch)
-                .exec_without_returning(txn)
-                .await?;
+            tx.run(activity::Entity::insert_many(batch)).await?;
         }
-        self.enqueue_in(txn, &staged.outbox, now, now + self.first_delivery_delay_ms)
+        self.enqueue_in(tx, &staged.outbox, now, now + self.first_delivery_delay_ms)
             .await?;
         for (conversation, mode) in staged.modes {
-            conversation::Entity::update_many()
-                .col_expr(conversation::Column::Mode, Expr::value(mode.as_str()))
-                .filter(conversation::Column::Id.eq(conversation.as_uuid()))
-                .exec(txn)
-                .await?;
+            tx.run(
+                conversation::Entity::update_many()
+                    .col_expr(conversation::Column::Mode, Expr::value(mode.as_str()))
+                    .filter(conversation::Column::Id.eq(conversation.as_uuid())),
+            )
+            .await?;
         }
         Ok(())
     }

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 
-use sea_orm::ConnectionTrait;
+use sea_orm::sea_query::ColumnType;
 use switchboard_domain::conversation::{Conversation, ConversationState};
 use switchboard_domain::ids::DeliveryId;
 use switchboard_domain::routing::Route;
@@ -29,6 +29,7 @@ use uuid::Uuid;
 
 use crate::deliveries::{Attempt, Settle};
 use crate::engine::{AppendOutcome, Staged};
+use crate::writer::{engine_write, Tx};
 use crate::{Error, Result, Store};
 
 /// The most calls one transaction writes.
@@ -174,35 +175,8 @@ impl Store {
 
     /// Records every settled attempt in one transaction.
     async fn write_settles(&self, jobs: &[SettleJob]) -> Result<Vec<()>> {
-        let (txn, _turn) = self.begin_write().await?;
-        // In id order: an enqueue locks the heads it looks at in the same order.
-        let mut order: Vec<&SettleJob> = jobs.iter().collect();
-        order.sort_by_key(|(id, _, _)| id.as_uuid());
-        if self.is_postgres() {
-            // The batched statements below lock in the order of their plans: lock first.
-            let ids: Vec<sea_orm::Value> =
-                order.iter().map(|(id, _, _)| id.as_uuid().into()).collect();
-            txn.execute(self.statement(
-                &format!(
-                    "SELECT id FROM deliveries WHERE id IN ({}) ORDER BY id FOR UPDATE",
-                    crate::deliveries::placeholders(1, ids.len())
-                ),
-                ids,
-            ))
-            .await?;
-        }
-        // Successes, the common case, in a few statements for all; the rest one by one.
-        let (succeeded, rest): (Vec<&SettleJob>, Vec<&SettleJob>) =
-            order.into_iter().partition(|(_, attempt, settle)| {
-                matches!(settle, Settle::Succeeded)
-                    && crate::deliveries::last_error(attempt).is_none()
-            });
-        let done: Vec<_> = succeeded.iter().map(|(id, a, _)| (*id, a)).collect();
-        self.settle_succeeded_in(&txn, &done).await?;
-        for (id, attempt, settle) in rest {
-            self.settle_in(&txn, *id, attempt, settle).await?;
-        }
-        txn.commit().await?;
+        let owned = jobs.to_vec();
+        engine_write!(self, |s, tx| s.settles_in(tx, &owned))?;
         let paused = jobs.iter().any(|(_, _, s)| {
             matches!(
                 s,
@@ -218,13 +192,45 @@ impl Store {
         Ok(vec![(); jobs.len()])
     }
 
+    /// Records the settled attempts `jobs` in `tx`.
+    async fn settles_in(&self, tx: &Tx<'_>, jobs: &[SettleJob]) -> Result<()> {
+        // In id order: an enqueue locks the heads it looks at in the same order.
+        let mut order: Vec<&SettleJob> = jobs.iter().collect();
+        order.sort_by_key(|(id, _, _)| id.as_uuid());
+        if self.is_postgres() {
+            // The batched statements below lock in the order of their plans: lock first.
+            let ids: Vec<sea_orm::Value> =
+                order.iter().map(|(id, _, _)| id.as_uuid().into()).collect();
+            tx.execute(self.statement(
+                &format!(
+                    "SELECT id FROM deliveries WHERE id IN ({}) ORDER BY id FOR UPDATE",
+                    crate::deliveries::placeholders(1, ids.len())
+                ),
+                ids,
+            ))
+            .await?;
+        }
+        // Successes, the common case, in a few statements for all; the rest one by one.
+        let (succeeded, rest): (Vec<&SettleJob>, Vec<&SettleJob>) =
+            order.into_iter().partition(|(_, attempt, settle)| {
+                matches!(settle, Settle::Succeeded)
+                    && crate::deliveries::last_error(attempt).is_none()
+            });
+        let done: Vec<_> = succeeded.iter().map(|(id, a, _)| (*id, a)).collect();
+        self.settle_succeeded_in(tx, &done).await?;
+        for (id, attempt, settle) in rest {
+            self.settle_in(tx, *id, attempt, settle).await?;
+        }
+        Ok(())
+    }
+
     /// Reserves `n` consecutive `eventId`s in each hub of `wanted` (hub → n) at `now`, in one
     /// statement: the first of each hub is `max(now, last + 1)`, as
     /// [`Store::reserve_event_ids`] does for one hub. The clock rows stay locked until the
     /// transaction ends; they are written in the order of `wanted`'s keys.
     async fn reserve_many(
         &self,
-        txn: &sea_orm::DatabaseTransaction,
+        tx: &Tx<'_>,
         wanted: &BTreeMap<Uuid, usize>,
         now: Millis,
     ) -> Result<HashMap<Uuid, Millis>> {
@@ -240,19 +246,25 @@ impl Store {
             // The row's own `n` travels as `now + n - 1`, the value a new clock starts at.
             values.push(now.saturating_add(n - 1).into());
         }
-        let reserved = txn
-            .query_all(self.statement(
-                &format!(
-                    "INSERT INTO hub_clocks (hub_id, last_event_id) VALUES {} \
-                     ON CONFLICT (hub_id) DO UPDATE SET last_event_id = CASE \
-                     WHEN excluded.last_event_id > hub_clocks.last_event_id + (excluded.last_event_id - $1 + 1) \
-                     THEN excluded.last_event_id \
-                     ELSE hub_clocks.last_event_id + (excluded.last_event_id - $1 + 1) END \
-                     RETURNING hub_id, last_event_id",
-                    rows.join(", ")
+        let reserved = tx
+            .rows(
+                self.statement(
+                    &format!(
+                        "INSERT INTO hub_clocks (hub_id, last_event_id) VALUES {} \
+                         ON CONFLICT (hub_id) DO UPDATE SET last_event_id = CASE \
+                         WHEN excluded.last_event_id > hub_clocks.last_event_id + (excluded.last_event_id - $1 + 1) \
+                         THEN excluded.last_event_id \
+                         ELSE hub_clocks.last_event_id + (excluded.last_event_id - $1 + 1) END \
+                         RETURNING hub_id, last_event_id",
+                        rows.join(", ")
+                    ),
+                    values,
                 ),
-                values,
-            ))
+                &[
+                    ("hub_id", ColumnType::Uuid),
+                    ("last_event_id", ColumnType::BigInteger),
+                ],
+            )
             .await?;
         let mut first = HashMap::with_capacity(wanted.len());
         for row in reserved {
@@ -269,8 +281,13 @@ impl Store {
 
     /// Appends every job in one transaction; one outcome per job, in order.
     async fn write_group(&self, jobs: &[AppendJob]) -> Result<Vec<AppendOutcome>> {
+        let jobs = jobs.to_vec();
+        engine_write!(self, |s, tx| s.group_in(tx, &jobs))
+    }
+
+    /// Appends every job in `tx`; one outcome per job, in order.
+    async fn group_in(&self, tx: &Tx<'_>, jobs: &[AppendJob]) -> Result<Vec<AppendOutcome>> {
         let now = now_millis();
-        let (txn, _turn) = self.begin_write().await?;
 
         // The open conversations, marked active (a write first: see the engine's note on SQLite).
         // Each conversation is looked for under its own tenant, as everywhere else.
@@ -288,15 +305,18 @@ impl Store {
             values.push((*id).into());
             values.push((*tenant).into());
         }
-        let rows = txn
-            .query_all(self.statement(
-                &format!(
-                    "UPDATE conversations SET last_activity = $1 \
-                     WHERE status = $2 AND (id, tenant_id) IN (VALUES {}) RETURNING id, tenant_id",
-                    pairs.join(", ")
+        let rows = tx
+            .rows(
+                self.statement(
+                    &format!(
+                        "UPDATE conversations SET last_activity = $1 \
+                         WHERE status = $2 AND (id, tenant_id) IN (VALUES {}) RETURNING id, tenant_id",
+                        pairs.join(", ")
+                    ),
+                    values,
                 ),
-                values,
-            ))
+                &[("id", ColumnType::Uuid), ("tenant_id", ColumnType::Uuid)],
+            )
             .await?;
         let open: HashSet<(Uuid, Uuid)> = rows
             .iter()
@@ -317,7 +337,7 @@ impl Store {
                 *wanted.entry(c.hub_id.as_uuid()).or_default() += routes.len();
             }
         }
-        let mut next = self.reserve_many(&txn, &wanted, now).await?;
+        let mut next = self.reserve_many(tx, &wanted, now).await?;
 
         let mut staged = Staged::default();
         let mut outcomes = Vec::with_capacity(jobs.len());
@@ -333,8 +353,7 @@ impl Store {
             });
             outcomes.push(AppendOutcome::Appended(staged.add(c, routes, first, now)?));
         }
-        self.write_staged(&txn, staged, now).await?;
-        txn.commit().await?;
+        self.write_staged(tx, staged, now).await?;
         Ok(outcomes)
     }
 }

@@ -8,9 +8,9 @@
 //! async worker like any other short computation. Under WAL a reader never waits for the writer,
 //! and each statement sees every transaction committed before it started, as a pooled read does.
 //!
-//! Only reads outside a transaction come here; every write, and every read inside a
-//! transaction, goes through the pool. An in-memory database (one connection, by definition)
-//! and PostgreSQL have no inline reads.
+//! Only reads outside a transaction come here. The same binding and row conversion serve the
+//! writer thread (`writer`), which runs the hot engine writes. An in-memory database (one
+//! connection, by definition) and PostgreSQL have neither.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -46,14 +46,8 @@ impl std::fmt::Debug for InlineReads {
 impl InlineReads {
     /// Inline reads of the file a `sqlite:` URL names; `None` for an in-memory database.
     pub(crate) fn for_url(url: &str, busy_timeout: Duration) -> Option<Self> {
-        let rest = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))?;
-        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let in_memory =
-            path.is_empty() || path == ":memory:" || query.split('&').any(|kv| kv == "mode=memory");
-        (!in_memory).then(|| Self {
-            path: path.to_owned(),
+        file_path(url).map(|path| Self {
+            path,
             busy_timeout,
             idle: Mutex::new(Vec::new()),
         })
@@ -93,70 +87,125 @@ impl InlineReads {
         E: EntityTrait,
         E::Model: FromQueryResult,
     {
-        let types: Vec<(String, ColumnType)> = E::Column::iter()
-            .map(|c| (c.as_str().to_owned(), c.def().get_column_type().clone()))
-            .collect();
-        self.rows(statement, &types)?
-            .iter()
-            .map(|r| E::Model::from_query_result(r, "").map_err(Error::from))
-            .collect()
+        self.with(|conn| models::<E>(conn, statement))
     }
 
-    /// The rows of a `SELECT` whose result columns are named in `types`. Parameters bind as sqlx
-    /// binds them: `?` in order, `$N` and `?N` to the Nth value.
+    /// The rows of a `SELECT` whose result columns are named in `types`.
     pub(crate) fn rows<S: AsRef<str>>(
         &self,
         statement: &Statement,
         types: &[(S, ColumnType)],
     ) -> Result<Vec<QueryResult>> {
-        let values: Vec<Sql> = statement
-            .values
-            .iter()
-            .flat_map(|v| v.0.iter())
-            .map(to_sql)
-            .collect::<Result<_>>()?;
-        self.with(|conn| {
-            let mut stmt = conn.prepare_cached(&statement.sql).map_err(db)?;
-            let mut next = 0;
-            for i in 1..=stmt.parameter_count() {
-                let n = match stmt.parameter_name(i) {
-                    Some(name) => name[1..]
-                        .parse::<usize>()
-                        .map_err(|_| Error::Db(format!("inline read: parameter {name}")))?,
-                    None => {
-                        next += 1;
-                        next
-                    }
-                };
-                let value = values
-                    .get(n.wrapping_sub(1))
-                    .ok_or_else(|| Error::Db(format!("inline read: no value for parameter {n}")))?;
-                stmt.raw_bind_parameter(i, value).map_err(db)?;
-            }
-            let names: Vec<String> = stmt.column_names().into_iter().map(str::to_owned).collect();
-            let mut rows = stmt.raw_query();
-            let mut out = Vec::new();
-            while let Some(row) = rows.next().map_err(db)? {
-                let mut values = std::collections::BTreeMap::new();
-                for (i, name) in names.iter().enumerate() {
-                    let ty = types
-                        .iter()
-                        .find(|(n, _)| n.as_ref() == name)
-                        .map(|(_, t)| t);
-                    let ty = ty.ok_or_else(|| {
-                        Error::Db(format!("inline read: no type for column {name}"))
-                    })?;
-                    values.insert(name.clone(), from_sql(row.get_ref(i).map_err(db)?, ty)?);
-                }
-                out.push(QueryResult::from(ProxyRow::new(values)));
-            }
-            Ok(out)
-        })
+        self.with(|conn| query(conn, statement, types))
     }
 }
 
-fn db(e: rusqlite::Error) -> Error {
-    Error::Db(format!("SQLite read failed: {e}"))
+/// The rows of a statement sea-orm built for SQLite, as models of `E`.
+pub(crate) fn models<E>(conn: &Connection, statement: &Statement) -> Result<Vec<E::Model>>
+where
+    E: EntityTrait,
+    E::Model: FromQueryResult,
+{
+    let types: Vec<(String, ColumnType)> = E::Column::iter()
+        .map(|c| (c.as_str().to_owned(), c.def().get_column_type().clone()))
+        .collect();
+    query(conn, statement, &types)?
+        .iter()
+        .map(|r| E::Model::from_query_result(r, "").map_err(Error::from))
+        .collect()
+}
+
+/// Prepares `statement` (cached) with its values bound as sqlx binds them: `?` in order, `$N`
+/// and `?N` to the Nth value.
+fn prepare<'c>(
+    conn: &'c Connection,
+    statement: &Statement,
+) -> Result<rusqlite::CachedStatement<'c>> {
+    let values: Vec<Sql> = statement
+        .values
+        .iter()
+        .flat_map(|v| v.0.iter())
+        .map(to_sql)
+        .collect::<Result<_>>()?;
+    let mut stmt = conn.prepare_cached(&statement.sql).map_err(db)?;
+    let mut next = 0;
+    for i in 1..=stmt.parameter_count() {
+        let n = match stmt.parameter_name(i) {
+            Some(name) => name[1..]
+                .parse::<usize>()
+                .map_err(|_| Error::Db(format!("SQLite: parameter {name}")))?,
+            None => {
+                next += 1;
+                next
+            }
+        };
+        let value = values
+            .get(n.wrapping_sub(1))
+            .ok_or_else(|| Error::Db(format!("SQLite: no value for parameter {n}")))?;
+        stmt.raw_bind_parameter(i, value).map_err(db)?;
+    }
+    Ok(stmt)
+}
+
+/// Runs a statement that answers no rows: the rows it changed.
+pub(crate) fn execute(conn: &Connection, statement: &Statement) -> Result<u64> {
+    let mut stmt = prepare(conn, statement)?;
+    Ok(stmt.raw_execute().map_err(db)? as u64)
+}
+
+/// The rows of a statement whose result columns are named in `types`.
+pub(crate) fn query<S: AsRef<str>>(
+    conn: &Connection,
+    statement: &Statement,
+    types: &[(S, ColumnType)],
+) -> Result<Vec<QueryResult>> {
+    let mut stmt = prepare(conn, statement)?;
+    let names: Vec<String> = stmt.column_names().into_iter().map(str::to_owned).collect();
+    let types = names
+        .iter()
+        .map(|name| {
+            types
+                .iter()
+                .find(|(n, _)| n.as_ref() == name)
+                .map(|(_, t)| t)
+                .ok_or_else(|| Error::Db(format!("SQLite: no type for column {name}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut rows = stmt.raw_query();
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(db)? {
+        let mut values = std::collections::BTreeMap::new();
+        for (i, (name, ty)) in names.iter().zip(&types).enumerate() {
+            values.insert(name.clone(), from_sql(row.get_ref(i).map_err(db)?, ty)?);
+        }
+        out.push(QueryResult::from(ProxyRow::new(values)));
+    }
+    Ok(out)
+}
+
+/// The file a `sqlite:` URL names; `None` for an in-memory database.
+pub(crate) fn file_path(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let in_memory =
+        path.is_empty() || path == ":memory:" || query.split('&').any(|kv| kv == "mode=memory");
+    (!in_memory).then(|| path.to_owned())
+}
+
+/// A SQLite error as the storage error: a unique key taken is a conflict, as through sqlx.
+pub(crate) fn db(e: rusqlite::Error) -> Error {
+    use rusqlite::ffi;
+    match e.sqlite_error() {
+        Some(f)
+            if f.extended_code == ffi::SQLITE_CONSTRAINT_UNIQUE
+                || f.extended_code == ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+        {
+            Error::Conflict
+        }
+        _ => Error::Db(format!("SQLite: {e}")),
+    }
 }
 
 fn poisoned() -> Error {
@@ -165,7 +214,7 @@ fn poisoned() -> Error {
 
 /// A bound value as sqlx binds it for SQLite (UUIDs as 16-byte blobs, booleans as integers).
 fn to_sql(value: &Value) -> Result<Sql> {
-    let unsupported = || Error::Db(format!("inline read: unsupported parameter {value:?}"));
+    let unsupported = || Error::Db(format!("SQLite: unsupported parameter {value:?}"));
     Ok(match value {
         Value::Bool(v) => v.map_or(Sql::Null, |b| Sql::Integer(b.into())),
         Value::TinyInt(v) => v.map_or(Sql::Null, |n| Sql::Integer(n.into())),
@@ -194,7 +243,7 @@ fn to_sql(value: &Value) -> Result<Sql> {
 
 /// A column's value as the sea-orm value its model field reads (typed NULLs included).
 fn from_sql(value: ValueRef<'_>, ty: &ColumnType) -> Result<Value> {
-    let mismatch = || Error::Db(format!("inline read: a {ty:?} column holds {value:?}"));
+    let mismatch = || Error::Db(format!("SQLite: a {ty:?} column holds {value:?}"));
     let int = || match value {
         ValueRef::Null => Ok(None),
         ValueRef::Integer(n) => Ok(Some(n)),

@@ -17,6 +17,7 @@ mod hubs;
 mod identity;
 mod inline;
 mod integrations;
+mod writer;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -53,8 +54,8 @@ const SQLITE_MAX_CONNECTIONS: u32 = 8;
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long SQLite waits for another connection's write lock.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// The page cache of the SQLite write connection (negative: KiB).
-const SQLITE_WRITER_CACHE: &str = "-8192";
+/// The page cache of each SQLite write connection, KiB.
+const SQLITE_WRITER_CACHE_KIB: i64 = 8192;
 /// A PostgreSQL connection idle for longer is pinged before it is handed out (the server may
 /// have restarted or dropped it meanwhile). A busy pool hands out connections without a ping:
 /// sqlx pings on every acquire by default, one more round trip for each query.
@@ -64,7 +65,7 @@ const PG_PING_AFTER_IDLE: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
-    /// The engine's write transactions ([`Store::begin_write`]): on a SQLite file, one
+    /// The engine's other write transactions ([`Store::begin_write`]): on a SQLite file, one
     /// connection of its own, whose page cache stays warm (a connection's cache is dropped when
     /// another connection has written); elsewhere the pool.
     writer: DatabaseConnection,
@@ -82,6 +83,9 @@ pub struct Store {
     settles: std::sync::Arc<group::GroupCommit<group::SettleJob, ()>>,
     /// Reads of a SQLite file that run on the caller's thread (see `inline`).
     inline: Option<std::sync::Arc<inline::InlineReads>>,
+    /// The thread that runs the hot engine writes (appends, claims, settles) of a SQLite
+    /// file, each transaction at once (see `writer`).
+    sqlite_writer: Option<std::sync::Arc<writer::SqliteWriter>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -101,6 +105,7 @@ impl Store {
     pub async fn connect(database_url: &str, key: EncryptionKey) -> Result<Store> {
         let mut inline = None;
         let mut writer = None;
+        let mut sqlite_writer = None;
         let db = if database_url.starts_with("postgres://")
             || database_url.starts_with("postgresql://")
         {
@@ -162,12 +167,21 @@ impl Store {
                 .map_err(|e| Error::Db(format!("cannot open SQLite database: {e}")))?;
             if !in_memory {
                 let one = single()
-                    .connect_with(options.pragma("cache_size", SQLITE_WRITER_CACHE))
+                    .connect_with(
+                        options.pragma("cache_size", format!("-{SQLITE_WRITER_CACHE_KIB}")),
+                    )
                     .await
                     .map_err(|e| Error::Db(format!("cannot open SQLite database: {e}")))?;
                 writer = Some(SqlxSqliteConnector::from_sqlx_sqlite_pool(one));
                 inline = inline::InlineReads::for_url(database_url, SQLITE_BUSY_TIMEOUT)
                     .map(std::sync::Arc::new);
+                if let Some(path) = inline::file_path(database_url) {
+                    sqlite_writer = Some(std::sync::Arc::new(writer::SqliteWriter::start(
+                        &path,
+                        SQLITE_BUSY_TIMEOUT,
+                        SQLITE_WRITER_CACHE_KIB,
+                    )?));
+                }
             }
             SqlxSqliteConnector::from_sqlx_sqlite_pool(pool)
         } else {
@@ -185,6 +199,7 @@ impl Store {
             appends: std::sync::Arc::default(),
             settles: std::sync::Arc::default(),
             inline,
+            sqlite_writer,
         })
     }
 
