@@ -148,7 +148,7 @@ impl Store {
                 async move {
                     all_or_each(jobs, |jobs| {
                         let store = store.clone();
-                        async move { store.write_group(&jobs).await }
+                        async move { store.write_group(jobs).await }
                     })
                     .await
                 }
@@ -165,7 +165,7 @@ impl Store {
                 async move {
                     all_or_each(jobs, |jobs| {
                         let store = store.clone();
-                        async move { store.write_settles(&jobs).await }
+                        async move { store.write_settles(jobs).await }
                     })
                     .await
                 }
@@ -174,9 +174,8 @@ impl Store {
     }
 
     /// Records every settled attempt in one transaction.
-    async fn write_settles(&self, jobs: &[SettleJob]) -> Result<Vec<()>> {
-        let owned = jobs.to_vec();
-        engine_write!(self, |s, tx| s.settles_in(tx, &owned))?;
+    async fn write_settles(&self, jobs: Vec<SettleJob>) -> Result<Vec<()>> {
+        let n = jobs.len();
         let paused = jobs.iter().any(|(_, _, s)| {
             matches!(
                 s,
@@ -186,10 +185,11 @@ impl Store {
                 }
             )
         });
+        engine_write!(self, |s, tx| s.settles_in(tx, &jobs))?;
         if paused {
             self.hubs_changed();
         }
-        Ok(vec![(); jobs.len()])
+        Ok(vec![(); n])
     }
 
     /// Records the settled attempts `jobs` in `tx`.
@@ -280,8 +280,7 @@ impl Store {
     }
 
     /// Appends every job in one transaction; one outcome per job, in order.
-    async fn write_group(&self, jobs: &[AppendJob]) -> Result<Vec<AppendOutcome>> {
-        let jobs = jobs.to_vec();
+    async fn write_group(&self, jobs: Vec<AppendJob>) -> Result<Vec<AppendOutcome>> {
         engine_write!(self, |s, tx| s.group_in(tx, &jobs))
     }
 
