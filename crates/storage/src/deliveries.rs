@@ -25,6 +25,7 @@ use switchboard_domain::webhook::{DeliveryKind, DeliveryStatus};
 use uuid::Uuid;
 
 use crate::entities::{delivery, delivery_activity, delivery_attempt, integration, notification};
+use crate::once::SqlOnce;
 use crate::writer::{engine_write, Tx};
 use crate::{Error, Result, Store};
 
@@ -690,10 +691,13 @@ impl Store {
 
     /// The tenant's delivery, or `NotFound`.
     pub async fn get_delivery(&self, tenant: TenantId, id: DeliveryId) -> Result<Delivery> {
+        static SQL: SqlOnce = SqlOnce::new();
+        let (id, tenant) = (id.as_uuid(), tenant.as_uuid());
         let row = self
             .read_one(
-                delivery::Entity::find_by_id(id.as_uuid())
-                    .filter(delivery::Column::TenantId.eq(tenant.as_uuid())),
+                &SQL,
+                || delivery::Entity::find_by_id(id).filter(delivery::Column::TenantId.eq(tenant)),
+                vec![id.into(), tenant.into()],
             )
             .await?
             .ok_or(Error::NotFound)?;

@@ -31,6 +31,7 @@ use uuid::Uuid;
 use crate::deliveries::Outbox;
 use crate::entities::{activity, conversation, idempotency_key, used_signature};
 use crate::error::is_foreign_key_violation;
+use crate::once::SqlOnce;
 use crate::writer::Tx;
 use crate::{Error, Result, Store};
 
@@ -438,9 +439,15 @@ impl Store {
         tenant: TenantId,
         id: ConversationId,
     ) -> Result<Option<Conversation>> {
+        static SQL: SqlOnce = SqlOnce::new();
+        let (id, tenant) = (id.as_uuid(), tenant.as_uuid());
         self.read_one(
-            conversation::Entity::find_by_id(id.as_uuid())
-                .filter(conversation::Column::TenantId.eq(tenant.as_uuid())),
+            &SQL,
+            || {
+                conversation::Entity::find_by_id(id)
+                    .filter(conversation::Column::TenantId.eq(tenant))
+            },
+            vec![id.into(), tenant.into()],
         )
         .await?
         .map(to_conversation)

@@ -12,6 +12,7 @@ use switchboard_domain::paging::{Page, PageRequest};
 use switchboard_domain::time::now_millis;
 
 use crate::entities::{hub, integration};
+use crate::once::SqlOnce;
 use crate::{Error, Result, Store};
 
 fn to_hub(row: hub::Model) -> Result<Hub> {
@@ -65,9 +66,12 @@ impl Store {
 
     /// The tenant's hub, if it exists.
     pub async fn find_hub(&self, tenant: TenantId, hub: HubId) -> Result<Option<Hub>> {
+        static SQL: SqlOnce = SqlOnce::new();
+        let (id, tenant) = (hub.as_uuid(), tenant.as_uuid());
         self.read_one(
-            hub::Entity::find_by_id(hub.as_uuid())
-                .filter(hub::Column::TenantId.eq(tenant.as_uuid())),
+            &SQL,
+            || hub::Entity::find_by_id(id).filter(hub::Column::TenantId.eq(tenant)),
+            vec![id.into(), tenant.into()],
         )
         .await?
         .map(to_hub)

@@ -14,6 +14,7 @@ use switchboard_domain::ids::{ClientId, SecretId, TenantId};
 use switchboard_domain::time::{now_millis, Millis};
 
 use crate::entities::{client, client_secret, server_key, tenant};
+use crate::once::SqlOnce;
 use crate::{Error, Result, Store};
 
 /// Row id of the token-signing seed in `server_keys`.
@@ -208,8 +209,14 @@ impl Store {
 
     /// Whether a secret still exists (revoking deletes it) and has not expired at `now`.
     pub async fn secret_is_active(&self, secret_id: SecretId, now: Millis) -> Result<bool> {
+        static SQL: SqlOnce = SqlOnce::new();
+        let id = secret_id.as_uuid();
         let secret = self
-            .read_one(client_secret::Entity::find_by_id(secret_id.as_uuid()))
+            .read_one(
+                &SQL,
+                || client_secret::Entity::find_by_id(id),
+                vec![id.into()],
+            )
             .await?;
         Ok(secret.is_some_and(|s| unexpired(s.expiration, now)))
     }

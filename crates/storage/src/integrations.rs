@@ -16,6 +16,7 @@ use switchboard_domain::time::now_millis;
 
 use crate::entities::integration;
 use crate::error::is_foreign_key_violation;
+use crate::once::SqlOnce;
 use crate::{Error, Result, Store};
 
 /// Associated data binding a sealed configuration to its integration.
@@ -122,9 +123,12 @@ impl Store {
         tenant: TenantId,
         id: IntegrationId,
     ) -> Result<Option<Integration>> {
+        static SQL: SqlOnce = SqlOnce::new();
+        let (id, tenant) = (id.as_uuid(), tenant.as_uuid());
         self.read_one(
-            integration::Entity::find_by_id(id.as_uuid())
-                .filter(integration::Column::TenantId.eq(tenant.as_uuid())),
+            &SQL,
+            || integration::Entity::find_by_id(id).filter(integration::Column::TenantId.eq(tenant)),
+            vec![id.into(), tenant.into()],
         )
         .await?
         .map(|row| self.to_integration(row))
@@ -220,10 +224,16 @@ impl Store {
     /// The integration of that id, whatever its tenant: only for a caller that proves it acts
     /// for that integration (an integration-signed request).
     pub async fn find_integration_by_id(&self, id: IntegrationId) -> Result<Option<Integration>> {
-        self.read_one(integration::Entity::find_by_id(id.as_uuid()))
-            .await?
-            .map(|row| self.to_integration(row))
-            .transpose()
+        static SQL: SqlOnce = SqlOnce::new();
+        let id = id.as_uuid();
+        self.read_one(
+            &SQL,
+            || integration::Entity::find_by_id(id),
+            vec![id.into()],
+        )
+        .await?
+        .map(|row| self.to_integration(row))
+        .transpose()
     }
 
     /// All integrations of the tenant's hub, of one channel when `channel` is given, oldest

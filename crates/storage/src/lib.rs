@@ -17,6 +17,7 @@ mod hubs;
 mod identity;
 mod inline;
 mod integrations;
+mod once;
 mod writer;
 
 use std::str::FromStr;
@@ -203,20 +204,25 @@ impl Store {
         })
     }
 
-    /// The first row of `select`, read inline on a SQLite file (see `inline`), else through
-    /// the pool. For reads outside a transaction.
-    pub(crate) async fn read_one<E>(&self, select: sea_orm::Select<E>) -> Result<Option<E::Model>>
+    /// The first row of the select `query` builds, read inline on a SQLite file (see `inline`),
+    /// else through the pool. For reads outside a transaction. Its SQL is built once, in `sql`
+    /// (see `once`): `values` are the ones `query` binds, in its order.
+    pub(crate) async fn read_one<E>(
+        &self,
+        sql: &once::SqlOnce,
+        query: impl FnOnce() -> sea_orm::Select<E>,
+        mut values: Vec<sea_orm::Value>,
+    ) -> Result<Option<E::Model>>
     where
         E: sea_orm::EntityTrait,
         E::Model: sea_orm::FromQueryResult + Send + Sync,
     {
-        use sea_orm::{QuerySelect, QueryTrait};
+        use sea_orm::QuerySelect;
+        values.push(1u64.into());
+        let statement = sql.statement(self.db.get_database_backend(), || query().limit(1), values);
         match &self.inline {
-            Some(reads) => {
-                let statement = select.limit(1).build(DbBackend::Sqlite);
-                Ok(reads.all::<E>(&statement)?.into_iter().next())
-            }
-            None => Ok(select.one(&self.db).await?),
+            Some(reads) => Ok(reads.all::<E>(&statement)?.into_iter().next()),
+            None => Ok(E::find().from_raw_sql(statement).one(&self.db).await?),
         }
     }
 
