@@ -121,6 +121,12 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 /// the WAL file is cut back to this size.
 const WAL_BOUND_PAGES: i64 = 4_000;
 
+/// Prepared statements the writer keeps. A group commit's statements have one shape per group
+/// size (a row, or a `(VALUES …)` pair, per activity), so the few kinds of statement come in
+/// dozens of shapes; with rusqlite's default of 16, most were parsed again on every commit
+/// (5 % of the writer's CPU). Measured on `webhook`: 5,200-5,350/s before, 5,580-5,940/s after.
+const WRITER_STATEMENTS: usize = 256;
+
 /// The thread that runs the engine's write transactions on a SQLite file.
 pub(crate) struct SqliteWriter {
     jobs: mpsc::Sender<Job>,
@@ -149,6 +155,11 @@ impl SqliteWriter {
             .map_err(inline::db)?;
         conn.pragma_update(None, "journal_size_limit", WAL_BOUND_PAGES * 4096)
             .map_err(inline::db)?;
+        // A statement journal (a multi-row statement that may fail halfway inside a transaction
+        // keeps one) stays in memory instead of spilling to a temporary file.
+        conn.pragma_update(None, "temp_store", "MEMORY")
+            .map_err(inline::db)?;
+        conn.set_prepared_statement_cache_capacity(WRITER_STATEMENTS);
         let checkpoints = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
