@@ -8,7 +8,7 @@
 //! sessions × limits. Sockets, frames on the wire and authentication stay in `api`.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::Notify;
@@ -16,9 +16,9 @@ use tokio::sync::Notify;
 pub use switchboard_domain::ids::{ConversationId, IntegrationId};
 
 /// Gauge of the frames queued on this node and not yet taken by their sessions.
-const QUEUED_FRAMES_GAUGE: &str = "switchboard_ws_queued_frames";
+pub const QUEUED_FRAMES_GAUGE: &str = "switchboard_ws_queued_frames";
 /// Gauge of the websocket sessions registered on this node.
-const SESSIONS_GAUGE: &str = "switchboard_ws_sessions";
+pub const SESSIONS_GAUGE: &str = "switchboard_ws_sessions";
 
 /// Close code of a session that did not keep up with its queue (SPEC 5.6).
 pub const CLOSE_TOO_SLOW: u16 = 4008;
@@ -106,8 +106,6 @@ impl std::fmt::Debug for LiveRegistry {
 struct Registry {
     limits: QueueLimits,
     next_id: AtomicU64,
-    /// Frames queued over all sessions (mirrored in [`QUEUED_FRAMES_GAUGE`]).
-    queued: AtomicUsize,
     /// The registered sessions by integration. Lock order: this map, then a session's queue.
     sessions: Mutex<HashMap<IntegrationId, HashMap<u64, Arc<Session>>>>,
 }
@@ -141,26 +139,17 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Registry {
-    fn frames_taken(&self, n: usize) {
-        if n > 0 {
-            self.queued.fetch_sub(n, Ordering::Relaxed);
-            metrics::gauge!(QUEUED_FRAMES_GAUGE).decrement(n as f64);
-        }
-    }
-
     /// Tells one session (already removed from the map) to close, releasing its queue.
     fn close_session(&self, session: &Session, code: u16, reason: &str) {
-        let released = {
+        {
             let mut queue = lock(&session.queue);
             if queue.close.is_some() || queue.finished {
                 return;
             }
             queue.close = Some((code, reason.to_owned()));
             queue.bytes = 0;
-            std::mem::take(&mut queue.frames).len()
-        };
-        self.frames_taken(released);
-        metrics::gauge!(SESSIONS_GAUGE).decrement(1.0);
+            queue.frames = VecDeque::new();
+        }
         session.notify.notify_one();
     }
 }
@@ -172,7 +161,6 @@ impl LiveRegistry {
             inner: Arc::new(Registry {
                 limits,
                 next_id: AtomicU64::new(0),
-                queued: AtomicUsize::new(0),
                 sessions: Mutex::new(HashMap::new()),
             }),
         }
@@ -195,7 +183,6 @@ impl LiveRegistry {
             .entry(integration)
             .or_default()
             .insert(id, session.clone());
-        metrics::gauge!(SESSIONS_GAUGE).increment(1.0);
         Subscription {
             registry: self.inner.clone(),
             integration,
@@ -235,8 +222,6 @@ impl LiveRegistry {
                         let fits = queue.frames.len() < limits.max_frames
                             && queue.bytes.saturating_add(frame.len()) <= limits.max_bytes;
                         if fits {
-                            // Counted before the subscriber can take it, so the count never wraps.
-                            inner.queued.fetch_add(1, Ordering::Relaxed);
                             queue.bytes += frame.len();
                             queue.frames.push_back(Queued {
                                 conversation_id: *conversation_id,
@@ -247,7 +232,6 @@ impl LiveRegistry {
                         fits
                     };
                     if queued {
-                        metrics::gauge!(QUEUED_FRAMES_GAUGE).increment(1.0);
                         session.notify.notify_one();
                         return true;
                     }
@@ -287,11 +271,29 @@ impl LiveRegistry {
         }
     }
 
-    /// Frames queued on this node and not yet taken by their sessions (all sessions): also
-    /// exported as the gauge `switchboard_ws_queued_frames`; `switchboard_ws_sessions` gauges the
-    /// sessions.
+    /// Frames queued on this node and not yet taken by their sessions (all sessions).
     pub fn queued_frames(&self) -> usize {
-        self.inner.queued.load(Ordering::Relaxed)
+        lock(&self.inner.sessions)
+            .values()
+            .flat_map(HashMap::values)
+            .map(|session| lock(&session.queue).frames.len())
+            .sum()
+    }
+
+    /// Sets the gauges [`QUEUED_FRAMES_GAUGE`] and [`SESSIONS_GAUGE`] from the registry; called
+    /// when the metrics are read. Kept up to date on every frame instead, they cost a lookup in
+    /// the metrics registry and an atomic shared by every core per frame and per session.
+    pub fn export_gauges(&self) {
+        let (mut sessions, mut frames) = (0usize, 0usize);
+        for session in lock(&self.inner.sessions)
+            .values()
+            .flat_map(HashMap::values)
+        {
+            sessions += 1;
+            frames += lock(&session.queue).frames.len();
+        }
+        metrics::gauge!(QUEUED_FRAMES_GAUGE).set(frames as f64);
+        metrics::gauge!(SESSIONS_GAUGE).set(sessions as f64);
     }
 
     /// Sessions registered on this node and not yet closed or dropped.
@@ -377,7 +379,6 @@ impl Subscription {
         let queued = queue.frames.pop_front()?;
         queue.bytes -= queued.frame.len();
         drop(queue);
-        self.registry.frames_taken(1);
         Some(Some(SessionEvent::Frame {
             conversation_id: queued.conversation_id,
             event_id: queued.event_id,
@@ -398,25 +399,18 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        let removed = {
+        {
             let mut map = lock(&self.registry.sessions);
-            let removed = map
-                .get_mut(&self.integration)
-                .and_then(|sessions| sessions.remove(&self.id));
-            if map.get(&self.integration).is_some_and(HashMap::is_empty) {
-                map.remove(&self.integration);
+            if let Some(sessions) = map.get_mut(&self.integration) {
+                sessions.remove(&self.id);
+                if sessions.is_empty() {
+                    map.remove(&self.integration);
+                }
             }
-            removed
-        };
-        if removed.is_some() {
-            metrics::gauge!(SESSIONS_GAUGE).decrement(1.0);
         }
-        let released = {
-            let mut queue = lock(&self.session.queue);
-            queue.finished = true;
-            queue.bytes = 0;
-            std::mem::take(&mut queue.frames).len()
-        };
-        self.registry.frames_taken(released);
+        let mut queue = lock(&self.session.queue);
+        queue.finished = true;
+        queue.bytes = 0;
+        queue.frames = VecDeque::new();
     }
 }

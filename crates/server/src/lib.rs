@@ -153,8 +153,13 @@ pub async fn run(
         serve.sweep_interval.max(MIN_INTERVAL),
         stop_rx,
     ));
-    let app = switchboard_api::app(state.clone(), telemetry::metrics_renderer())
-        .with(telemetry::RequestMetrics);
+    let render = telemetry::metrics_renderer();
+    let live = state.live.clone();
+    let metrics = switchboard_api::MetricsRenderer(Arc::new(move || {
+        live.export_gauges();
+        (render.0)()
+    }));
+    let app = switchboard_api::app(state.clone(), metrics).with(telemetry::RequestMetrics);
 
     let acceptor = acceptor::NoDelay(TcpAcceptor::from_std(listener)?);
     let addr = acceptor.local_addr();

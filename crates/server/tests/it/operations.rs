@@ -97,6 +97,10 @@ async fn health_readiness_metrics_and_docs_answer() {
         text.contains(r#"http_requests_total{method="GET",status="200"}"#),
         "{text}"
     );
+    // The websocket gauges are read from the live registry when the metrics are read.
+    for gauge in ["switchboard_ws_sessions", "switchboard_ws_queued_frames"] {
+        assert!(text.contains(&format!("# TYPE {gauge} gauge")), "{text}");
+    }
     let resp = s.http.get(s.url("/docs/")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert!(resp
