@@ -20,6 +20,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use crate::floor;
 use crate::load::Progress;
 use crate::procfs::{self, CpuSnapshot};
 use crate::server::{Api, Server};
@@ -128,6 +129,8 @@ struct Tally {
 struct Shared {
     tally: Mutex<Tally>,
     received: AtomicU64,
+    /// The length of the last counted frame, bytes.
+    frame_bytes: AtomicU64,
     /// How sockets ended while held: close code (or error) → count.
     ends: Mutex<BTreeMap<String, u64>>,
     ended: AtomicU64,
@@ -166,6 +169,7 @@ impl Shared {
             Some(a) if *a == NONE => {
                 *a = us;
                 self.received.fetch_add(1, Ordering::Relaxed);
+                self.frame_bytes.store(text.len() as u64, Ordering::Relaxed);
             }
             Some(_) => t.duplicates += 1,
             None => {}
@@ -265,6 +269,7 @@ pub async fn run(server: &Server, plan: &Plan) -> Result<(Vec<Phase>, Value)> {
             late: 0,
         }),
         received: AtomicU64::new(0),
+        frame_bytes: AtomicU64::new(0),
         ends: Mutex::new(BTreeMap::new()),
         ended: AtomicU64::new(0),
     });
@@ -298,6 +303,18 @@ pub async fn run(server: &Server, plan: &Plan) -> Result<(Vec<Phase>, Value)> {
         r.abort();
     }
     let rss_closed = settled_rss(server.pid).await;
+
+    // The floor under the fan-out: as many loopback sockets as the open-file limit allows
+    // (two descriptors each, both ends being the bench's), frames of the fan-out's size.
+    let frame_bytes = match shared.frame_bytes.load(Ordering::Relaxed) {
+        0 => 400,
+        n => n as usize,
+    };
+    let floor_sockets = opened.min((bench_files.saturating_sub(HEADROOM) / 2) as usize);
+    let floor = floor::loopback_writes(floor_sockets, plan.rounds as usize, frame_bytes).await;
+    if let Err(e) = &floor {
+        eprintln!("  connections: {e}");
+    }
     let per_connection = |before: u64, after: u64| {
         if opened == 0 {
             0.0
@@ -336,6 +353,10 @@ pub async fn run(server: &Server, plan: &Plan) -> Result<(Vec<Phase>, Value)> {
         "fanout_to_first_p50_ms": extra("to_first_ms", "p50"),
         "fanout_to_median_p50_ms": extra("to_median_ms", "p50"),
         "server_cpu_us_per_frame": fanout.extra.get("server_cpu_us_per_frame").cloned(),
+        "frame_bytes": frame_bytes,
+        "loopback_floor_sockets": floor.as_ref().map(|f| f.sockets).ok(),
+        "loopback_floor_writes": floor.as_ref().map(|f| f.writes).ok(),
+        "loopback_floor_us_per_write": floor.as_ref().map(|f| round3(f.us_per_write)).ok(),
     });
     Ok((vec![open, fanout], summary))
 }

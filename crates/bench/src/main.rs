@@ -7,6 +7,7 @@
 //! `$CARGO_TARGET_DIR`, else `target/release/switchboard`).
 
 mod connections;
+mod floor;
 mod live;
 mod load;
 mod portal;
@@ -488,6 +489,10 @@ fn print_table(outcomes: &[Outcome]) {
             ("fanout_to_all_p50_ms", "one activity to all, p50 ms"),
             ("fanout_to_all_max_ms", "max ms"),
             ("server_cpu_us_per_frame", "server CPU per frame, µs"),
+            (
+                "loopback_floor_us_per_write",
+                "floor: the bench's own CPU per loopback write, µs",
+            ),
         ] {
             if let Some(r) = o.summary[key].as_f64() {
                 notes.push(format!("{label} {}", round3(r)));

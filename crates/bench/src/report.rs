@@ -428,9 +428,16 @@ fn targets(results: &Value) -> Vec<Target> {
         "live: ≤ 5 µs CPU per delivered frame beyond ingest",
         fanout.and_then(|f| {
             let us = num(&f["server_cpu_us_per_frame"])?;
+            let floor = match num(&f["loopback_floor_us_per_write"]) {
+                Some(floor) => format!(
+                    "; a bare write to a loopback socket costs {} µs on this machine",
+                    fmt(floor)
+                ),
+                None => String::new(),
+            };
             Some((
                 format!(
-                    "{} µs server CPU per frame (connections fan-out: one post to {} sockets)",
+                    "{} µs server CPU per frame (connections fan-out: one post to {} sockets){floor}",
                     fmt(us),
                     grouped(sockets.unwrap_or(0))
                 ),
