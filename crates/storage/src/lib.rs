@@ -206,7 +206,8 @@ impl Store {
 
     /// The first row of the select `query` builds, read inline on a SQLite file (see `inline`),
     /// else through the pool. For reads outside a transaction. Its SQL is built once, in `sql`
-    /// (see `once`): `values` are the ones `query` binds, in its order.
+    /// (see `once`): `values` are the ones `query` binds, in its order (the `LIMIT 1` added here
+    /// binds the last).
     pub(crate) async fn read_one<E>(
         &self,
         sql: &once::SqlOnce,
