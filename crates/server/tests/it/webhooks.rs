@@ -1,7 +1,9 @@
 //! Webhook delivery (SPEC 5.5) to a real HTTP receiver on an ephemeral port: headers and the
-//! `v1a` signature, key rotation, retries with the same `webhook-id`, 410 Gone, exhaustion and
-//! notifications, replay, System bodies and filters, order, the private-address guard, and the
-//! deliveries and notifications routes.
+//! `v1a` signature, key rotation, retries with the same `webhook-id`, the schedule's jitter,
+//! `Retry-After` (seconds or a date, the longer of it and the schedule, at most 24 h), attempt
+//! timeouts, 410 Gone, exhaustion and notifications, replay, System bodies and filters, order,
+//! the private-address guard, and the deliveries and notifications routes. Waits are read
+//! from the deliveries route (`nextAttemptAt` less the end of the last attempt), not timed.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -11,6 +13,9 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::support::*;
+
+/// The jitter of non-zero delays (SPEC 5.5: ±10 %).
+const JITTER: f64 = 0.10;
 
 /// One request the receiver got.
 #[derive(Clone, Debug)]
@@ -33,7 +38,8 @@ impl Received {
 #[derive(Clone, Debug)]
 enum Reply {
     Status(u16),
-    RetryAfter(u16, &'static str),
+    /// This status with a `Retry-After` header of this value.
+    RetryAfter(u16, String),
     Slow(Duration),
     Redirect(&'static str),
     /// 200 with a body of this many bytes.
@@ -85,7 +91,7 @@ impl Receiver {
                     .finish(),
                 Some(Reply::RetryAfter(s, after)) => Response::builder()
                     .status(poem::http::StatusCode::from_u16(s).unwrap())
-                    .header("retry-after", after)
+                    .header("retry-after", after.as_str())
                     .finish(),
                 Some(Reply::Redirect(to)) => Response::builder()
                     .status(poem::http::StatusCode::FOUND)
@@ -246,6 +252,66 @@ fn verifies(public_hex: &str, r: &Received) -> bool {
     )
 }
 
+/// Epoch milliseconds of an RFC 3339 time in an answer.
+fn millis(v: &Value) -> i64 {
+    let t = v.as_str().unwrap_or_else(|| panic!("a time, got {v}"));
+    switchboard_domain::time::parse_rfc3339(t).unwrap_or_else(|| panic!("an RFC 3339 time: {t}"))
+}
+
+/// The wait the worker chose after attempt `n` (from 0, the last one made) of a pending
+/// delivery: its `nextAttemptAt` less the end of that attempt (`at` + `durationMs`), from
+/// which SPEC 5.5 counts ("after the end of the previous one").
+fn wait_after(d: &Value, n: usize) -> i64 {
+    assert_eq!(d["status"], "pending", "{d}");
+    assert_eq!(d["attemptCount"], n + 1, "{d}");
+    let a = &d["attempts"][n];
+    millis(&d["nextAttemptAt"]) - (millis(&a["at"]) + a["durationMs"].as_i64().unwrap())
+}
+
+/// The (only) delivery of `integration` once it has made `n` attempts, still pending, read
+/// before the next attempt settles (10 s at most).
+async fn pending_after(s: &TestServer, integration: &str, n: u64) -> Value {
+    let list = until(s, &format!("integrationId={integration}"), |b| {
+        b["results"][0]["attemptCount"].as_u64().unwrap_or(0) >= n
+    })
+    .await;
+    let d = list["results"][0].clone();
+    assert_eq!(d["attemptCount"], n, "read too late: {d}");
+    assert_eq!(d["status"], "pending", "{d}");
+    d
+}
+
+/// An HTTP date (the IMF-fixdate of RFC 9110 5.6.7) of Unix seconds, written here rather than
+/// with the date code the product parses it with: `Sun, 06 Nov 1994 08:49:37 GMT`.
+fn http_date(unix: i64) -> String {
+    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = unix.div_euclid(86_400);
+    let secs = unix.rem_euclid(86_400);
+    // The civil date of a day count, in 400-year eras of the proleptic Gregorian calendar
+    // counted from 0000-03-01 (so that a leap day ends its year).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{}, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
+        // 1970-01-01 was a Thursday.
+        WEEKDAYS[days.rem_euclid(7) as usize],
+        MONTHS[(month - 1) as usize],
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
 #[tokio::test]
 async fn a_delivery_is_signed_as_spec_5_5_says_and_key_rotation_takes_effect() {
     let r = Receiver::start().await;
@@ -335,7 +401,11 @@ async fn a_delivery_is_signed_as_spec_5_5_says_and_key_rotation_takes_effect() {
 async fn a_failure_is_retried_with_the_same_webhook_id_and_a_fresh_signature() {
     let r = Receiver::start().await;
     r.script([Reply::Status(503)]);
-    let s = server("0s,1100ms").await;
+    // The retry comes at least the delay less its 10 % jitter after the first attempt ends:
+    // more than a second, so `webhook-timestamp` (whole seconds) and the signature differ.
+    const RETRY_MS: u64 = 1250;
+    assert!(RETRY_MS as f64 * (1.0 - JITTER) > 1000.0);
+    let s = server(&format!("0s,{RETRY_MS}ms")).await;
     let x = setup(&s, &r.url("/agent")).await;
     let c = s.establish(&s.a.engine, &x.customer, "cust").await;
     s.say(
@@ -372,21 +442,102 @@ async fn a_failure_is_retried_with_the_same_webhook_id_and_a_fresh_signature() {
 }
 
 #[tokio::test]
-async fn retry_after_delays_the_next_attempt() {
-    let r = Receiver::start().await;
-    r.script([Reply::RetryAfter(429, "2")]);
-    let s = server("0s,100ms").await;
-    let x = setup(&s, &r.url("/agent")).await;
-    let c = s.establish(&s.a.engine, &x.customer, "cust").await;
-    s.say(&s.a.engine, c["conversationId"].as_str().unwrap(), "later")
+async fn retry_after_makes_the_next_attempt_wait_the_longer_of_it_and_the_schedule() {
+    // The schedule's second delay is 2 s, so 1.8 to 2.2 s with jitter. One receiver asks for
+    // more (4 s: Retry-After wins), the other for less (1 s: the schedule wins).
+    let longer = Receiver::start().await;
+    longer.script([Reply::RetryAfter(429, "4".to_owned())]);
+    let shorter = Receiver::start().await;
+    shorter.script([Reply::RetryAfter(503, "1".to_owned())]);
+    let s = server("0s,2s").await;
+    let x = setup(&s, &longer.url("/agent")).await;
+    let y = setup(&s, &shorter.url("/agent")).await;
+    for who in [&x, &y] {
+        let c = s.establish(&s.a.engine, &who.customer, "cust").await;
+        s.say(&s.a.engine, c["conversationId"].as_str().unwrap(), "later")
+            .await;
+    }
+
+    let d = pending_after(&s, &x.agent_id(), 1).await;
+    assert_eq!(d["attempts"][0]["statusCode"], 429);
+    assert_eq!(
+        wait_after(&d, 0),
+        4000,
+        "Retry-After 4 s is longer than the 2 s (±10 %) of the schedule: {d}"
+    );
+    let d = pending_after(&s, &y.agent_id(), 1).await;
+    assert_eq!(d["attempts"][0]["statusCode"], 503);
+    let wait = wait_after(&d, 0);
+    assert!(
+        (1800..=2200).contains(&wait),
+        "the schedule's 2 s (±10 %) is longer than Retry-After 1 s, waited {wait} ms: {d}"
+    );
+
+    // And the worker kept to those times: no second attempt before `nextAttemptAt`.
+    for (who, least) in [(&x, 4000), (&y, 1800)] {
+        let list = until(
+            &s,
+            &format!("integrationId={}&status=succeeded", who.agent_id()),
+            |b| b["total"] == 1,
+        )
         .await;
-    r.wait_for(1).await;
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    assert_eq!(r.seen().len(), 1, "not before Retry-After");
-    let got = r.wait_for(2).await;
-    let gap: i64 = got[1].header("webhook-timestamp").parse::<i64>().unwrap()
-        - got[0].header("webhook-timestamp").parse::<i64>().unwrap();
-    assert!(gap >= 1, "{gap}");
+        let d = &list["results"][0];
+        let first = &d["attempts"][0];
+        let end = millis(&first["at"]) + first["durationMs"].as_i64().unwrap();
+        let second = millis(&d["attempts"][1]["at"]);
+        assert!(
+            second - end >= least,
+            "second attempt {} ms after the first: {d}",
+            second - end
+        );
+    }
+    let (a, b) = (longer.seen(), shorter.seen());
+    assert_eq!((a.len(), b.len()), (2, 2));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn retry_after_as_an_http_date_is_honoured_and_capped_at_24_hours() {
+    assert_eq!(
+        http_date(784_111_777),
+        "Sun, 06 Nov 1994 08:49:37 GMT",
+        "the test's own HTTP-date writer (RFC 9110's example)"
+    );
+    const DAY_MS: i64 = 24 * 3_600_000;
+    let in_an_hour = unix_now() + 3600;
+    let hour = Receiver::start().await;
+    hour.script([Reply::RetryAfter(503, http_date(in_an_hour))]);
+    let far_date = Receiver::start().await;
+    far_date.script([Reply::RetryAfter(503, http_date(unix_now() + 3 * 86_400))]);
+    let far_seconds = Receiver::start().await;
+    far_seconds.script([Reply::RetryAfter(429, (7 * 86_400).to_string())]);
+    // Without a Retry-After the next attempt would come a second later.
+    let s = server("0s,1s").await;
+    let mut agents = Vec::new();
+    for r in [&hour, &far_date, &far_seconds] {
+        let x = setup(&s, &r.url("/agent")).await;
+        let c = s.establish(&s.a.engine, &x.customer, "cust").await;
+        s.say(&s.a.engine, c["conversationId"].as_str().unwrap(), "later")
+            .await;
+        agents.push(x.agent_id());
+    }
+
+    // The date form: the next attempt is at that date (whole seconds; the server compares it
+    // with its clock when the answer comes, a few milliseconds before the attempt's end).
+    let d = pending_after(&s, &agents[0], 1).await;
+    let next = millis(&d["nextAttemptAt"]);
+    let due = in_an_hour * 1000;
+    assert!(
+        (due - 1000..=due + 1000).contains(&next),
+        "Retry-After {} gave nextAttemptAt {}: {d}",
+        http_date(in_an_hour),
+        d["nextAttemptAt"]
+    );
+    // Three days ahead as a date, or seven days in seconds: 24 hours.
+    for agent in &agents[1..] {
+        let d = pending_after(&s, agent, 1).await;
+        assert_eq!(wait_after(&d, 0), DAY_MS, "capped at 24 h: {d}");
+    }
     s.stop().await;
 }
 
@@ -481,6 +632,174 @@ async fn gone_pauses_exhaustion_notifies_and_a_replay_keeps_the_webhook_id() {
 }
 
 #[tokio::test]
+async fn gone_mid_schedule_stops_the_retries_fails_the_delivery_and_pauses_the_integration() {
+    let r = Receiver::start().await;
+    // 500, then 410 Gone; anything after would be answered 200.
+    r.script([Reply::Status(500), Reply::Status(410)]);
+    let s = server("0s,100ms,100ms,100ms,100ms").await;
+    let x = setup(&s, &r.url("/agent")).await;
+    let c = s.establish(&s.a.engine, &x.customer, "cust").await;
+    let conversation = c["conversationId"].as_str().unwrap().to_owned();
+    s.say(&s.a.engine, &conversation, "one").await;
+    let list = until(&s, &format!("integrationId={}", x.agent_id()), |b| {
+        b["results"][0]["status"] != "pending"
+    })
+    .await;
+    let d = list["results"][0].clone();
+    assert_eq!(d["status"], "failed", "{d}");
+    assert_eq!(d["attemptCount"], 2, "no attempt after the 410: {d}");
+    assert_eq!(d["attempts"][0]["statusCode"], 500);
+    assert_eq!(d["attempts"][1]["statusCode"], 410);
+    assert_eq!(d["lastError"], "HTTP 410");
+    assert_eq!(d["nextAttemptAt"], Value::Null);
+    let (_, integration) = s
+        .get(
+            &format!("/api/v1/integrations/{}", x.agent_id()),
+            &s.a.portal,
+        )
+        .await;
+    assert_eq!(integration["statusId"], 3002, "paused: {integration}");
+    let (_, notes) = s.get("/api/v1/notifications", &s.a.portal).await;
+    assert_eq!(notes["total"], 1, "{notes}");
+    assert_eq!(notes["results"][0]["kind"], "gone");
+    assert_eq!(notes["results"][0]["deliveryId"], d["deliveryId"]);
+    assert_eq!(notes["results"][0]["integrationId"], x.agent_id());
+
+    // Active again, the next message of the conversation is the next request the receiver
+    // gets: the failed delivery was not attempted again in between, and stays as it was.
+    let (st, b) = s
+        .put(
+            &format!("/api/v1/integrations/{}", x.agent_id()),
+            &s.a.portal,
+            json!({ "statusId": 3000 }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    s.say(&s.a.engine, &conversation, "two").await;
+    let got = r.wait_for(3).await;
+    assert_eq!(
+        got[0].header("webhook-id"),
+        d["webhookId"].as_str().unwrap()
+    );
+    assert_eq!(
+        got[1].header("webhook-id"),
+        d["webhookId"].as_str().unwrap()
+    );
+    assert_ne!(
+        got[2].header("webhook-id"),
+        d["webhookId"].as_str().unwrap()
+    );
+    assert_eq!(got[2].json()["activity"]["message"]["text"], "two");
+    until(
+        &s,
+        &format!("integrationId={}&status=succeeded", x.agent_id()),
+        |b| b["total"] == 1,
+    )
+    .await;
+    let failed = deliveries(&s, &format!("integrationId={}&status=failed", x.agent_id())).await;
+    assert_eq!(failed["results"][0]["attemptCount"], 2, "{failed}");
+    assert_eq!(r.seen().len(), 3);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn retries_wait_the_schedule_with_a_jitter_of_at_most_ten_percent() {
+    // Three retries, each 2 s after the end of the attempt before (1.8 to 2.2 s with jitter).
+    const DELAY_MS: i64 = 2000;
+    const RETRIES: usize = 3;
+    let r = Receiver::start().await;
+    r.script((0..RETRIES).map(|_| Reply::Status(500)));
+    let s = server(&format!("0s{}", format!(",{DELAY_MS}ms").repeat(RETRIES))).await;
+    let x = setup(&s, &r.url("/agent")).await;
+    let c = s.establish(&s.a.engine, &x.customer, "cust").await;
+    s.say(&s.a.engine, c["conversationId"].as_str().unwrap(), "jitter")
+        .await;
+    // The wait after each failed attempt, read while the delivery waits (polled far more often
+    // than the 1.8 s it waits at least).
+    let query = format!("integrationId={}", x.agent_id());
+    let mut waits: Vec<i64> = Vec::new();
+    let mut next_at: Vec<i64> = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let done = loop {
+        let list = deliveries(&s, &query).await;
+        let d = list["results"][0].clone();
+        let made = d["attemptCount"].as_u64().unwrap_or(0) as usize;
+        if d["status"] == "succeeded" {
+            break d;
+        }
+        assert_eq!(d["status"], "pending", "{d}");
+        assert!(
+            made <= waits.len() + 1,
+            "missed the wait after attempt {}: {d}",
+            waits.len() + 1
+        );
+        if made == waits.len() + 1 {
+            waits.push(wait_after(&d, made - 1));
+            next_at.push(millis(&d["nextAttemptAt"]));
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not delivered in 30 s: {d}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(done["attemptCount"], RETRIES + 1, "{done}");
+    assert_eq!(waits.len(), RETRIES, "{waits:?}");
+    let spread = (DELAY_MS as f64 * JITTER).round() as i64;
+    for w in &waits {
+        assert!(
+            (DELAY_MS - spread..=DELAY_MS + spread).contains(w),
+            "a wait of {w} ms, not {DELAY_MS} ms ± {spread}: {waits:?}"
+        );
+    }
+    assert!(
+        waits.iter().any(|w| *w != waits[0]),
+        "jittered waits are not all the same: {waits:?}"
+    );
+    // Each retry came when it was due, not before.
+    for (n, due) in next_at.iter().enumerate() {
+        let at = millis(&done["attempts"][n + 1]["at"]);
+        assert!(at >= *due, "attempt {} at {at}, due {due}: {done}", n + 2);
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn an_attempt_that_times_out_is_recorded_as_a_failed_attempt_and_retried() {
+    let r = Receiver::start().await;
+    // The first answer would come after 6 s; the attempt's timeout is 1 s.
+    r.script([Reply::Slow(Duration::from_secs(6))]);
+    let schedule = switchboard::config::parse_schedule("0s,200ms").unwrap();
+    let s = TestServer::start_with(Backend::Sqlite, move |args| {
+        args.allow_private_webhooks = true;
+        args.retry_schedule = schedule;
+        args.webhook_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let x = setup(&s, &r.url("/agent")).await;
+    let c = s.establish(&s.a.engine, &x.customer, "cust").await;
+    s.say(&s.a.engine, c["conversationId"].as_str().unwrap(), "slow")
+        .await;
+    let list = until(&s, "status=succeeded", |b| b["total"] == 1).await;
+    let d = &list["results"][0];
+    assert_eq!(d["attemptCount"], 2, "{d}");
+    let timed_out = &d["attempts"][0];
+    assert_eq!(timed_out["statusCode"], Value::Null, "no answer: {d}");
+    let error = timed_out["error"].as_str().unwrap_or("");
+    assert!(error.contains("timeout"), "the failure says why: {d}");
+    let took = timed_out["durationMs"].as_i64().unwrap();
+    assert!(
+        (1000..6000).contains(&took),
+        "cut at the 1 s timeout, not at the answer: {took} ms"
+    );
+    assert_eq!(d["attempts"][1]["statusCode"], 200);
+    let got = r.seen();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].header("webhook-id"), got[1].header("webhook-id"));
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn a_system_integration_gets_each_matching_activity_once() {
     let r = Receiver::start().await;
     let s = server("0s").await;
@@ -505,8 +824,29 @@ async fn a_system_integration_gets_each_matching_activity_once() {
     )
     .await;
     // conversation:opened, the message: two to /crm; the message and the event to /agent.
+    // Deliveries are written with their activities, so the System integration's are all
+    // there now: one per matching activity, each answered once.
+    let system_id = system["integrationId"].as_str().unwrap();
+    let list = deliveries(&s, &format!("integrationId={system_id}")).await;
+    assert_eq!(list["total"], 2, "{list}");
+    let opened_event = list["results"][0]["eventIds"][0].clone();
+    let carried: Vec<&Value> = list["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|d| d["eventIds"].as_array().unwrap())
+        .collect();
+    assert_eq!(carried, vec![&opened_event, &json!(event)], "{list}");
+    let done = until(
+        &s,
+        &format!("integrationId={system_id}&status=succeeded"),
+        |b| b["total"] == 2,
+    )
+    .await;
+    for d in done["results"].as_array().unwrap() {
+        assert_eq!(d["attemptCount"], 1, "{d}");
+    }
     let got = r.wait_for(4).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let crm: Vec<Received> = r.seen().into_iter().filter(|x| x.path == "/crm").collect();
     assert_eq!(crm.len(), 2, "{got:?}");
     let opened = crm[0].json();
