@@ -785,3 +785,69 @@ async fn the_sweeper_closes_dormant_conversations() {
     assert_eq!(busy["status"], "open");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn another_tenants_conversation_activities_are_404_6500_as_if_it_did_not_exist() {
+    for backend in
+        backends("another_tenants_conversation_activities_are_404_6500_as_if_it_did_not_exist")
+    {
+        let s = TestServer::start_on(backend).await;
+        let a = hub_with_agent(&s, "A").await;
+        let conv = s.establish(&s.a.engine, &a.customer, "visitor").await;
+        let id = conv["conversationId"].as_str().unwrap().to_owned();
+        s.say(&s.a.engine, &id, "private to A").await;
+        assert_eq!(activities(&s, &id, "type=Customer").await.len(), 1);
+        // B's own conversation and message, so that B's reads have something to find.
+        let b_hub = s.hub(&s.b.portal, "B").await;
+        let b_customer = s
+            .direct(&s.b.portal, &b_hub, "customers", "Customer", json!({}))
+            .await["integrationId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        s.direct(&s.b.portal, &b_hub, "agents", "Agent", json!({}))
+            .await;
+        let b_conv = s.establish(&s.b.engine, &b_customer, "visitor").await["conversationId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        s.say(&s.b.engine, &b_conv, "B's own").await;
+        let (status, own) = s
+            .get(
+                &format!("/api/v1/interactions/activities/{b_conv}?type=Customer"),
+                &s.b.engine,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{own}");
+        assert_eq!(own.as_array().unwrap().len(), 1, "{own}");
+
+        let unknown = uuid::Uuid::now_v7().to_string();
+        for query in [
+            "type=Customer",
+            "type=Agent",
+            "type=Bot",
+            "type=Customer&leid=0",
+        ] {
+            let (status, body) = s
+                .get(
+                    &format!("/api/v1/interactions/activities/{id}?{query}"),
+                    &s.b.engine,
+                )
+                .await;
+            assert_error(status, &body, 404, "ENG", &[6500]);
+            // Exactly as for a conversation that exists nowhere (its id aside).
+            let (_, none) = s
+                .get(
+                    &format!("/api/v1/interactions/activities/{unknown}?{query}"),
+                    &s.b.engine,
+                )
+                .await;
+            assert_eq!(
+                body.to_string().replace(&id, "ID"),
+                none.to_string().replace(&unknown, "ID"),
+                "{query}"
+            );
+        }
+        s.stop().await;
+    }
+}

@@ -192,7 +192,14 @@ async fn put_hub_changes_only_the_given_keys() {
         )
         .await;
     let id = original["hubId"].as_str().unwrap().to_owned();
-    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    // The update comes once the clock has moved past `modified` (millisecond times).
+    let modified = switchboard_domain::time::parse_rfc3339(original["modified"].as_str().unwrap())
+        .expect("modified is RFC 3339");
+    until_system_time(
+        std::time::UNIX_EPOCH
+            + std::time::Duration::from_millis(u64::try_from(modified).unwrap() + 1),
+    )
+    .await;
 
     let (status, updated) = s
         .put(
@@ -607,4 +614,140 @@ async fn another_tenants_hub_and_integration_are_404_on_every_portal_route_on_ev
         assert_eq!(hubs["total"], 1);
         s.stop().await;
     }
+}
+
+/// The tenant's deliveries of `query`, once `check` holds (30 s at most).
+async fn deliveries_once(
+    s: &TestServer,
+    query: &str,
+    check: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (status, body) = s
+            .get(&format!("/api/v1/deliveries?{query}"), &s.a.portal)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        if check(&body) {
+            return body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "deliveries?{query} never got there: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test]
+async fn delete_hub_removes_its_pending_deliveries_and_closes_its_sockets_with_4403() {
+    // A failed first attempt leaves a delivery pending for an hour.
+    let schedule = switchboard::config::parse_schedule("0s,1h").unwrap();
+    let s = TestServer::start_with(Backend::Sqlite, move |args| {
+        args.retry_schedule = schedule;
+        args.webhook_timeout = std::time::Duration::from_secs(2);
+    })
+    .await;
+    let mut receiver = crate::gate::Gate::start().await;
+    let hook = format!("{}/hook", receiver.base);
+    // Two hubs alike: each with a customer, an agent on a webhook and an agent on a socket.
+    let mut hubs = Vec::new();
+    for name in ["Deleted", "Kept"] {
+        let hub = s.hub(&s.a.portal, name).await;
+        let id = |v: serde_json::Value| v["integrationId"].as_str().unwrap().to_owned();
+        let customer = id(s
+            .direct(&s.a.portal, &hub, "customers", "Customer", json!({}))
+            .await);
+        let hooked = id(s
+            .direct(
+                &s.a.portal,
+                &hub,
+                "hooked",
+                "Agent",
+                json!({ "webhookUrl": hook }),
+            )
+            .await);
+        let desk = id(s
+            .direct(&s.a.portal, &hub, "desk", "Agent", json!({}))
+            .await);
+        let conv = s.establish(&s.a.engine, &customer, "visitor").await["conversationId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let everything = s.ws(&format!("iId={desk}"), Some(&s.a.engine)).await;
+        let one = s
+            .ws(&format!("iId={desk}&cId={conv}"), Some(&s.a.engine))
+            .await;
+        s.say(&s.a.engine, &conv, "hello").await;
+        let attempt = receiver.next().await;
+        assert_eq!(attempt.header("x-integration-id"), Some(hooked.as_str()));
+        attempt.answer(500, json!({}));
+        let pending = deliveries_once(&s, &format!("integrationId={hooked}"), |d| {
+            d["results"][0]["attemptCount"] == 1
+        })
+        .await;
+        assert_eq!(pending["total"], 1, "{pending}");
+        assert_eq!(pending["results"][0]["status"], "pending", "{pending}");
+        let delivery = pending["results"][0]["deliveryId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        hubs.push((hub, hooked, desk, conv, everything, one, delivery));
+    }
+    let (kept_hub, kept_hooked, _, kept_conv, mut kept_everything, mut kept_one, kept_delivery) =
+        hubs.pop().unwrap();
+    let (hub, hooked, desk, _, mut everything, mut one, delivery) = hubs.pop().unwrap();
+    for ws in [
+        &mut everything,
+        &mut one,
+        &mut kept_everything,
+        &mut kept_one,
+    ] {
+        frame(ws).await;
+    }
+
+    assert_eq!(
+        s.delete(&hub_path(&hub), &s.a.portal).await.0,
+        StatusCode::OK
+    );
+    // Its sockets are closed with 4403, and cannot come back.
+    assert_eq!(close_code(&mut everything).await, (4403, 0));
+    assert_eq!(close_code(&mut one).await, (4403, 0));
+    let (status, body) = s
+        .ws_try(&format!("iId={desk}"), Some(&s.a.engine))
+        .await
+        .err()
+        .expect("no socket for a deleted hub's integration");
+    assert_error(status, &body, 404, "ENG", &[6000]);
+    // Its pending delivery is gone: not listed, not to be replayed.
+    let (status, body) = s
+        .get(
+            &format!("/api/v1/deliveries?integrationId={hooked}"),
+            &s.a.portal,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["total"], 0, "{body}");
+    let (status, body) = s
+        .post(
+            &format!("/api/v1/deliveries/{delivery}/retry"),
+            &s.a.portal,
+            json!({}),
+        )
+        .await;
+    assert_error(status, &body, 404, "PRT", &[105]);
+    let (_, all) = s.get("/api/v1/deliveries", &s.a.portal).await;
+    assert_eq!(all["total"], 1, "{all}");
+    assert_eq!(all["results"][0]["deliveryId"], kept_delivery.as_str());
+
+    // The other hub keeps its pending delivery and its sockets: they get the next activity.
+    assert_eq!(all["results"][0]["integrationId"], kept_hooked.as_str());
+    assert_eq!(all["results"][0]["status"], "pending", "{all}");
+    let next = s.say(&s.a.engine, &kept_conv, "still here").await;
+    for ws in [&mut kept_everything, &mut kept_one] {
+        assert_eq!(frame(ws).await["payload"]["activity"]["eventId"], next);
+    }
+    let (status, _) = s.get(&hub_path(&kept_hub), &s.a.portal).await;
+    assert_eq!(status, StatusCode::OK);
+    s.stop().await;
 }

@@ -339,7 +339,13 @@ async fn expired_token_is_401_102() {
     let s = TestServer::start_with(Backend::Sqlite, |a| a.token_ttl = 1).await;
     let (id, secret) = portal_client(&s.a);
     let token = s.token(&id, &secret).await;
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let exp = segment(&token, 1)["exp"].as_i64().unwrap();
+    // It works until its own `exp`, and is refused from the second `exp` is reached.
+    let (status, body) = s.get(HUBS, &token).await;
+    if unix_now() < exp {
+        assert_eq!(status, StatusCode::OK, "a token before its exp: {body}");
+    }
+    until_unix(exp).await;
     let (status, body) = s.get(HUBS, &token).await;
     assert_error(status, &body, 401, "PRT", &[102]);
     assert!(
@@ -737,9 +743,19 @@ async fn revoking_another_tenants_secret_is_404_and_leaves_it_working() {
         )
         .await;
     assert_error(status, &body, 400, "IDT", &[203]);
-    // B's secret and tokens still work.
+    // B's secret is still stored (read from the database, not from a node's cache of it), and
+    // it and its tokens still work.
+    let (status, after) = s.get(&client_path(&b_client), &s.b.portal).await;
+    assert_eq!(status, StatusCode::OK, "{after}");
+    assert!(
+        after["secrets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["id"] == b_secret.as_str()),
+        "B's secret is still listed: {after}"
+    );
     s.token(&b_client, &s.b.creds.portal.client_secret).await;
-    tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_eq!(s.get(HUBS, &s.b.portal).await.0, StatusCode::OK);
     s.stop().await;
 }
@@ -748,7 +764,8 @@ async fn revoking_another_tenants_secret_is_404_and_leaves_it_working() {
 async fn expired_secret_gets_no_tokens() {
     let s = TestServer::start().await;
     let client_id = s.a.creds.portal.client_id.to_string();
-    let soon = rfc3339_utc(std::time::SystemTime::now() + Duration::from_millis(1500));
+    let expires = std::time::SystemTime::now() + Duration::from_millis(1500);
+    let soon = rfc3339_utc(expires);
     let (status, created) = s
         .post(
             &format!("{}/tokens", client_path(&client_id)),
@@ -759,7 +776,15 @@ async fn expired_secret_gets_no_tokens() {
     assert_eq!(status, StatusCode::OK, "{created}");
     let secret = created["token"].as_str().unwrap();
     s.token(&client_id, secret).await;
-    tokio::time::sleep(Duration::from_millis(1600)).await;
+    // Once its expiration (as stored: whole milliseconds) is past, it gets no token.
+    let stored = std::time::UNIX_EPOCH
+        + Duration::from_millis(
+            expires
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as u64,
+        );
+    until_system_time(stored + Duration::from_millis(1)).await;
     let (status, body) = issue(&s, &client_id, secret).await;
     assert_error(status, &body, 401, "IDT", &[102]);
     s.stop().await;

@@ -547,3 +547,49 @@ async fn a_frame_over_one_mib_closes_the_socket_with_1009() {
     assert_eq!(close_code(&mut ws).await.0, 1009);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_client_cut_off_with_4008_resumes_and_gets_what_it_missed_then_live_frames() {
+    for backend in
+        backends("a_client_cut_off_with_4008_resumes_and_gets_what_it_missed_then_live_frames")
+    {
+        // A queue of at most 4 KiB: one bigger frame cannot wait in it, so the session is cut
+        // off with 4008 (SPEC 5.6) however fast the client reads.
+        let s = TestServer::start_with(backend, |args| {
+            args.ws_queue_bytes = 4096;
+        })
+        .await;
+        let x = setup(&s).await;
+        let id = conversation(&s.establish(&s.a.engine, &x.customer, "cust").await);
+        let q = format!("iId={}", x.agent);
+        let mut ws = s.ws(&q, Some(&s.a.engine)).await;
+        let seen = s.say(&s.a.engine, &id, "small").await;
+        assert_eq!(frame(&mut ws).await["payload"]["activity"]["eventId"], seen);
+
+        let big = "z".repeat(8192);
+        let cut = s.say(&s.a.engine, &id, &big).await;
+        assert_eq!(close_code(&mut ws).await, (4008, 0), "cut off, not sent");
+        let away = s.say(&s.a.engine, &id, "while away").await;
+
+        // It reconnects and resumes from the last eventId it got.
+        let mut ws = s.ws(&q, Some(&s.a.engine)).await;
+        send_frame(&mut ws, json!({ "type": "resume", "leid": seen })).await;
+        let first = frame(&mut ws).await;
+        assert_eq!(first["payload"]["activity"]["eventId"], cut);
+        assert_eq!(
+            first["payload"]["activity"]["message"]["text"],
+            big.as_str()
+        );
+        let second = frame(&mut ws).await;
+        assert_eq!(second["payload"]["activity"]["eventId"], away);
+        assert_eq!(
+            second["payload"]["activity"]["message"]["text"],
+            "while away"
+        );
+        // Then live frames, once each.
+        let live = s.say(&s.a.engine, &id, "live").await;
+        assert_eq!(frame(&mut ws).await["payload"]["activity"]["eventId"], live);
+        quiet(&mut ws, 300).await;
+        s.stop().await;
+    }
+}

@@ -3,8 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::field_reassign_with_default)]
 
+mod gate;
 mod support;
 
+mod drain;
 mod engine;
 mod errors;
 mod hubs;

@@ -3,9 +3,8 @@
 //! enters one node reaches the websockets held by the other.
 //!
 //! Needs `TEST_DATABASE_URL` (an admin URL: a database `sb_it_…` is created and dropped) and
-//! `TEST_REDIS_URL`; without them the test says so on stderr and passes.
+//! `TEST_REDIS_URL`; without them a `SKIPPED` line on stderr names the test, which passes.
 
-use std::io::Write;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -14,22 +13,19 @@ use serde_json::{json, Value};
 use crate::node::Node;
 use crate::support::*;
 
-/// The PostgreSQL admin URL and the Redis URL, or `None` after a NOTE on stderr.
-fn services() -> Option<(String, String)> {
+/// The PostgreSQL admin URL and the Redis URL, or `None` after a `SKIPPED` line naming the test.
+fn services(test: &str) -> Option<(String, String)> {
     let redis = std::env::var("TEST_REDIS_URL")
         .ok()
         .filter(|u| !u.is_empty());
     match (postgres_url(), redis) {
         (Some(pg), Some(redis)) => Some((pg, redis)),
         _ => {
-            static SKIPPED: std::sync::Once = std::sync::Once::new();
-            SKIPPED.call_once(|| {
-                // Straight to stderr, past the test harness's capture, so a user sees it.
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "NOTE: multi-node test skipped: set TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test and TEST_REDIS_URL=redis://127.0.0.1:6379 to run it"
-                );
-            });
+            skipped(
+                test,
+                "PostgreSQL and Redis",
+                "TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test and TEST_REDIS_URL=redis://127.0.0.1:6379",
+            );
             None
         }
     }
@@ -112,7 +108,9 @@ async fn token(http: &reqwest::Client, node: &Node, client: &Value) -> String {
 
 #[tokio::test]
 async fn an_activity_posted_to_one_node_reaches_a_websocket_on_another() {
-    let Some((admin, redis)) = services() else {
+    let Some((admin, redis)) =
+        services("an_activity_posted_to_one_node_reaches_a_websocket_on_another")
+    else {
         return;
     };
     // Dropped last: the nodes (declared after it) go first.

@@ -87,6 +87,16 @@ impl Node {
         panic!("{} at {} never became ready", self.name, self.base);
     }
 
+    /// Whether the process is still running (not exited).
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The `host:port` it listens on.
+    pub fn addr(&self) -> String {
+        self.base.trim_start_matches("http://").to_owned()
+    }
+
     pub fn sigterm(&self) {
         let _ = Command::new("kill")
             .arg("-TERM")
@@ -101,6 +111,19 @@ impl Node {
                 return Some(status);
             }
             std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Like [`Node::wait_exit`], without blocking the test's runtime (which may be serving
+    /// what the process waits on).
+    pub async fn exited(&mut self, within: Duration) -> Option<ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < within {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         None
     }

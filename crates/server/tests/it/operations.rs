@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
+use crate::node::Node;
 use crate::support::*;
 
 fn openapi_path() -> std::path::PathBuf {
@@ -40,22 +41,14 @@ async fn committed_openapi_document_is_the_generated_one() {
     let file: Value = serde_json::from_str(&committed).unwrap();
     assert_eq!(served, file);
     let paths = file["paths"].as_object().unwrap();
-    for p in [
-        "/connect/token",
-        "/api/v1/tenants/clients/{clientId}",
-        "/api/v1/tenants/clients/{clientId}/tokens",
-        "/api/v1/tenants/clients/{clientId}/tokens/{tokenId}",
-        "/api/v1/hubs",
-        "/api/v1/hubs/{hubId}",
-        "/api/v1/integrations",
-        "/api/v1/integrations/hubs/{id}",
-        "/api/v1/integrations/{integrationId}",
-        "/api/v1/integrations/hubs/{hubId}/{channelType}",
-        "/healthz",
-        "/readyz",
-        "/metrics",
-    ] {
-        assert!(paths.contains_key(p), "openapi.json lacks {p}");
+    for (method, p) in ROUTES {
+        assert!(
+            paths
+                .get(*p)
+                .and_then(|ops| ops.get(method.to_lowercase()))
+                .is_some(),
+            "openapi.json lacks {method} {p}"
+        );
     }
     for (path, ops) in paths {
         for (method, op) in ops.as_object().unwrap() {
@@ -68,6 +61,171 @@ async fn committed_openapi_document_is_the_generated_one() {
                 "{method} {path} has no operationId"
             );
         }
+    }
+    s.stop().await;
+}
+
+/// Every route of SPEC 2 to 6 with its method (the websocket upgrade, `/engine-chat-hub`, is
+/// not an OpenAPI operation).
+const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/connect/token"),
+    ("GET", "/api/v1/tenants/clients/{clientId}"),
+    ("POST", "/api/v1/tenants/clients/{clientId}/tokens"),
+    (
+        "DELETE",
+        "/api/v1/tenants/clients/{clientId}/tokens/{tokenId}",
+    ),
+    ("POST", "/api/v1/hubs"),
+    ("GET", "/api/v1/hubs"),
+    ("GET", "/api/v1/hubs/{hubId}"),
+    ("PUT", "/api/v1/hubs/{hubId}"),
+    ("DELETE", "/api/v1/hubs/{hubId}"),
+    ("GET", "/api/v1/integrations"),
+    ("POST", "/api/v1/integrations/hubs/{id}"),
+    ("GET", "/api/v1/integrations/{integrationId}"),
+    ("PUT", "/api/v1/integrations/{integrationId}"),
+    ("DELETE", "/api/v1/integrations/{integrationId}"),
+    ("GET", "/api/v1/integrations/hubs/{hubId}/{channelType}"),
+    ("POST", "/api/v1/conversations/establish"),
+    ("GET", "/api/v1/conversations/{conversationId}"),
+    ("POST", "/api/v1/conversations/{conversationId}/close"),
+    (
+        "POST",
+        "/inbound/customer/v1/direct/activity/{conversationId}",
+    ),
+    ("GET", "/api/v1/interactions/activities/{conversationId}"),
+    ("GET", "/api/v1/deliveries"),
+    ("POST", "/api/v1/deliveries/{deliveryId}/retry"),
+    ("GET", "/api/v1/notifications"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+];
+
+/// Routes anyone may call; every other route wants a token.
+const PUBLIC: &[&str] = &["/connect/token", "/healthz", "/readyz", "/metrics"];
+
+#[tokio::test]
+async fn every_documented_route_is_served_and_wants_a_token_unless_public() {
+    let s = TestServer::start().await;
+    for (method, template) in ROUTES {
+        if PUBLIC.contains(template) {
+            continue;
+        }
+        // Path parameters filled with ids that exist nowhere.
+        let mut path = (*template).to_owned();
+        while let Some(open) = path.find('{') {
+            let close = open + path[open..].find('}').unwrap();
+            let value = if &path[open..=close] == "{channelType}" {
+                "Direct".to_owned()
+            } else {
+                uuid::Uuid::now_v7().to_string()
+            };
+            path.replace_range(open..=close, &value);
+        }
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let body =
+            matches!(method, reqwest::Method::POST | reqwest::Method::PUT).then(|| json!({}));
+        let (status, body) = s.call(method.clone(), &path, None, body.as_ref()).await;
+        let prefix = if path.starts_with("/api/v1/tenants/") {
+            "IDT"
+        } else if path.starts_with("/api/v1/conversations/")
+            || path.starts_with("/api/v1/interactions/")
+            || path.starts_with("/inbound/")
+        {
+            "ENG"
+        } else {
+            "PRT"
+        };
+        // A route that is not served would answer 404/105 (or 405/105): it answers 401/102.
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}: {body}");
+        assert_error(status, &body, 401, prefix, &[102]);
+    }
+    // The public ones answer without a token.
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let resp = s.http.get(s.url(path)).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "GET {path}");
+    }
+    let (status, body) = s
+        .form("/connect/token", &[("grant_type", "client_credentials")])
+        .await;
+    assert_error(status, &body, 400, "IDT", &[301, 301]);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn readiness_is_503_while_the_database_is_unreachable_and_200_once_it_is_back() {
+    let Some(admin) = postgres_url() else {
+        // On SQLite the check (`SELECT 1` on a pooled connection) never reads the file: no real
+        // way to make it fail from outside the process.
+        skipped(
+            "readiness_is_503_while_the_database_is_unreachable_and_200_once_it_is_back",
+            "PostgreSQL",
+            POSTGRES_HOW,
+        );
+        return;
+    };
+    use sea_orm::ConnectionTrait;
+    let s = TestServer::start_on(Backend::Postgres).await;
+    let ready = |s: &TestServer| {
+        let req = s
+            .http
+            .get(s.url("/readyz"))
+            .timeout(Duration::from_secs(30));
+        async move { read(req.send().await.expect("/readyz answers")).await }
+    };
+    assert_eq!(ready(&s).await, (StatusCode::OK, json!({ "status": "ok" })));
+
+    // The database goes away: no new connection is allowed and the server's are cut.
+    let (_, name) = s.database_url.rsplit_once('/').unwrap();
+    let name = name.to_owned();
+    let conn = sea_orm::Database::connect(&admin).await.unwrap();
+    conn.execute_unprepared(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
+        .await
+        .unwrap();
+    conn.execute_unprepared(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+    ))
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (status, body) = loop {
+        let (status, body) = ready(&s).await;
+        if status != StatusCode::OK || Instant::now() > deadline {
+            break (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_error(status, &body, 503, "PRT", &[100]);
+    assert!(
+        body["errors"][0]["description"]
+            .as_str()
+            .unwrap()
+            .contains("database"),
+        "{body}"
+    );
+    // The process is still up.
+    let (status, _) = s.call(reqwest::Method::GET, "/healthz", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Back: ready again, without a restart.
+    conn.execute_unprepared(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, body) = ready(&s).await;
+        if status == StatusCode::OK {
+            assert_eq!(body, json!({ "status": "ok" }));
+            break;
+        }
+        assert_error(status, &body, 503, "PRT", &[100]);
+        assert!(
+            Instant::now() < deadline,
+            "not ready 60 s after the database came back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     s.stop().await;
 }
@@ -299,4 +457,158 @@ fn openapi_command_prints_the_document() {
     assert!(out.status.success());
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["info"]["title"], "Switchboard");
+}
+
+#[tokio::test]
+async fn a_token_lifetime_over_30_days_stops_the_start_naming_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    // One second over 30 days, as a variable and as a flag: the start stops, saying why,
+    // before it opens a database.
+    for (how, args, env) in [
+        (
+            "SWITCHBOARD_TOKEN_TTL",
+            vec!["serve"],
+            vec![("SWITCHBOARD_TOKEN_TTL", "2592001")],
+        ),
+        (
+            "--token-ttl",
+            vec!["serve", "--token-ttl", "2592001"],
+            vec![],
+        ),
+    ] {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut cmd = binary();
+        cmd.args(&args)
+            .current_dir(dir.path())
+            .env("SWITCHBOARD_BIND", format!("127.0.0.1:{port}"))
+            .env_remove("DATABASE_URL")
+            .env_remove("SWITCHBOARD_TOKEN_TTL")
+            .env_remove("SWITCHBOARD_ENCRYPTION_KEY")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let Some(status) = wait_exit(&mut child, Duration::from_secs(30)) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{how}=2592001: the server started with a token lifetime over 30 days");
+        };
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert!(!status.success(), "{how}=2592001 must stop the start");
+        assert!(err.contains(how), "{how}=2592001: {err}");
+        assert!(err.contains("2592000"), "the limit is named: {err}");
+        assert!(
+            !dir.path().join("switchboard.db").exists(),
+            "{how}: refused before a database is opened"
+        );
+    }
+
+    // 30 days exactly is accepted, and is the lifetime of the tokens.
+    let mut node = Node::spawn(
+        "ttl-30-days",
+        dir.path(),
+        &[("SWITCHBOARD_TOKEN_TTL", "2592000")],
+    );
+    let creds = node.credentials().await;
+    node.wait_ready().await;
+    let (status, body) = read(
+        reqwest::Client::new()
+            .post(node.url("/connect/token"))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", creds["portal"]["clientId"].as_str().unwrap()),
+                (
+                    "client_secret",
+                    creds["portal"]["clientSecret"].as_str().unwrap(),
+                ),
+            ])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["expires_in"], 2_592_000, "{body}");
+    assert!(node.stop().success());
+}
+
+#[tokio::test]
+async fn the_json_log_format_writes_one_json_object_per_line_at_the_level_of_rust_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = Node::spawn(
+        "json-logs",
+        dir.path(),
+        &[
+            ("SWITCHBOARD_LOG_FORMAT", "json"),
+            ("RUST_LOG", "info,switchboard=debug"),
+        ],
+    );
+    node.credentials().await;
+    node.wait_ready().await;
+    let resp = reqwest::Client::new()
+        .get(node.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(node.stop().success());
+
+    let log = std::fs::read_to_string(&node.log).unwrap();
+    let lines: Vec<Value> = log
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            serde_json::from_str::<Value>(l)
+                .ok()
+                .filter(Value::is_object)
+                .unwrap_or_else(|| panic!("a log line that is not a JSON object: {l}"))
+        })
+        .collect();
+    assert!(!lines.is_empty(), "nothing logged");
+    for line in &lines {
+        let time = line["timestamp"].as_str().unwrap_or_default();
+        assert!(
+            switchboard_domain::time::parse_rfc3339(time).is_some(),
+            "an RFC 3339 timestamp in {line}"
+        );
+        let level = line["level"].as_str().unwrap_or_default();
+        assert!(
+            ["ERROR", "WARN", "INFO", "DEBUG"].contains(&level),
+            "a level in {line}"
+        );
+        let target = line["target"].as_str().unwrap_or_default();
+        assert!(!target.is_empty(), "a target in {line}");
+        assert!(
+            line["fields"]["message"].is_string(),
+            "a message in the fields of {line}"
+        );
+        // The level comes from RUST_LOG: debug for the server's own targets only.
+        if level == "DEBUG" {
+            assert!(target.starts_with("switchboard"), "{line}");
+        }
+    }
+    let said = |message: &str| {
+        lines
+            .iter()
+            .find(|l| l["fields"]["message"] == message)
+            .unwrap_or_else(|| panic!("no line says {message:?} in {log}"))
+    };
+    assert_eq!(said("switchboard listening")["level"], "INFO");
+    assert_eq!(said("shutdown requested: draining")["level"], "INFO");
+    // A request, with its fields as JSON values.
+    let request = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "request" && l["fields"]["path"] == "/healthz")
+        .unwrap_or_else(|| panic!("no request line for /healthz in {log}"));
+    assert_eq!(request["level"], "DEBUG");
+    assert_eq!(request["fields"]["method"], "GET");
+    assert_eq!(request["fields"]["status"], 200);
+    assert!(request["fields"]["ms"].is_number(), "{request}");
 }

@@ -27,21 +27,37 @@ pub fn postgres_url() -> Option<String> {
         .filter(|u| !u.is_empty())
 }
 
+/// The name of the running test: the harness names each test's thread after it (`module::test`);
+/// `fallback` when the thread has no such name.
+pub fn test_name(fallback: &str) -> String {
+    match std::thread::current().name() {
+        Some(name) if name != "main" => name.to_owned(),
+        _ => fallback.to_owned(),
+    }
+}
+
+/// Says on stderr that (a part of) the running test did not run `on` a service, and what turns
+/// it on: one line per skipped test, written straight to stderr, past the test harness's
+/// capture, so that a reader of `cargo test` sees how many did not run.
+pub fn skipped(test: &str, on: &str, how: &str) {
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {} on {on}: set {how} to run it",
+        test_name(test)
+    );
+}
+
+/// What turns the PostgreSQL runs on.
+pub const POSTGRES_HOW: &str = "TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test";
+
 /// The backends to run a test body on: SQLite always, PostgreSQL when `TEST_DATABASE_URL` is set
-/// (else a line says it was skipped).
+/// (else a `SKIPPED` line names the test).
 pub fn backends(test: &str) -> Vec<Backend> {
     if postgres_url().is_some() {
         vec![Backend::Sqlite, Backend::Postgres]
     } else {
-        static SKIPPED: std::sync::Once = std::sync::Once::new();
-        SKIPPED.call_once(|| {
-            // Straight to stderr, past the test harness's capture, so a user sees it.
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "NOTE: end-to-end runs on PostgreSQL skipped (first: {test}): set TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test to run them"
-            );
-        });
+        skipped(test, "PostgreSQL", POSTGRES_HOW);
         vec![Backend::Sqlite]
     }
 }
@@ -142,11 +158,24 @@ impl TestServer {
             let _ = rx.await;
         }));
         let http = reqwest::Client::new();
-        // Wait until it answers.
-        for _ in 0..200 {
-            if http.get(format!("{base}/healthz")).send().await.is_ok() {
-                break;
+        // Wait until it answers; a server that stopped, or never answers, stops the test here.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if handle.is_finished() {
+                let outcome = handle.await;
+                panic!(
+                    "the test server at {base} stopped before it answered /healthz: {outcome:?}"
+                );
             }
+            if let Ok(r) = http.get(format!("{base}/healthz")).send().await {
+                if r.status() == StatusCode::OK {
+                    break;
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the test server at {base} did not answer /healthz with 200 within 30 s"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         }
         let mut server = Self {
@@ -594,6 +623,24 @@ pub fn unix_now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock after 1970")
         .as_secs() as i64
+}
+
+/// Returns once the system clock reads `t` or later: for behaviour that turns on a time the
+/// server compares with its clock (an `exp`, an expiration, a `modified` that must move).
+pub async fn until_system_time(t: std::time::SystemTime) {
+    while let Ok(left) = t.duration_since(std::time::SystemTime::now()) {
+        if left.is_zero() {
+            break;
+        }
+        tokio::time::sleep(left).await;
+    }
+}
+
+/// Returns once the Unix time in seconds is `secs` or later.
+pub async fn until_unix(secs: i64) {
+    let at =
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(secs).unwrap_or(0));
+    until_system_time(at).await;
 }
 
 /// The base64 Ed25519 signature of `message` by a private key in hex, as an integration signs.
