@@ -1,6 +1,6 @@
 //! The live bus and the node-local registry, end to end: the same test bodies run on the
-//! in-process bus always and on Redis when `TEST_REDIS_URL` is set (else a NOTE says they were
-//! skipped). Redis is shared between tests, so each test uses integration ids of its own.
+//! in-process bus always and on Redis when `TEST_REDIS_URL` is set (else a line names each test
+//! skipped there). Redis is shared between tests, so each test uses integration ids of its own.
 
 #![allow(clippy::unwrap_used)] // a failing unwrap is a failing test
 
@@ -32,7 +32,7 @@ fn redis_url() -> Option<String> {
 }
 
 /// The buses to run a test body on: in-process always, Redis when `TEST_REDIS_URL` is set (else a
-/// line says it was skipped).
+/// line names the test as skipped on Redis).
 fn kinds(test: &str) -> Vec<Kind> {
     if redis_url().is_some() {
         vec![Kind::Memory, Kind::Redis]
@@ -42,16 +42,14 @@ fn kinds(test: &str) -> Vec<Kind> {
     }
 }
 
+/// Says, past the test harness's capture, that `test` did not run on Redis, and how to run it: one
+/// line per test, `SKIPPED <test> …`, which `.ci/run` counts.
 fn note_skipped(test: &str) {
-    static SKIPPED: std::sync::Once = std::sync::Once::new();
-    SKIPPED.call_once(|| {
-        // Straight to stderr, past the test harness's capture, so a user sees it.
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "NOTE: live bus runs on Redis skipped (first: {test}): set TEST_REDIS_URL=redis://127.0.0.1:6379 to run them"
-        );
-    });
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test} on Redis: set TEST_REDIS_URL=redis://127.0.0.1:6379 to run it"
+    );
 }
 
 /// One node: its registry and its bus.
@@ -447,6 +445,29 @@ async fn ping_answers_when_the_bus_can_publish() {
     }
 }
 
+#[tokio::test]
+async fn ping_fails_once_redis_cannot_be_reached() {
+    let Some(url) = redis_url() else {
+        return note_skipped("ping_fails_once_redis_cannot_be_reached");
+    };
+    let (proxy, proxied_url) = proxied(&url).await;
+    let registry = LiveRegistry::new(QueueLimits::default());
+    let bus = redis_node(&proxied_url, registry).await;
+    bus.ping().await.expect("ping while Redis answers");
+
+    // Redis is gone for this node: its connections are cut and nothing listens any more.
+    drop(proxy);
+
+    let result = timeout(Duration::from_secs(30), bus.ping())
+        .await
+        .expect("ping must fail, not hang");
+    match result {
+        Err(BusError::Redis(message)) => assert!(message.contains("PING failed"), "{message}"),
+        Err(other) => panic!("unexpected error {other:?}"),
+        Ok(()) => panic!("ping answered though Redis cannot be reached"),
+    }
+}
+
 #[test]
 fn a_live_message_travels_as_camel_case_json() {
     let (integration, conversation) = (IntegrationId::new(), ConversationId::new());
@@ -617,6 +638,25 @@ impl Proxy {
     }
 }
 
+/// A proxy to the Redis of `url`, and the URL that reaches the same database through it.
+async fn proxied(url: &str) -> (Proxy, String) {
+    let info = redis::Client::open(url)
+        .unwrap()
+        .get_connection_info()
+        .clone();
+    let redis::ConnectionAddr::Tcp(host, port) = info.addr else {
+        panic!("TEST_REDIS_URL must be a redis:// URL");
+    };
+    let proxy = Proxy::start((host, port)).await;
+    let auth = match (&info.redis.username, &info.redis.password) {
+        (Some(user), Some(password)) => format!("{user}:{password}@"),
+        (None, Some(password)) => format!(":{password}@"),
+        _ => String::new(),
+    };
+    let proxied_url = format!("redis://{auth}127.0.0.1:{}/{}", proxy.port, info.redis.db);
+    (proxy, proxied_url)
+}
+
 impl Drop for Proxy {
     fn drop(&mut self) {
         self.cut();
@@ -631,20 +671,7 @@ async fn after_losing_its_subscription_a_node_subscribes_again_and_closes_its_se
             "after_losing_its_subscription_a_node_subscribes_again_and_closes_its_sessions_with_1012",
         );
     };
-    let info = redis::Client::open(url.as_str())
-        .unwrap()
-        .get_connection_info()
-        .clone();
-    let redis::ConnectionAddr::Tcp(host, port) = info.addr else {
-        panic!("TEST_REDIS_URL must be a redis:// URL");
-    };
-    let proxy = Proxy::start((host, port)).await;
-    let auth = match (&info.redis.username, &info.redis.password) {
-        (Some(user), Some(password)) => format!("{user}:{password}@"),
-        (None, Some(password)) => format!(":{password}@"),
-        _ => String::new(),
-    };
-    let proxied_url = format!("redis://{auth}127.0.0.1:{}/{}", proxy.port, info.redis.db);
+    let (proxy, proxied_url) = proxied(&url).await;
 
     let direct = redis_node(&url, LiveRegistry::new(QueueLimits::default())).await;
     let registry = LiveRegistry::new(QueueLimits::default());

@@ -61,7 +61,30 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a.len(), 43);
         assert_eq!(hash_secret(&a).len(), 64);
-        assert_eq!(hash_secret(&a), hash_secret(&a));
+        assert_eq!(hash_secret(&a), hash_secret(&a.clone()));
+        assert_ne!(hash_secret(&a), hash_secret(&b));
         assert_eq!(secret_preview("abcdefghij"), "abcdef...");
+    }
+
+    #[test]
+    fn a_secret_is_stored_as_its_sha256_in_lowercase_hex() {
+        // FIPS 180-2's test vector for "abc": the stored form is exactly this digest, so a
+        // constant, a truncated or a differently encoded hash all fail.
+        assert_eq!(
+            hash_secret("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_ne!(hash_secret("abc"), hash_secret("abd"));
+    }
+
+    #[test]
+    fn secrets_are_base64url_without_padding() {
+        for _ in 0..64 {
+            let s = generate_secret();
+            assert!(s
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
+            assert_eq!(URL_SAFE_NO_PAD.decode(&s).unwrap().len(), 32);
+        }
     }
 }

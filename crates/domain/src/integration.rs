@@ -1293,6 +1293,10 @@ mod tests {
     #[test]
     fn status_defaults_to_active_and_takes_paused() {
         let config = valid(Channel::Viber).0;
+        let default =
+            validate_create(&json!({ "channelId": "Viber", "name": "n", "configuration": config }))
+                .unwrap();
+        assert_eq!(default.status, IntegrationStatus::Active);
         let draft = validate_create(&json!({ "channelId": "Viber", "name": "n", "statusId": 3002, "configuration": config })).unwrap();
         assert_eq!(draft.status, IntegrationStatus::Paused);
     }

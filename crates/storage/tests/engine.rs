@@ -657,6 +657,13 @@ async fn concurrent_establishes_of_one_binding_share_one_conversation(db: &TestD
 // ---------------------------------------------------------------------------------------------
 // eventId
 
+/// Returns once the wall clock reads past `event_id` (ids may run ahead of it after a burst).
+async fn clock_past(event_id: Millis) {
+    while now_millis() <= event_id {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 async fn event_ids_increase_within_a_hub_and_follow_the_clock(db: &TestDb) {
     let ctx = Ctx::new(db).await;
     let customer = ctx.add(direct("Customer", "Customer")).await;
@@ -684,7 +691,7 @@ async fn event_ids_increase_within_a_hub_and_follow_the_clock(db: &TestDb) {
     }
 
     // Once the clock is past them, an id is the clock.
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    clock_past(*sent.last().unwrap()).await;
     let before = now_millis();
     let got = ctx.send(a.conversation.id, text("on time")).await;
     let after = now_millis();
@@ -703,7 +710,7 @@ async fn event_ids_increase_within_a_hub_and_follow_the_clock(db: &TestDb) {
         routing::route(ctx.hub.status, &members, &conversation.view(), &inbound).unwrap()
     };
     let routes: Vec<Route> = (0..50).map(|i| route(&format!("batch {i}"))).collect();
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    clock_past(*sent.last().unwrap()).await;
     let before = now_millis();
     let batch = appended(
         ctx.store
@@ -779,7 +786,10 @@ async fn concurrent_appends_get_distinct_ids_in_commit_order(db: &TestDb) {
 
     // A reader during the appends: what it sees of the hub is always a prefix (no smaller id
     // missing once a larger one is visible).
+    // Halfway, the writers wait for one snapshot taken while they are appending, so the check
+    // below never passes on snapshots taken only before or after the appends.
     let done = Arc::new(AtomicBool::new(false));
+    let (mid_append, mid_append_seen) = tokio::sync::watch::channel(0usize);
     let reader = {
         let (store, done, agent) = (ctx.store.clone(), done.clone(), agent.id);
         tokio::spawn(async move {
@@ -789,6 +799,9 @@ async fn concurrent_appends_get_distinct_ids_in_commit_order(db: &TestDb) {
                     .integration_activities(agent, None, 0, 10_000)
                     .await
                     .unwrap();
+                if !read.is_empty() && read.len() < WRITERS * EACH {
+                    mid_append.send_modify(|n| *n += 1);
+                }
                 seen.push(event_ids(&read));
             }
             seen
@@ -799,9 +812,19 @@ async fn concurrent_appends_get_distinct_ids_in_commit_order(db: &TestDb) {
         .cloned()
         .map(|c| {
             let (store, members, status) = (ctx.store.clone(), members.clone(), ctx.hub.status);
+            let mut mid_append_seen = mid_append_seen.clone();
             tokio::spawn(async move {
                 let mut ids = Vec::new();
                 for k in 0..EACH {
+                    if k == EACH / 2 {
+                        tokio::time::timeout(
+                            Duration::from_secs(60),
+                            mid_append_seen.wait_for(|n| *n > 0),
+                        )
+                        .await
+                        .expect("the reader took no snapshot while the writers were appending")
+                        .unwrap();
+                    }
                     let inbound = validate_inbound(&text(&format!("{} {k}", c.binding))).unwrap();
                     let route = routing::route(status, &members, &c.view(), &inbound).unwrap();
                     let got = appended(
@@ -864,10 +887,7 @@ async fn concurrent_appends_get_distinct_ids_in_commit_order(db: &TestDb) {
         .iter()
         .filter(|s| !s.is_empty() && s.len() < sorted.len())
         .count();
-    eprintln!(
-        "commit order: {} snapshots, {partial} taken while appending",
-        snapshots.len()
-    );
+    assert!(partial > 0, "no snapshot was taken while appending");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -100,6 +100,48 @@ async fn ping_answers(db: &TestDb) {
     db.store.ping().await.unwrap();
 }
 
+/// `/readyz` relies on `ping` failing when the database is gone: a PostgreSQL database dropped
+/// under a live store (its connections terminated) makes `ping` an error, not a hang.
+#[tokio::test]
+async fn ping_fails_once_the_postgres_database_is_gone() {
+    use sea_orm::ConnectionTrait;
+    let Ok(admin) = std::env::var("TEST_DATABASE_URL") else {
+        return common::note_skipped(
+            "ping_fails_once_the_postgres_database_is_gone",
+            "PostgreSQL",
+            "TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test",
+        );
+    };
+    let name = format!("sb_ping_{}", uuid::Uuid::new_v4().simple());
+    let admin = sea_orm::Database::connect(&admin).await.unwrap();
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    let url = std::env::var("TEST_DATABASE_URL").unwrap();
+    let (base, _) = url.rsplit_once('/').unwrap();
+    let store = Store::connect(&format!("{base}/{name}"), key())
+        .await
+        .unwrap();
+    store
+        .ping()
+        .await
+        .expect("ping while the database is there");
+
+    admin
+        .execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .await
+        .unwrap();
+
+    let result = tokio::time::timeout(std::time::Duration::from_secs(60), store.ping())
+        .await
+        .expect("ping must fail, not hang");
+    assert!(
+        matches!(result, Err(Error::Db(_))),
+        "ping answered {result:?} with its database dropped"
+    );
+}
+
 async fn new_tenant_logs_in_by_secret_hash(db: &TestDb) {
     let new = db.store.create_tenant(&unique("tenant")).await.unwrap();
     assert!(db.store.count_tenants().await.unwrap() >= 1);

@@ -9,7 +9,6 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
-use std::sync::Once;
 
 use serde_json::{json, Map, Value};
 use switchboard_domain::channel::{Channel, IntegrationType};
@@ -48,20 +47,17 @@ impl TestDb {
         }
     }
 
-    pub async fn postgres() -> Option<TestDb> {
-        static SKIPPED: Once = Once::new();
+    /// The shared PostgreSQL test database, or `None` when `TEST_DATABASE_URL` is unset; then a
+    /// line names `test` as skipped, so a reader of `cargo test` sees how many did not run.
+    pub async fn postgres(test: &str) -> Option<TestDb> {
         let url = match std::env::var("TEST_DATABASE_URL") {
             Ok(url) if !url.trim().is_empty() => url,
             _ => {
-                SKIPPED.call_once(|| {
-                    // Straight to stderr, past the test harness's capture, so a user sees it.
-                    use std::io::Write;
-                    let _ = writeln!(
-                        std::io::stderr(),
-                        "NOTE: storage tests on PostgreSQL skipped: set \
-                         TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test to run them"
-                    );
-                });
+                note_skipped(
+                    test,
+                    "PostgreSQL",
+                    "TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test",
+                );
                 return None;
             }
         };
@@ -113,7 +109,8 @@ macro_rules! on_both_backends {
             $(
                 #[$test]
                 async fn $name() {
-                    let Some(db) = $crate::common::TestDb::postgres().await else { return };
+                    let test = concat!(module_path!(), "::", stringify!($name));
+                    let Some(db) = $crate::common::TestDb::postgres(test).await else { return };
                     super::$name(&db).await;
                 }
             )*
@@ -124,6 +121,16 @@ macro_rules! on_both_backends {
     };
 }
 pub(crate) use on_both_backends;
+
+/// Says, past the test harness's capture, that `test` did not run on `service`, and how to run it.
+/// One line per test, `SKIPPED <test> …`, which `.ci/run` counts.
+pub fn note_skipped(test: &str, service: &str, variable: &str) {
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test} on {service}: set {variable} to run it"
+    );
+}
 
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", Uuid::new_v4())
