@@ -642,7 +642,7 @@ async fn gone_mid_schedule_stops_the_retries_fails_the_delivery_and_pauses_the_i
     let conversation = c["conversationId"].as_str().unwrap().to_owned();
     s.say(&s.a.engine, &conversation, "one").await;
     let list = until(&s, &format!("integrationId={}", x.agent_id()), |b| {
-        b["results"][0]["status"] != "pending"
+        b["total"] == 1 && b["results"][0]["status"] != "pending"
     })
     .await;
     let d = list["results"][0].clone();
