@@ -22,7 +22,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::floor;
 use crate::load::Progress;
-use crate::procfs::{self, CpuSnapshot};
+use crate::procfs::{self, CpuSnapshot, Database};
 use crate::server::{Api, Server};
 use crate::stats::{round1, round3, Percentiles, Phase};
 use crate::Result;
@@ -251,7 +251,7 @@ async fn settled_rss(pid: u32) -> u64 {
 /// The scenario's figures: the opening and the fan-out phases, and the memory per socket.
 pub async fn run(server: &Server, plan: &Plan) -> Result<(Vec<Phase>, Value)> {
     let api = server.api.clone();
-    let watch_db = server.db == crate::server::Db::Postgres;
+    let watch_db = server.database;
     let (bench_files, server_files) = check_open_files(server.pid, plan.connections)?;
 
     let hub = api.hub("connections").await?;
@@ -315,11 +315,14 @@ pub async fn run(server: &Server, plan: &Plan) -> Result<(Vec<Phase>, Value)> {
     if let Err(e) = &floor {
         eprintln!("  connections: {e}");
     }
+    // Null when not measured: no socket, or a memory reading of 0 (the process unread).
     let per_connection = |before: u64, after: u64| {
-        if opened == 0 {
-            0.0
+        if opened == 0 || before == 0 || after == 0 {
+            None
         } else {
-            round1(after.saturating_sub(before) as f64 * 1024.0 / opened as f64)
+            Some(round1(
+                after.saturating_sub(before) as f64 * 1024.0 / opened as f64,
+            ))
         }
     };
     let extra = |key: &str, field: &str| fanout.extra.get(key).map(|v| v[field].clone());
@@ -344,7 +347,9 @@ pub async fn run(server: &Server, plan: &Plan) -> Result<(Vec<Phase>, Value)> {
         "rss_per_connection_bytes": per_connection(rss_before, rss_open),
         "rss_per_connection_after_fanout_bytes": per_connection(rss_before, rss_after),
         "client_rss_per_connection_bytes": per_connection(client_rss_before, client_rss_open),
-        "idle_server_cpu_ms_per_second": round3(idle.server_ms / SETTLE.as_secs_f64()),
+        // Null unless the idle second used enough clock ticks to tell; its ticks say how few.
+        "idle_server_cpu_ms_per_second": idle.server_ms().map(|ms| round3(ms / SETTLE.as_secs_f64())),
+        "idle_server_cpu_ticks": idle.server,
         "sockets_ended_while_idle": ended_idle,
         "sockets_ended": shared.ended.load(Ordering::Relaxed),
         "socket_ends": ends,
@@ -369,7 +374,7 @@ async fn open_all(
     api: &Api,
     agent: &str,
     shared: &Arc<Shared>,
-    watch_db: bool,
+    watch_db: Database,
 ) -> (Phase, Vec<tokio::task::JoinHandle<()>>) {
     let done = Arc::new(AtomicU64::new(0));
     let progress = Progress::start(
@@ -446,7 +451,7 @@ async fn fan_out(
     path: &str,
     shared: &Arc<Shared>,
     sockets: usize,
-    watch_db: bool,
+    watch_db: Database,
 ) -> Phase {
     let total = WARMUP_ROUNDS + plan.rounds;
     let done = Arc::new(AtomicU64::new(0));
@@ -526,26 +531,29 @@ async fn fan_out(
     }
     let received = frames.len() as u64;
     let seconds = to_all.iter().sum::<u64>() as f64 / 1e6;
-    let per_frame_us = |ms: f64| {
+    // Null when not measured: no frame, or too few clock ticks to tell.
+    let per_frame_us = |ms: Option<f64>| {
         if received == 0 {
-            0.0
+            None
         } else {
-            round3(ms * 1000.0 / received as f64)
+            Some(round3(ms? * 1000.0 / received as f64))
         }
     };
     let mut extra = serde_json::Map::new();
     extra.insert("sockets".into(), json!(sockets));
     extra.insert("rounds".into(), json!(plan.rounds));
     extra.insert("warmup_to_all_ms".into(), json!(warmup_ms));
-    extra.insert("to_all_ms".into(), Percentiles::of_micros(to_all).to_json());
-    extra.insert(
-        "to_first_ms".into(),
-        Percentiles::of_micros(to_first).to_json(),
-    );
-    extra.insert(
-        "to_median_ms".into(),
-        Percentiles::of_micros(to_median).to_json(),
-    );
+    // Null when no round reached any socket, rather than percentiles of nothing (all 0).
+    let rounds = |us: Vec<u64>| {
+        if us.is_empty() {
+            Value::Null
+        } else {
+            Percentiles::of_micros(us).to_json()
+        }
+    };
+    extra.insert("to_all_ms".into(), rounds(to_all));
+    extra.insert("to_first_ms".into(), rounds(to_first));
+    extra.insert("to_median_ms".into(), rounds(to_median));
     extra.insert(
         "post_latency_ms".into(),
         Percentiles::of_micros(posts).to_json(),
@@ -556,22 +564,29 @@ async fn fan_out(
     extra.insert("frames_late".into(), json!(late));
     extra.insert(
         "server_cpu_us_per_frame".into(),
-        json!(per_frame_us(cpu.server_ms)),
+        json!(per_frame_us(cpu.server_ms())),
     );
+    extra.insert("server_cpu_ticks".into(), json!(cpu.server));
     extra.insert(
         "client_cpu_us_per_frame".into(),
-        json!(per_frame_us(cpu.client_ms)),
+        json!(per_frame_us(cpu.client_ms())),
     );
     Phase {
         name: "fanout".to_owned(),
         unit: "frame",
         count: received,
-        errors: missing + post_errors,
+        errors: fanout_errors(missing, duplicates, post_errors),
         seconds,
         latency: Percentiles::of_micros(frames),
         cpu,
         extra,
     }
+}
+
+/// The errors of the fan-out: frames missing or duplicated (a socket got one activity twice),
+/// and posts that failed.
+fn fanout_errors(missing: u64, duplicates: u64, post_errors: u64) -> u64 {
+    missing + duplicates + post_errors
 }
 
 #[cfg(test)]
@@ -584,6 +599,31 @@ mod tests {
         assert_eq!(marker(frame), Some(12));
         assert_eq!(marker(r#"{"text":"bench-conn:"}"#), None);
         assert_eq!(marker(r#"{"text":"hello"}"#), None);
+    }
+
+    #[test]
+    fn a_duplicated_frame_is_an_error() {
+        let shared = Shared {
+            tally: Mutex::new(Tally {
+                round: 0,
+                posted: Instant::now(),
+                arrivals: Vec::new(),
+                duplicates: 0,
+                late: 0,
+            }),
+            received: AtomicU64::new(0),
+            frame_bytes: AtomicU64::new(0),
+            ends: Mutex::new(BTreeMap::new()),
+            ended: AtomicU64::new(0),
+        };
+        shared.reset(3, 2);
+        let frame = r#"{"payload":{"activity":{"message":{"text":"bench-conn:3"}}}}"#;
+        shared.frame(0, frame);
+        shared.frame(1, frame);
+        shared.frame(1, frame);
+        let duplicates = shared.tally.lock().expect("tally").duplicates;
+        assert_eq!(duplicates, 1);
+        assert_eq!(fanout_errors(0, duplicates, 0), 1);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::load::{closed_loop, Progress};
-use crate::procfs::CpuSnapshot;
+use crate::procfs::{CpuSnapshot, Database};
 use crate::server::{Api, Server};
 use crate::stats::{round1, round3, Percentiles, Phase};
 use crate::Result;
@@ -191,7 +191,7 @@ async fn agent_socket(
 /// The scenario's figures: its two phases and its parameters.
 pub async fn run(server: &Server, plan: &Plan) -> Result<(Vec<Phase>, Value)> {
     let api = server.api.clone();
-    let watch_db = server.db == crate::server::Db::Postgres;
+    let watch_db = server.database;
     let collector = Arc::new(Collector {
         base: Instant::now(),
         tally: Mutex::new(Tally {
@@ -269,7 +269,7 @@ async fn offered(
     collector: &Arc<Collector>,
     conversations: &Arc<Vec<String>>,
     count: u64,
-    watch_db: bool,
+    watch_db: Database,
 ) -> Phase {
     const PHASE: u64 = 1;
     let api = &server.api;
@@ -361,7 +361,7 @@ async fn maximum(
     plan: &Plan,
     collector: &Arc<Collector>,
     conversations: &Arc<Vec<String>>,
-    watch_db: bool,
+    watch_db: Database,
 ) -> Phase {
     const PHASE: u64 = 2;
     let api = &server.api;
@@ -417,7 +417,7 @@ async fn finish(
     posted: Vec<u64>,
     (errors, first_errors): (u64, Vec<String>),
     mut extra: serde_json::Map<String, Value>,
-    watch_db: bool,
+    watch_db: Database,
 ) -> Phase {
     let accepted = posted.len() as u64;
     let deadline = Instant::now() + plan.drain;
@@ -449,7 +449,7 @@ async fn finish(
         name: name.to_owned(),
         unit: "activity",
         count: received,
-        errors: errors + accepted.saturating_sub(received),
+        errors: frame_errors(errors, accepted, received, duplicates),
         seconds,
         latency: Percentiles::of_micros(micros),
         cpu: before.used_until(&after),
@@ -457,9 +457,40 @@ async fn finish(
     }
 }
 
+/// The errors of a phase: posts that failed, and frames missing or duplicated (one activity
+/// delivered twice to the agents' sockets).
+fn frame_errors(post_errors: u64, accepted: u64, received: u64, duplicates: u64) -> u64 {
+    post_errors + accepted.saturating_sub(received) + duplicates
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_duplicated_frame_is_an_error() {
+        let collector = Collector {
+            base: Instant::now(),
+            tally: Mutex::new(Tally {
+                phase: 0,
+                seen: Vec::new(),
+                micros: Vec::new(),
+                duplicates: 0,
+                last: None,
+            }),
+            received: AtomicU64::new(0),
+            closed: AtomicU64::new(0),
+        };
+        collector.reset(1, 2);
+        let frame = |seq: u64| format!(r#"{{"text":"bench:1:{seq}:0"}}"#);
+        collector.frame(&frame(0));
+        collector.frame(&frame(1));
+        collector.frame(&frame(1));
+        let t = collector.tally.lock().expect("tally");
+        let received = t.micros.len() as u64;
+        assert_eq!((received, t.duplicates), (2, 1));
+        assert_eq!(frame_errors(0, 2, received, t.duplicates), 1);
+    }
 
     #[test]
     fn marker_in_a_frame() {

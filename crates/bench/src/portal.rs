@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::load::{closed_loop, Run};
-use crate::procfs::CpuSnapshot;
+use crate::procfs::{CpuSnapshot, Database};
 use crate::server::{direct_body, Server};
 use crate::stats::{round3, Percentiles, Phase};
 use crate::Result;
@@ -27,7 +27,7 @@ pub struct Plan {
 pub async fn run(server: &Server, plan: &Plan) -> Result<(Vec<Phase>, Value)> {
     let api = server.api.clone();
     let hub = api.hub("portal").await?;
-    let watch_db = server.db == crate::server::Db::Postgres;
+    let watch_db = server.database;
     let mut phases = Vec::new();
 
     // 1. The HTTP ceiling.
@@ -142,7 +142,7 @@ pub async fn run(server: &Server, plan: &Plan) -> Result<(Vec<Phase>, Value)> {
 }
 
 /// Turns a closed-loop run into a phase, with the CPU used since `before`.
-pub fn phase(name: &str, run: Run, before: &CpuSnapshot, pid: u32, watch_db: bool) -> Phase {
+pub fn phase(name: &str, run: Run, before: &CpuSnapshot, pid: u32, watch_db: Database) -> Phase {
     let after = CpuSnapshot::take(pid, watch_db);
     for e in &run.first_errors {
         eprintln!("  {name}: error: {e}");

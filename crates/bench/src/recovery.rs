@@ -1,8 +1,11 @@
 //! Scenario `recovery`: the `webhook` set-up under a crash. Activities are posted at a steady
-//! rate while the server delivers them; once a share of the due deliveries has arrived, the server is killed
-//! with SIGKILL and started again on the same database and port (the receiver's URLs and the
-//! tokens hold), and posting goes on. Then every accepted activity must reach both of its
-//! endpoints (SPEC 5.5: at-least-once across a crash).
+//! rate to a slow receiver (it holds each request for [`HOLD`]), so the server's deliveries fall
+//! behind and queue in its outbox. Once at least `Plan::backlog` due deliveries are queued and
+//! attempts are in flight, the server is killed with SIGKILL and started again on the same
+//! database and port (the receiver's URLs and the tokens hold), the receiver answers at once
+//! from then on, and posting goes on. Then every accepted activity must reach both of its
+//! endpoints (SPEC 5.5: at-least-once across a crash). How many were queued at the kill is
+//! reported; a kill without that backlog is an error of the run, not "0 lost".
 //!
 //! A post that gets no answer (the server was down, or died during it) is sent again with the
 //! same body and `Idempotency-Key`, so it makes one activity whether or not the first try was
@@ -16,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::procfs::{CpuSnapshot, CpuUsed};
-use crate::server::{Db, Server};
+use crate::procfs::CpuSnapshot;
+use crate::server::Server;
 use crate::stats::{round1, Percentiles, Phase};
 use crate::webhook::{
     activity, check_all, delivered, due, post, report, wait_for, Ledger, Posted, Posts, Receiver,
@@ -35,8 +38,8 @@ pub struct Plan {
     pub rate: u64,
     /// Concurrent posters (the most posts in flight).
     pub concurrency: usize,
-    /// The kill comes once this share of the due deliveries has arrived.
-    pub kill_at: f64,
+    /// The kill waits for at least this many due deliveries not yet arrived (queued).
+    pub backlog: u64,
     /// The whole run, from the first post to the last delivery.
     pub cap: Duration,
 }
@@ -44,9 +47,12 @@ pub struct Plan {
 /// The one phase.
 const PHASE: u64 = 1;
 
-/// How long the receiver holds each request before answering: some attempts are then always
-/// in flight, and the kill cuts some short after the receiver got them (to be sent again).
-const HOLD: Duration = Duration::from_millis(20);
+/// How long the receiver holds each request before answering, until the kill: a slow receiver,
+/// so that the server's attempts (64 in flight at most) fall behind the posts and a backlog
+/// builds up in its outbox, with attempts always in flight for the kill to cut short (they are
+/// sent again). Under the attempt timeout ([`WEBHOOK_TIMEOUT`]). After the kill it answers at
+/// once, and the backlog drains.
+const HOLD: Duration = Duration::from_millis(1000);
 
 /// What the posters did.
 #[derive(Default)]
@@ -76,7 +82,7 @@ pub async fn run(server: &mut Server, plan: &Plan) -> Result<(Vec<Phase>, Value)
     inbox.count(PHASE, plan.activities);
     let posts = Posts::new(plan.activities);
     let posting = Arc::new(Posting::default());
-    let watch_db = server.db == Db::Postgres;
+    let watch_db = server.database;
     let before = CpuSnapshot::take(server.pid, watch_db);
     let start = Instant::now();
     let deadline = start + plan.cap;
@@ -137,33 +143,51 @@ pub async fn run(server: &mut Server, plan: &Plan) -> Result<(Vec<Phase>, Value)
         }));
     }
 
-    // The kill, once enough has arrived (or when posting is over, whichever is first).
-    let due_total = plan.activities * KINDS.len() as u64;
-    let kill_target = ((due_total as f64) * plan.kill_at).round() as u64;
-    wait_for(
-        &inbox,
-        kill_target,
-        deadline,
-        None,
-        "recovery: until the kill",
-    )
-    .await;
-    // A kill with nothing on its way would prove nothing: wait (a little) for a moment when
-    // the receiver holds some attempts, which the kill then cuts short.
-    let wait = Instant::now();
-    while wait.elapsed() < Duration::from_secs(5) && inbox.holding.load(Ordering::Relaxed) == 0 {
-        tokio::time::sleep(Duration::from_millis(1)).await;
+    // The kill, once a backlog is queued and attempts are in flight (or when posting is over,
+    // whichever is first): a kill with nothing queued would show re-sends after a crash, not an
+    // outbox surviving one.
+    let posted = |p: &Posting| {
+        p.done.load(Ordering::Relaxed) + p.refused.load(Ordering::Relaxed) >= plan.activities
+    };
+    while Instant::now() < deadline && !posted(&posting) {
+        let queued = (posting.done.load(Ordering::Relaxed) * KINDS.len() as u64)
+            .saturating_sub(inbox.delivered.load(Ordering::Relaxed));
+        if backlog_there(queued, inbox.holding.load(Ordering::Relaxed), plan.backlog) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
+    // The server's own count of its queue, just before the kill.
+    let pending_at_kill = server
+        .api
+        .get(
+            "/api/v1/deliveries?status=pending&pageSize=1",
+            &server.api.portal,
+        )
+        .await
+        .map(|page| page["total"].clone())
+        .unwrap_or(Value::Null);
     let at_kill = CpuSnapshot::take(server.pid, watch_db);
     server.kill().await?;
     let killed_us = inbox.now_us();
     let delivered_at_kill = inbox.delivered.load(Ordering::Relaxed);
     let held_at_kill = inbox.holding.load(Ordering::Relaxed);
     let accepted_at_kill = posts.accepted().len() as u64;
+    let undelivered_at_kill =
+        (accepted_at_kill * KINDS.len() as u64).saturating_sub(delivered_at_kill);
+    let backlog_met = backlog_there(undelivered_at_kill, held_at_kill, plan.backlog);
+    // The receiver answers at once from now on, so that the backlog drains.
+    receiver.hold(Duration::ZERO);
     eprintln!(
-        "  recovery: SIGKILL with {accepted_at_kill} activities accepted, {delivered_at_kill} of their {} deliveries arrived, {held_at_kill} attempts held by the receiver",
+        "  recovery: SIGKILL with {accepted_at_kill} activities accepted, {delivered_at_kill} of their {} deliveries arrived, {undelivered_at_kill} queued (the server said {pending_at_kill} pending), {held_at_kill} attempts held by the receiver",
         accepted_at_kill * KINDS.len() as u64
     );
+    if !backlog_met {
+        eprintln!(
+            "  recovery: no backlog at the kill: {undelivered_at_kill} deliveries queued (at least {} needed) and {held_at_kill} attempts in flight (at least 1 needed); what follows shows re-sends, not a queue surviving a crash",
+            plan.backlog
+        );
+    }
     let restart = server.restart().await?;
     let after_restart = CpuSnapshot::take(server.pid, watch_db);
     let restarted_us = inbox.now_us();
@@ -237,10 +261,10 @@ pub async fn run(server: &mut Server, plan: &Plan) -> Result<(Vec<Phase>, Value)
     extra.insert("accepted_at_kill".into(), json!(accepted_at_kill));
     extra.insert("delivered_at_kill".into(), json!(delivered_at_kill));
     extra.insert("held_at_kill".into(), json!(held_at_kill));
-    extra.insert(
-        "undelivered_at_kill".into(),
-        json!((accepted_at_kill * KINDS.len() as u64).saturating_sub(delivered_at_kill)),
-    );
+    extra.insert("undelivered_at_kill".into(), json!(undelivered_at_kill));
+    extra.insert("pending_at_kill".into(), pending_at_kill);
+    extra.insert("backlog_required_at_kill".into(), json!(plan.backlog));
+    extra.insert("backlog_at_kill_met".into(), json!(backlog_met));
     extra.insert("delivered_after_kill".into(), json!(delivered_after_kill));
     extra.insert(
         "restart_ms".into(),
@@ -258,10 +282,9 @@ pub async fn run(server: &mut Server, plan: &Plan) -> Result<(Vec<Phase>, Value)
         json!(round1(last.saturating_sub(restarted_us) as f64 / 1000.0)),
     );
     // Two processes: the killed one up to the kill, the new one from its start.
-    let cpu = sum(
-        before.used_until(&at_kill),
-        after_restart.used_until(&after),
-    );
+    let cpu = before
+        .used_until(&at_kill)
+        .plus(after_restart.used_until(&after));
     let seconds = last.saturating_sub(start_us) as f64 / 1e6;
     let lost = d.missing.len() as u64;
     if lost > 0 {
@@ -277,7 +300,7 @@ pub async fn run(server: &mut Server, plan: &Plan) -> Result<(Vec<Phase>, Value)
         name: "crash".to_owned(),
         unit: "delivery",
         count: d.count,
-        errors: lost + failures.len() as u64 + ledger.faults() + refused,
+        errors: lost + failures.len() as u64 + ledger.faults() + refused + u64::from(!backlog_met),
         seconds,
         latency: Percentiles::of_micros(d.from_accepted_us.clone()),
         cpu,
@@ -294,23 +317,34 @@ pub async fn run(server: &mut Server, plan: &Plan) -> Result<(Vec<Phase>, Value)
             "activities": plan.activities,
             "rate": plan.rate,
             "concurrency": plan.concurrency,
-            "kill_at_share_of_deliveries": plan.kill_at,
+            "backlog_at_kill": plan.backlog,
             "cap_seconds": plan.cap.as_secs(),
             "retry_schedule": RETRY_SCHEDULE,
             "webhook_timeout": WEBHOOK_TIMEOUT,
             "restart": "same database and port, after SIGKILL",
-            "receiver_hold_ms": HOLD.as_millis() as u64,
+            "receiver_hold_until_kill_ms": HOLD.as_millis() as u64,
         },
         "lost": lost,
     });
     Ok((vec![phase], summary))
 }
 
-/// CPU of two spans (of two processes) added.
-fn sum(a: CpuUsed, b: CpuUsed) -> CpuUsed {
-    CpuUsed {
-        server_ms: a.server_ms + b.server_ms,
-        database_ms: a.database_ms + b.database_ms,
-        client_ms: a.client_ms + b.client_ms,
+/// Whether the kill has what it is meant to test: at least `required` due deliveries not yet
+/// arrived (queued in the server's outbox) and some attempts in flight (held by the receiver).
+fn backlog_there(queued: u64, held: u64, required: u64) -> bool {
+    queued >= required.max(1) && held > 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kill_needs_a_backlog_and_attempts_in_flight() {
+        assert!(backlog_there(2000, 5, 2000));
+        assert!(!backlog_there(1999, 5, 2000));
+        assert!(!backlog_there(5000, 0, 2000));
+        // Even with nothing asked for, an empty queue is no backlog.
+        assert!(!backlog_there(0, 5, 0));
     }
 }

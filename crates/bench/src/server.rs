@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+use crate::procfs::{self, Database};
 use crate::Result;
 
 /// Which database the server runs on.
@@ -42,7 +43,8 @@ pub struct Options {
 /// [`Server::restart`]).
 pub struct Server {
     pub pid: u32,
-    pub db: Db,
+    /// The database processes whose CPU counts with the server's.
+    pub database: Database,
     /// A client for the set-up calls, and the tokens of the `default` tenant.
     pub api: Api,
     child: Child,
@@ -88,6 +90,7 @@ impl Server {
         }
         env.extend(options.env.iter().cloned());
         let mut postgres = None;
+        let mut database = Database::InProcess;
         match admin {
             None => {
                 // The encryption key file goes beside it, in `dir`, and stays for a restart.
@@ -97,7 +100,7 @@ impl Server {
                 ));
             }
             Some(admin) => {
-                let (url, name) = match create_database(admin).await {
+                let (url, name, postmaster) = match create_database(admin).await {
                     Ok(created) => created,
                     Err(e) => {
                         let _ = std::fs::remove_dir_all(&dir);
@@ -105,6 +108,13 @@ impl Server {
                     }
                 };
                 postgres = Some((admin.to_owned(), name));
+                database = match postmaster {
+                    Some(pid) => Database::Postmaster(pid),
+                    None => {
+                        eprintln!("  warning: the PostgreSQL of TEST_DATABASE_URL has no process on this machine that the bench can read: CPU figures that include the database will read \"not measured\"");
+                        Database::Unseen
+                    }
+                };
                 env.push(("DATABASE_URL".to_owned(), url));
                 env.push(("SWITCHBOARD_ENCRYPTION_KEY".to_owned(), random_key()));
             }
@@ -116,7 +126,7 @@ impl Server {
         match launched {
             Ok((child, pid, api)) => Ok(Self {
                 pid,
-                db,
+                database,
                 api,
                 child,
                 dir,
@@ -430,9 +440,11 @@ fn random_key() -> String {
     base64::engine::general_purpose::STANDARD.encode(key)
 }
 
-/// Creates `sb_bench_<uuid>` on the server of the admin URL; answers its URL and name.
-async fn create_database(admin: &str) -> Result<(String, String)> {
-    use sea_orm::ConnectionTrait;
+/// Creates `sb_bench_<uuid>` on the server of the admin URL; answers its URL and name, and the
+/// postmaster of that server when it runs on this machine (the parent of this connection's
+/// backend), whose processes are the database's CPU.
+async fn create_database(admin: &str) -> Result<(String, String, Option<u32>)> {
+    use sea_orm::{ConnectionTrait, Statement};
     let name = format!("sb_bench_{}", uuid::Uuid::new_v4().simple());
     let conn = sea_orm::Database::connect(admin)
         .await
@@ -440,11 +452,22 @@ async fn create_database(admin: &str) -> Result<(String, String)> {
     conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
         .await
         .map_err(|e| format!("create database {name}: {e}"))?;
+    let backend = conn
+        .query_one(Statement::from_string(
+            conn.get_database_backend(),
+            "SELECT pg_backend_pid() AS pid",
+        ))
+        .await
+        .ok()
+        .flatten()
+        .and_then(|row| row.try_get::<i32>("", "pid").ok())
+        .and_then(|pid| u32::try_from(pid).ok());
+    let postmaster = backend.and_then(procfs::postmaster_of);
     let _ = conn.close().await;
     let (base, _) = admin
         .rsplit_once('/')
         .ok_or("TEST_DATABASE_URL must end with /<database>")?;
-    Ok((format!("{base}/{name}"), name))
+    Ok((format!("{base}/{name}"), name, postmaster))
 }
 
 async fn drop_database(admin: &str, name: &str) {

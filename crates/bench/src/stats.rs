@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use crate::procfs::CpuUsed;
+use crate::procfs::{ticks_to_ms, CpuUsed};
 
 /// Percentiles of a set of latencies, in milliseconds.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -71,22 +71,23 @@ impl Phase {
         }
     }
 
-    /// Server CPU (plus the database's when it was watched) per message, in ms.
-    pub fn cpu_ms_per_message(&self) -> f64 {
+    /// Server CPU (plus the database's when it was watched) per message, in ms; `None` when it
+    /// was not measured (a process unread, too few clock ticks, or no message).
+    pub fn cpu_ms_per_message(&self) -> Option<f64> {
+        self.per_message(self.cpu.ms())
+    }
+
+    /// `ms` over the phase's messages.
+    fn per_message(&self, ms: Option<f64>) -> Option<f64> {
         if self.count == 0 {
-            return 0.0;
+            return None;
         }
-        (self.cpu.server_ms + self.cpu.database_ms) / self.count as f64
+        Some(ms? / self.count as f64)
     }
 
     pub fn to_json(&self) -> Value {
-        let per = |ms: f64| {
-            if self.count == 0 {
-                0.0
-            } else {
-                round6(ms / self.count as f64)
-            }
-        };
+        let per = |ms: Option<f64>| self.per_message(ms).map(round6);
+        let total = |ticks: Option<u64>| ticks.map(|t| round1(ticks_to_ms(t)));
         let mut out = json!({
             "name": self.name,
             "unit": self.unit,
@@ -95,13 +96,16 @@ impl Phase {
             "seconds": round3(self.seconds),
             "per_second": round1(self.per_second()),
             "latency_ms": self.latency.to_json(),
-            "cpu_ms_per_message": round6(self.cpu_ms_per_message()),
-            "server_cpu_ms_per_message": per(self.cpu.server_ms),
-            "database_cpu_ms_per_message": per(self.cpu.database_ms),
-            "client_cpu_ms_per_message": per(self.cpu.client_ms),
-            "server_cpu_ms": round1(self.cpu.server_ms),
-            "database_cpu_ms": round1(self.cpu.database_ms),
-            "client_cpu_ms": round1(self.cpu.client_ms),
+            // Per message: null when not measured (see `cpu_ticks`).
+            "cpu_ms_per_message": per(self.cpu.ms()),
+            "server_cpu_ms_per_message": per(self.cpu.server_ms()),
+            "database_cpu_ms_per_message": per(self.cpu.database_ms()),
+            "client_cpu_ms_per_message": per(self.cpu.client_ms()),
+            // The clock ticks behind them (server and database), at [`MIN_TICKS`] or more to count.
+            "cpu_ticks": self.cpu.ticks(),
+            "server_cpu_ms": total(self.cpu.server),
+            "database_cpu_ms": total(self.cpu.database),
+            "client_cpu_ms": total(self.cpu.client),
         });
         if let Some(o) = out.as_object_mut() {
             o.extend(self.extra.clone());
@@ -125,6 +129,7 @@ pub fn round6(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::procfs::MIN_TICKS;
 
     #[test]
     fn nearest_rank() {
@@ -134,5 +139,42 @@ mod tests {
         let one = Percentiles::of_micros(vec![1500]);
         assert_eq!((one.p50, one.p99), (1.5, 1.5));
         assert_eq!(Percentiles::of_micros(vec![]), Percentiles::default());
+    }
+
+    fn phase(count: u64, server: Option<u64>) -> Phase {
+        Phase {
+            name: "p".to_owned(),
+            unit: "request",
+            count,
+            errors: 0,
+            seconds: 1.0,
+            latency: Percentiles::default(),
+            cpu: CpuUsed {
+                server,
+                database: Some(0),
+                client: Some(0),
+            },
+            extra: serde_json::Map::new(),
+        }
+    }
+
+    #[test]
+    fn cpu_per_message_only_when_measured() {
+        // A server that could not be read, or a window below the clock's resolution: null.
+        for p in [
+            phase(1000, None),
+            phase(1000, Some(MIN_TICKS - 1)),
+            phase(0, Some(500)),
+        ] {
+            assert_eq!(p.cpu_ms_per_message(), None);
+            assert_eq!(p.to_json()["cpu_ms_per_message"], Value::Null);
+            assert_eq!(p.to_json()["server_cpu_ms_per_message"], Value::Null);
+        }
+        assert_eq!(phase(1000, None).to_json()["cpu_ticks"], Value::Null);
+        let p = phase(1000, Some(MIN_TICKS));
+        let ms = ticks_to_ms(MIN_TICKS) / 1000.0;
+        assert_eq!(p.cpu_ms_per_message(), Some(ms));
+        assert_eq!(p.to_json()["cpu_ms_per_message"], json!(round6(ms)));
+        assert_eq!(p.to_json()["cpu_ticks"], json!(MIN_TICKS));
     }
 }

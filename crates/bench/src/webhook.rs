@@ -26,7 +26,7 @@ use tokio::sync::Semaphore;
 
 use crate::load::{closed_loop, Progress};
 use crate::procfs::CpuSnapshot;
-use crate::server::{Api, Db, Server};
+use crate::server::{Api, Server};
 use crate::stats::{round1, round3, Percentiles, Phase};
 use crate::Result;
 
@@ -105,6 +105,8 @@ pub struct Inbox {
     pub delivered: Arc<AtomicU64>,
     /// Requests recorded and not answered yet (held).
     pub holding: AtomicU64,
+    /// How long each request is held before its answer, µs.
+    hold_us: AtomicU64,
 }
 
 impl Inbox {
@@ -123,6 +125,7 @@ impl Inbox {
             }),
             delivered: Arc::new(AtomicU64::new(0)),
             holding: AtomicU64::new(0),
+            hold_us: AtomicU64::new(0),
         }
     }
 
@@ -211,21 +214,17 @@ pub struct Receiver {
     task: tokio::task::JoinHandle<()>,
 }
 
-/// How long the receiver holds each request after recording it, before it answers.
-#[derive(Clone, Copy)]
-struct Hold(Duration);
-
 #[poem::handler]
 async fn hook(
     req: &poem::Request,
     body: Vec<u8>,
     inbox: poem::web::Data<&Arc<Inbox>>,
-    hold: poem::web::Data<&Hold>,
 ) -> poem::http::StatusCode {
     inbox.record(req.uri().path().to_owned(), req.headers().clone(), body);
-    if !hold.0 .0.is_zero() {
+    let hold = Duration::from_micros(inbox.hold_us.load(Ordering::Relaxed));
+    if !hold.is_zero() {
         inbox.holding.fetch_add(1, Ordering::Relaxed);
-        tokio::time::sleep(hold.0 .0).await;
+        tokio::time::sleep(hold).await;
         inbox.holding.fetch_sub(1, Ordering::Relaxed);
     }
     poem::http::StatusCode::OK
@@ -233,10 +232,13 @@ async fn hook(
 
 impl Receiver {
     /// A receiver that answers at once, or after `hold` (a slow receiver keeps attempts in
-    /// flight).
+    /// flight); [`Receiver::hold`] changes it.
     pub async fn start(hold: Duration) -> Result<Self> {
         use poem::EndpointExt;
         let inbox = Arc::new(Inbox::new());
+        inbox
+            .hold_us
+            .store(hold.as_micros() as u64, Ordering::Relaxed);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(|e| format!("bind the webhook receiver: {e}"))?;
@@ -247,8 +249,7 @@ impl Receiver {
             .map_err(|e| format!("the receiver's acceptor: {e}"))?;
         let app = poem::Route::new()
             .at("/:kind/:hub", poem::post(hook))
-            .data(inbox.clone())
-            .data(Hold(hold));
+            .data(inbox.clone());
         let task = tokio::spawn(async move {
             if let Err(e) = poem::Server::new_with_acceptor(acceptor).run(app).await {
                 eprintln!("  webhook receiver stopped: {e}");
@@ -259,6 +260,13 @@ impl Receiver {
             inbox,
             task,
         })
+    }
+
+    /// From now on, each request is held this long before its answer.
+    pub fn hold(&self, hold: Duration) {
+        self.inbox
+            .hold_us
+            .store(hold.as_micros() as u64, Ordering::Relaxed);
     }
 }
 
@@ -946,6 +954,7 @@ pub async fn run(server: &Server, plan: &Plan) -> Result<(Vec<Phase>, Value)> {
         .iter()
         .map(|p| p.per_second())
         .fold(0.0_f64, f64::max);
+    let judged = phases.iter().find(|p| p.name == JUDGED_PHASE);
     let summary = json!({
         "parameters": {
             "hubs": plan.hubs,
@@ -964,9 +973,26 @@ pub async fn run(server: &Server, plan: &Plan) -> Result<(Vec<Phase>, Value)> {
         },
         "target": { "deliveries_per_second": 5000, "cpu_ms_per_delivery": 0.3 },
         "best_deliveries_per_second": round1(best),
-        "meets_target": phases.last().is_some_and(|p| p.per_second() >= 5000.0 && p.cpu_ms_per_message() <= 0.3),
+        "target_phase": JUDGED_PHASE,
+        "meets_target": judged.and_then(|p| meets_target(p.per_second(), p.cpu_ms_per_message(), p.errors)),
     });
     Ok((phases, summary))
+}
+
+/// The phase the targets are judged on, here and in `RESULTS.md`: the maximum rate.
+pub const JUDGED_PHASE: &str = "max";
+
+/// Whether a phase meets the targets (≥ 5,000 deliveries/s, ≤ 0.3 ms of CPU each): `None` when
+/// that cannot be said, as its CPU was not measured or it had errors, while the rate alone does
+/// not already miss.
+fn meets_target(per_second: f64, cpu_ms: Option<f64>, errors: u64) -> Option<bool> {
+    if per_second < 5000.0 {
+        return Some(false);
+    }
+    if errors > 0 {
+        return None;
+    }
+    Some(cpu_ms? <= 0.3)
 }
 
 /// Phase 1: `count` activities posted on a schedule of `plan.rate` per second.
@@ -1118,7 +1144,7 @@ struct Span {
 
 impl Span {
     fn start(server: &Server, inbox: &Inbox) -> Self {
-        let before = CpuSnapshot::take(server.pid, server.db == Db::Postgres);
+        let before = CpuSnapshot::take(server.pid, server.database);
         let start_us = inbox.now_us();
         Self {
             start_us,
@@ -1131,7 +1157,7 @@ impl Span {
     /// The last post was answered.
     fn posted(&mut self, server: &Server, inbox: &Inbox) {
         self.posted_us = inbox.now_us();
-        self.at_posted = CpuSnapshot::take(server.pid, server.db == Db::Postgres);
+        self.at_posted = CpuSnapshot::take(server.pid, server.database);
     }
 }
 
@@ -1164,7 +1190,7 @@ async fn finish(
         &format!("webhook {name}: deliveries"),
     )
     .await;
-    let after = CpuSnapshot::take(server.pid, server.db == Db::Postgres);
+    let after = CpuSnapshot::take(server.pid, server.database);
     for e in first_errors.iter().take(3) {
         eprintln!("  webhook {name}: post refused: {e}");
     }
@@ -1202,9 +1228,7 @@ async fn finish(
     if !accepted.is_empty() {
         extra.insert(
             "cpu_ms_per_activity".into(),
-            json!(round3(
-                (cpu.server_ms + cpu.database_ms) / accepted.len() as f64
-            )),
+            json!(cpu.ms().map(|ms| round3(ms / accepted.len() as f64))),
         );
     }
     // The backlog left when posting ended, delivered with no posts competing: the cost and
@@ -1222,12 +1246,12 @@ async fn finish(
             "after_posting_deliveries_per_second".into(),
             json!(round1(backlog as f64 / drain_seconds)),
         );
+        // Null when the drain was too short for the clock to see (see its ticks).
         extra.insert(
             "after_posting_cpu_ms_per_delivery".into(),
-            json!(round3(
-                (drain_cpu.server_ms + drain_cpu.database_ms) / backlog as f64
-            )),
+            json!(drain_cpu.ms().map(|ms| round3(ms / backlog as f64))),
         );
+        extra.insert("after_posting_cpu_ticks".into(), json!(drain_cpu.ticks()));
     }
     Phase {
         name: name.to_owned(),
@@ -1255,6 +1279,17 @@ mod tests {
         assert_eq!(markers(r#"{"text":"bench:x:1:2"}"#), vec![]);
         assert_eq!(markers(r#"{"text":"bench:1:2"}"#), vec![]);
         assert_eq!(markers(r#"{"text":"bench:1:2:3:4"}"#), vec![]);
+    }
+
+    #[test]
+    fn the_target_is_met_only_when_measured() {
+        assert_eq!(meets_target(6000.0, Some(0.2), 0), Some(true));
+        assert_eq!(meets_target(6000.0, Some(0.4), 0), Some(false));
+        assert_eq!(meets_target(4000.0, Some(0.2), 0), Some(false));
+        // CPU not measured, or errors: not known.
+        assert_eq!(meets_target(6000.0, None, 0), None);
+        assert_eq!(meets_target(6000.0, Some(0.2), 3), None);
+        assert_eq!(meets_target(4000.0, None, 0), Some(false));
     }
 
     #[test]
