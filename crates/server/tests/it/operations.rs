@@ -230,6 +230,101 @@ async fn readiness_is_503_while_the_database_is_unreachable_and_200_once_it_is_b
     s.stop().await;
 }
 
+/// A `redis-server` of the test's own on `port`, killed when dropped.
+struct OwnRedis(Child);
+
+impl OwnRedis {
+    /// Starts it and waits until it accepts connections; `None` without a `redis-server`.
+    async fn start(port: u16) -> Option<Self> {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let redis = Self(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "redis-server never listened");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Some(redis)
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `/readyz` until it answers other than `now`; panics after 60 s.
+async fn readiness_changes_from(s: &TestServer, now: StatusCode) -> (StatusCode, Value) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let resp = s
+            .http
+            .get(s.url("/readyz"))
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .expect("/readyz answers");
+        let (status, body) = read(resp).await;
+        if status != now {
+            return (status, body);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz still {now} after 60 s: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn readiness_is_503_while_redis_is_unreachable_and_200_once_it_is_back() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let Some(redis) = OwnRedis::start(port).await else {
+        skipped(
+            "readiness_is_503_while_redis_is_unreachable_and_200_once_it_is_back",
+            "Redis",
+            "PATH to hold a redis-server",
+        );
+        return;
+    };
+    let url = format!("redis://127.0.0.1:{port}");
+    let s = TestServer::start_with(Backend::Sqlite, move |args| args.redis_url = Some(url)).await;
+    let (status, body) = s.call(reqwest::Method::GET, "/readyz", None, None).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({ "status": "ok" })));
+
+    drop(redis);
+    let (status, body) = readiness_changes_from(&s, StatusCode::OK).await;
+    assert_error(status, &body, 503, "PRT", &[100]);
+    assert!(
+        body["errors"][0]["description"]
+            .as_str()
+            .unwrap()
+            .contains("Redis"),
+        "{body}"
+    );
+    let (status, _) = s.call(reqwest::Method::GET, "/healthz", None, None).await;
+    assert_eq!(status, StatusCode::OK, "the process is still up");
+
+    let _redis = OwnRedis::start(port).await.expect("redis-server again");
+    let (status, body) = readiness_changes_from(&s, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({ "status": "ok" })));
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn health_readiness_metrics_and_docs_answer() {
     let s = TestServer::start().await;
