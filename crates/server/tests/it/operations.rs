@@ -707,3 +707,18 @@ async fn the_json_log_format_writes_one_json_object_per_line_at_the_level_of_rus
     assert_eq!(request["fields"]["status"], 200);
     assert!(request["fields"]["ms"].is_number(), "{request}");
 }
+
+/// The harness itself: a test server that cannot start stops the test there, saying why,
+/// instead of letting it go on against nothing.
+#[tokio::test]
+#[should_panic(expected = "stopped before it answered /healthz")]
+async fn a_test_server_that_cannot_start_stops_the_test_saying_so() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    TestServer::start_with(Backend::Sqlite, move |args| {
+        args.redis_url = Some(format!("redis://{closed}"));
+    })
+    .await;
+}
