@@ -13,10 +13,9 @@
 //! goes unanswered only when sent to the node the test killed).
 //!
 //! The crash test runs on SQLite always and on PostgreSQL when `TEST_DATABASE_URL` is set; the
-//! two-node test needs `TEST_DATABASE_URL` (without it, a NOTE on stderr and it passes).
+//! two-node test needs `TEST_DATABASE_URL` (without it, a `SKIPPED` line on stderr names it).
 
 use std::collections::{HashMap, HashSet};
-use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -756,11 +755,11 @@ async fn killed_server_loses_no_delivery_on(backend: Backend) {
 async fn two_nodes_share_deliveries_without_duplicates() {
     const TARGET: usize = 400;
     let Some(admin) = postgres_url() else {
-        let _ = writeln!(
-            std::io::stderr(),
-            "NOTE: two_nodes_share_deliveries_without_duplicates skipped: set TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test to run it"
+        return crate::support::skipped(
+            "two_nodes_share_deliveries_without_duplicates",
+            "PostgreSQL",
+            crate::support::POSTGRES_HOW,
         );
-        return;
     };
     let started = Instant::now();
     let db = Database::create(&admin).await;
