@@ -1225,45 +1225,6 @@ impl TryFrom<ActivityWire> for Activity {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// eventId
-
-/// The next `eventId` of a hub: strictly greater than `last` (the hub's latest), and the clock
-/// `now` (epoch ms) unless activities arrive faster than one per millisecond, in which case it
-/// runs ahead of the clock by the excess (SPEC 4): `max(now, last + 1)`.
-pub fn next_event_id(last: Option<Millis>, now: Millis) -> Millis {
-    match last {
-        Some(last) => now.max(last.saturating_add(1)),
-        None => now,
-    }
-}
-
-/// A hub's `eventId` sequence: [`next_event_id`] with the last value kept. Storage holds one
-/// per hub (or reads the last one in the transaction that appends).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct EventIdClock {
-    last: Option<Millis>,
-}
-
-impl EventIdClock {
-    /// A clock that continues after `last` (the hub's latest `eventId`, `None` for none yet).
-    pub const fn after(last: Option<Millis>) -> Self {
-        Self { last }
-    }
-
-    /// The next `eventId` at `now`, remembered as the last one.
-    pub fn next(&mut self, now: Millis) -> Millis {
-        let id = next_event_id(self.last, now);
-        self.last = Some(id);
-        id
-    }
-
-    /// The last `eventId` handed out.
-    pub const fn last(&self) -> Option<Millis> {
-        self.last
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1938,44 +1899,7 @@ mod tests {
         assert!(serde_json::from_value::<Activity>(body).is_err());
     }
 
-    // --- eventId
-
-    #[test]
-    fn event_ids_follow_the_clock_and_run_ahead_when_crowded() {
-        assert_eq!(next_event_id(None, 100), 100);
-        assert_eq!(next_event_id(Some(50), 100), 100);
-        assert_eq!(next_event_id(Some(100), 100), 101);
-        assert_eq!(next_event_id(Some(105), 100), 106);
-        assert_eq!(next_event_id(Some(i64::MAX), 0), i64::MAX);
-        let mut clock = EventIdClock::after(Some(99));
-        assert_eq!(
-            [
-                clock.next(100),
-                clock.next(100),
-                clock.next(100),
-                clock.next(200)
-            ],
-            [100, 101, 102, 200]
-        );
-        assert_eq!(clock.last(), Some(200));
-    }
-
     proptest! {
-        #[test]
-        fn event_ids_are_strictly_increasing(
-            start in proptest::option::of(0i64..1_000_000_000_000),
-            nows in proptest::collection::vec(0i64..1_000_000_000_000, 1..50),
-        ) {
-            let mut clock = EventIdClock::after(start);
-            let mut last = start;
-            for now in nows {
-                let id = clock.next(now);
-                prop_assert!(id >= now);
-                if let Some(l) = last { prop_assert!(id > l); }
-                last = Some(id);
-            }
-        }
-
         #[test]
         fn url_conversion_never_panics_and_is_idempotent(text in ".{0,60}") {
             let once = converted(&text);

@@ -9,6 +9,7 @@
 pub mod activity;
 pub mod channel;
 pub mod channel_config;
+pub mod clock;
 pub mod conversation;
 pub mod error;
 pub mod filter;
