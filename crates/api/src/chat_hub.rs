@@ -19,12 +19,13 @@ use poem::http::StatusCode;
 use poem::web::websocket::{Message, WebSocket, WebSocketConfig, WebSocketStream};
 use poem::{handler, FromRequest, IntoResponse, Request, Response};
 use serde_json::{json, Value};
-use switchboard_delivery::live::{SessionEvent, Subscription};
+use switchboard_delivery::live::{activity_frame, SessionEvent, Subscription};
 use switchboard_domain::activity::validate_inbound;
 use switchboard_domain::channel::Channel;
 use switchboard_domain::identity::Scope;
 use switchboard_domain::ids::{ConversationId, IntegrationId, TenantId};
 use switchboard_domain::signing;
+use switchboard_domain::webhook::BodyHead;
 
 use crate::activities::signing_integration;
 use crate::auth::verify_token;
@@ -470,10 +471,13 @@ impl Session {
             let done = (batch.len() as u64) < RESUME_BATCH;
             for item in batch {
                 cursor = cursor.max(item.event_id);
-                let frame = format!(
-                    "{{\"type\":\"activity\",\"payload\":{{\"hubId\":\"{}\",\"tenantId\":\"{}\",\"integrationId\":\"{}\",\"conversationId\":\"{}\",\"conversationProperties\":{},\"activity\":{}}}}}",
-                    item.hub_id, self.tenant, self.integration, item.conversation_id, item.properties, item.activity
-                );
+                let head = BodyHead {
+                    hub_id: item.hub_id,
+                    tenant_id: self.tenant,
+                    integration_id: self.integration,
+                    conversation_id: item.conversation_id,
+                };
+                let frame = activity_frame(&head, &item.properties, &item.activity);
                 send(sink, Message::Text(frame)).await?;
             }
             if done {

@@ -4,17 +4,16 @@
 
 use std::sync::Arc;
 
-use serde_json::{json, Map, Value};
-use switchboard_delivery::live::LiveMessage;
-use switchboard_domain::activity::{
-    Activity, ConversationReason, ConversationStatus, InboundActivity,
-};
+use serde_json::{json, Value};
+use switchboard_delivery::live::{activity_frame, LiveMessage};
+use switchboard_domain::activity::{ConversationReason, ConversationStatus, InboundActivity};
 use switchboard_domain::channel::Channel;
 use switchboard_domain::conversation::Conversation;
 use switchboard_domain::hub::Hub;
 use switchboard_domain::ids::{ConversationId, IntegrationId, TenantId};
 use switchboard_domain::integration::Integration;
 use switchboard_domain::routing::{self, HubMember, Route, RouteError};
+use switchboard_domain::webhook::BodyHead;
 use switchboard_storage::{AppendOutcome, Appended, Idempotency};
 
 use crate::error::{ApiError, Code, Resource};
@@ -123,22 +122,6 @@ fn closed(id: ConversationId) -> ApiError {
     )
 }
 
-/// The Direct webhook body of SPEC 5.5 for one copy (also the websocket `activity` payload).
-pub fn direct_body(
-    conversation: &Conversation,
-    properties: &Map<String, Value>,
-    activity: &Activity,
-) -> Value {
-    json!({
-        "hubId": conversation.hub_id,
-        "tenantId": conversation.tenant_id,
-        "integrationId": activity.recipient.integration_id,
-        "conversationId": conversation.id,
-        "conversationProperties": properties,
-        "activity": activity,
-    })
-}
-
 /// Publishes the copies of stored routes whose recipient is a Direct integration on the live
 /// bus (its websockets: the live path, or a mirror of its webhook). A failure is logged: the
 /// copies are stored, so a client gets them on `resume`.
@@ -156,20 +139,29 @@ pub async fn publish(
     if queued {
         state.deliveries_due.notify_one();
     }
+    // The conversation's properties, serialized once for every frame.
+    let mut properties: Option<String> = None;
     for (route, stored) in routes.iter().zip(appended) {
         for (recipient, activity) in route.recipients.iter().zip(&stored.activities) {
             if recipient.channel != Channel::Direct {
                 continue;
             }
-            let frame = json!({
-                "type": "activity",
-                "payload": direct_body(conversation, &conversation.properties, activity),
-            });
+            let props = match &properties {
+                Some(p) => p,
+                None => properties.insert(json_text(&conversation.properties)),
+            };
+            let head = BodyHead {
+                hub_id: conversation.hub_id,
+                tenant_id: conversation.tenant_id,
+                integration_id: activity.recipient.integration_id,
+                conversation_id: conversation.id,
+            };
+            let frame = activity_frame(&head, props, &json_text(activity));
             messages.push(LiveMessage::Activity {
                 integration_id: recipient.integration_id,
                 conversation_id: conversation.id,
                 event_id: stored.event_id,
-                frame: Arc::from(frame.to_string()),
+                frame: Arc::from(frame),
             });
         }
     }
@@ -362,4 +354,12 @@ pub async fn hub_integration_ids(
         .await
         .map(|list| list.into_iter().map(|i| i.id).collect())
         .unwrap_or_default()
+}
+
+/// The JSON text of a value that always serializes (maps with string keys, activities).
+fn json_text(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "a live frame could not be serialized");
+        "null".to_owned()
+    })
 }

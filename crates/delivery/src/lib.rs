@@ -16,5 +16,7 @@ pub mod live;
 pub mod webhook;
 
 pub use bus::{Bus, BusError, MemoryBus, RedisBus};
-pub use live::{LiveMessage, LiveRegistry, QueueLimits, SessionEvent, Subscription};
-pub use webhook::{WebhookConfig, WebhookWorker};
+pub use live::{
+    activity_frame, LiveMessage, LiveRegistry, QueueLimits, SessionEvent, Subscription,
+};
+pub use webhook::{WebhookConfig, WebhookWorker, WorkerError};

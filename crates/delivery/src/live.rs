@@ -11,6 +11,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use switchboard_domain::webhook::{self, BodyHead};
 use tokio::sync::Notify;
 
 pub use switchboard_domain::ids::{ConversationId, IntegrationId};
@@ -24,6 +25,23 @@ pub const SESSIONS_GAUGE: &str = "switchboard_ws_sessions";
 pub const CLOSE_TOO_SLOW: u16 = 4008;
 /// Reason sent with [`CLOSE_TOO_SLOW`].
 pub const CLOSE_TOO_SLOW_REASON: &str = "client too slow; reconnect and resume";
+
+/// The websocket `activity` frame of SPEC 5.6 for one copy: `{"type":"activity","payload":…}`
+/// whose payload is the Direct body of SPEC 5.5 (the one builder, `domain::webhook::write_body`).
+/// `properties` and `activity` are JSON text, spliced as they are.
+pub fn activity_frame(head: &BodyHead, properties: &str, activity: &str) -> String {
+    let mut frame = String::with_capacity(240 + properties.len() + activity.len());
+    frame.push_str("{\"type\":\"activity\",\"payload\":");
+    webhook::write_body(
+        &mut frame,
+        webhook::DeliveryKind::Direct,
+        head,
+        properties,
+        &[activity],
+    );
+    frame.push('}');
+    frame
+}
 
 /// One message on the bus.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -412,5 +430,38 @@ impl Drop for Subscription {
         queue.finished = true;
         queue.bytes = 0;
         queue.frames = VecDeque::new();
+    }
+}
+
+#[cfg(test)]
+mod frame_tests {
+    use super::*;
+
+    #[test]
+    fn an_activity_frame_wraps_the_direct_body() {
+        let head = BodyHead {
+            hub_id: switchboard_domain::ids::HubId::new(),
+            tenant_id: switchboard_domain::ids::TenantId::new(),
+            integration_id: IntegrationId::new(),
+            conversation_id: ConversationId::new(),
+        };
+        let frame = activity_frame(&head, "{}", r#"{"eventId":5}"#);
+        let v: serde_json::Value = serde_json::from_str(&frame).unwrap();
+        assert_eq!(v["type"], "activity");
+        assert_eq!(v["payload"]["activity"]["eventId"], 5);
+        assert_eq!(
+            v["payload"]["integrationId"],
+            head.integration_id.to_string()
+        );
+        let body = webhook::body(
+            webhook::DeliveryKind::Direct,
+            &head,
+            "{}",
+            &[r#"{"eventId":5}"#],
+        );
+        assert_eq!(
+            v["payload"],
+            serde_json::from_str::<serde_json::Value>(&body).unwrap()
+        );
     }
 }

@@ -1,12 +1,15 @@
 //! The webhook worker (SPEC 5.5): claims due deliveries from the outbox, builds the Direct or
-//! System body, signs it (Standard Webhooks headers, `v1a` Ed25519), POSTs it over pooled
-//! keep-alive connections with a timeout, and records the attempt: succeeded, retried on the
-//! schedule (jitter, `Retry-After`), or failed for good (schedule exhausted, or 410 Gone, which
-//! also pauses the integration) with a notification for the tenant.
+//! System body (with the one builder of `domain::webhook`), signs it (Standard Webhooks
+//! headers, `v1a` Ed25519), POSTs it over pooled keep-alive connections with a timeout, and
+//! records the attempt: succeeded, retried on the schedule (jitter, `Retry-After`), or failed
+//! for good (schedule exhausted, or 410 Gone, which also pauses the integration) with a
+//! notification for the tenant.
 //!
 //! Nothing is marked done that was not answered 2xx: a worker that stops (or dies) mid-attempt
 //! leaves the delivery's lease to expire, and it is claimed again (at-least-once). Addresses
-//! are checked after DNS, at connect time, against the private-address guard unless allowed.
+//! are checked after DNS, at connect time, against the private-address guard unless allowed;
+//! a client that cannot be built with that guard is an error ([`WorkerError`]) that stops the
+//! server's start, never a default client without it.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -16,7 +19,7 @@ use switchboard_domain::channel_config::{PRIVATE_SIGNING_KEY, PUBLIC_SIGNING_KEY
 use switchboard_domain::ids::IntegrationId;
 use switchboard_domain::integration::IntegrationStatus;
 use switchboard_domain::time::now_millis;
-use switchboard_domain::webhook::{self, DeliveryKind, Schedule, Verdict};
+use switchboard_domain::webhook::{self, Schedule, Verdict};
 use switchboard_storage::{Attempt, Claimed, Settle, Store};
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinSet;
@@ -141,6 +144,36 @@ impl Endpoints {
     }
 }
 
+/// Why a webhook worker could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The HTTP client (with its private-address resolver and no-redirect policy) could not be
+    /// built, for example when the TLS backend fails to initialize.
+    #[error("cannot build the webhook HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+}
+
+/// The webhook client's settings: timeouts, no redirects, pooled keep-alive connections, and the
+/// resolver that refuses private addresses unless allowed.
+fn client_builder(config: &WebhookConfig) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .timeout(config.timeout)
+        .connect_timeout(config.timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(32)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .tcp_nodelay(true)
+        .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
+        .dns_resolver(Arc::new(GuardedResolver {
+            allow_private: config.allow_private,
+        }))
+}
+
+/// Builds the client, or says why it cannot be: there is no fallback client.
+fn finish(builder: reqwest::ClientBuilder) -> Result<reqwest::Client, WorkerError> {
+    builder.build().map_err(WorkerError::Client)
+}
+
 /// The webhook worker of one node.
 #[derive(Clone)]
 pub struct WebhookWorker {
@@ -153,26 +186,21 @@ pub struct WebhookWorker {
 impl WebhookWorker {
     /// A worker over `store`, woken early by `wake` (notified after a commit that queued
     /// deliveries).
-    pub fn new(store: Store, config: WebhookConfig, wake: Arc<Notify>) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_max_idle_per_host(32)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .tcp_nodelay(true)
-            .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
-            .dns_resolver(Arc::new(GuardedResolver {
-                allow_private: config.allow_private,
-            }))
-            .build()
-            .unwrap_or_default();
-        Self {
+    ///
+    /// Fails when the HTTP client cannot be built: a worker must never run with a client that
+    /// lacks the private-address guard or the no-redirect policy, so the server does not start.
+    pub fn new(
+        store: Store,
+        config: WebhookConfig,
+        wake: Arc<Notify>,
+    ) -> Result<Self, WorkerError> {
+        let client = finish(client_builder(&config))?;
+        Ok(Self {
             store,
             config: Arc::new(config),
             client,
             wake,
-        }
+        })
     }
 
     /// How long a claim lasts: one attempt's timeout and a margin to record it.
@@ -432,20 +460,37 @@ fn describe(e: reqwest::Error) -> String {
     }
 }
 
-/// The JSON body: `{ hubId, tenantId, integrationId, conversationId, conversationProperties,
-/// activity }` for Direct, `activities: [...]` for System. The pieces are JSON written by the
-/// engine, spliced as they are.
-pub fn body(c: &Claimed) -> String {
+/// The delivery's body (SPEC 5.5), built by the one builder of `domain::webhook` from the
+/// stored JSON of its properties and copies.
+fn body(c: &Claimed) -> String {
     let d = &c.delivery;
-    let head = format!(
-        "{{\"hubId\":\"{}\",\"tenantId\":\"{}\",\"integrationId\":\"{}\",\"conversationId\":\"{}\",\"conversationProperties\":{}",
-        d.hub_id, d.tenant_id, d.integration_id, d.conversation_id, c.properties
-    );
-    match d.kind {
-        DeliveryKind::Direct => format!(
-            "{head},\"activity\":{}}}",
-            c.activities.first().map(String::as_str).unwrap_or("null")
-        ),
-        DeliveryKind::System => format!("{head},\"activities\":[{}]}}", c.activities.join(",")),
+    let head = webhook::BodyHead {
+        hub_id: d.hub_id,
+        tenant_id: d.tenant_id,
+        integration_id: d.integration_id,
+        conversation_id: d.conversation_id,
+    };
+    webhook::body(d.kind, &head, &c.properties, &c.activities)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_builds_with_the_default_settings() {
+        assert!(finish(client_builder(&WebhookConfig::default())).is_ok());
+    }
+
+    #[test]
+    fn a_client_that_cannot_be_built_is_an_error_not_a_default_client() {
+        // An invalid header value is one way to make the builder fail at `build`.
+        let broken = client_builder(&WebhookConfig::default()).user_agent("bad\nagent");
+        let err = finish(broken).expect_err("a broken builder must not yield a client");
+        assert!(
+            err.to_string()
+                .starts_with("cannot build the webhook HTTP client"),
+            "{err}"
+        );
     }
 }

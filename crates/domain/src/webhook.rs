@@ -1,9 +1,12 @@
-//! Webhook delivery rules (SPEC 5.5): the retry schedule with jitter and `Retry-After`, the
-//! Standard Webhooks signature with the asymmetric `v1a` scheme, what an answer means, and the
-//! guard against webhook URLs that resolve to private addresses.
+//! Webhook delivery rules (SPEC 5.5): the Direct and System body (the one builder, used by the
+//! webhook worker, the live `activity` frames and `resume` alike), the retry schedule with
+//! jitter and `Retry-After`, the Standard Webhooks signature with the asymmetric `v1a` scheme,
+//! what an answer means, and the guard against webhook URLs that resolve to private addresses.
 
+use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use crate::ids::{ConversationId, HubId, IntegrationId, TenantId};
 use crate::keys;
 use crate::time::Millis;
 
@@ -127,6 +130,72 @@ impl DeliveryKind {
     }
 }
 
+/// Whom a delivery body is about: the fields before its properties and activities.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BodyHead {
+    pub hub_id: HubId,
+    pub tenant_id: TenantId,
+    /// The recipient integration.
+    pub integration_id: IntegrationId,
+    pub conversation_id: ConversationId,
+}
+
+/// Appends the body of SPEC 5.5 to `out`: `{ hubId, tenantId, integrationId, conversationId,
+/// conversationProperties, activity }` for Direct (the first of `activities`, `null` when there
+/// is none), `activities: [...]` for System. `properties` and `activities` are JSON text (as
+/// stored), spliced as they are, so no copy is parsed or serialized again.
+pub fn write_body<S: AsRef<str>>(
+    out: &mut String,
+    kind: DeliveryKind,
+    head: &BodyHead,
+    properties: &str,
+    activities: &[S],
+) {
+    out.reserve(
+        200 + properties.len()
+            + activities
+                .iter()
+                .map(|a| a.as_ref().len() + 1)
+                .sum::<usize>(),
+    );
+    // Writing to a `String` cannot fail.
+    let _ = write!(
+        out,
+        "{{\"hubId\":\"{}\",\"tenantId\":\"{}\",\"integrationId\":\"{}\",\"conversationId\":\"{}\",\"conversationProperties\":",
+        head.hub_id, head.tenant_id, head.integration_id, head.conversation_id
+    );
+    out.push_str(properties);
+    match kind {
+        DeliveryKind::Direct => {
+            out.push_str(",\"activity\":");
+            out.push_str(activities.first().map_or("null", AsRef::as_ref));
+        }
+        DeliveryKind::System => {
+            out.push_str(",\"activities\":[");
+            for (i, a) in activities.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(a.as_ref());
+            }
+            out.push(']');
+        }
+    }
+    out.push('}');
+}
+
+/// The body of SPEC 5.5 as a new string (see [`write_body`]).
+pub fn body<S: AsRef<str>>(
+    kind: DeliveryKind,
+    head: &BodyHead,
+    properties: &str,
+    activities: &[S],
+) -> String {
+    let mut out = String::new();
+    write_body(&mut out, kind, head, properties, activities);
+    out
+}
+
 /// What an HTTP answer means for a delivery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -241,6 +310,50 @@ pub fn mapped(ip: Ipv4Addr) -> Ipv6Addr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bodies_are_the_json_of_spec_5_5() {
+        let head = BodyHead {
+            hub_id: HubId::new(),
+            tenant_id: TenantId::new(),
+            integration_id: IntegrationId::new(),
+            conversation_id: ConversationId::new(),
+        };
+        let props = r#"{"profile":{"email":"a@b.c"}}"#;
+        let parse = |s: String| serde_json::from_str::<serde_json::Value>(&s).unwrap();
+        let expected = |extra: (&str, serde_json::Value)| {
+            let mut v = serde_json::json!({
+                "hubId": head.hub_id,
+                "tenantId": head.tenant_id,
+                "integrationId": head.integration_id,
+                "conversationId": head.conversation_id,
+                "conversationProperties": {"profile": {"email": "a@b.c"}},
+            });
+            v[extra.0] = extra.1;
+            v
+        };
+        let one = body(DeliveryKind::Direct, &head, props, &[r#"{"a":1}"#]);
+        assert_eq!(
+            parse(one),
+            expected(("activity", serde_json::json!({"a": 1})))
+        );
+        let none = body::<&str>(DeliveryKind::Direct, &head, props, &[]);
+        assert_eq!(parse(none), expected(("activity", serde_json::Value::Null)));
+        let two = body(DeliveryKind::System, &head, props, &["1", "2"]);
+        assert_eq!(
+            parse(two),
+            expected(("activities", serde_json::json!([1, 2])))
+        );
+        let empty = body::<&str>(DeliveryKind::System, &head, props, &[]);
+        assert_eq!(
+            parse(empty),
+            expected(("activities", serde_json::json!([])))
+        );
+        let mut out = String::from("[");
+        write_body(&mut out, DeliveryKind::Direct, &head, "{}", &["2"]);
+        out.push(']');
+        assert_eq!(parse(out)[0]["activity"], 2, "appends to what is there");
+    }
 
     #[test]
     fn the_default_schedule_is_spec_5_5() {

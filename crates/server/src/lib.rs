@@ -32,6 +32,8 @@ pub enum Error {
     Storage(#[from] switchboard_storage::Error),
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
+    #[error("webhook worker: {0}")]
+    Webhook(#[from] switchboard_delivery::WorkerError),
 }
 
 /// What `run` needs, already parsed.
@@ -146,7 +148,7 @@ pub async fn run(
             ..WebhookConfig::default()
         },
         state.deliveries_due.clone(),
-    );
+    )?;
     let worker = tokio::spawn(worker.run(stop_rx.clone()));
     let sweeper = tokio::spawn(sweeper::run(
         state.clone(),
