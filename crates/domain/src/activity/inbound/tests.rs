@@ -1,0 +1,511 @@
+use super::*;
+use proptest::prelude::*;
+use serde_json::json;
+
+/// A violation as (code, property), comparable with `(u32, &str)` pairs.
+#[derive(Debug)]
+struct At(u32, String);
+
+impl PartialEq<(u32, &str)> for At {
+    fn eq(&self, other: &(u32, &str)) -> bool {
+        self.0 == other.0 && self.1 == other.1
+    }
+}
+
+fn codes(body: Value) -> Vec<At> {
+    validate_inbound(&body)
+        .unwrap_err()
+        .0
+        .into_iter()
+        .map(|v| At(v.kind.code(), v.property))
+        .collect()
+}
+
+fn message(m: Value) -> Result<Message, Vec<(u32, String)>> {
+    let mut v = Violations::default();
+    validate_message(&m, "message", &mut v).ok_or_else(|| {
+        v.0.into_iter()
+            .map(|v| (v.kind.code(), v.property))
+            .collect()
+    })
+}
+
+fn message_codes(m: Value) -> Vec<(u32, String)> {
+    message(m).unwrap_err()
+}
+
+fn event(e: Value) -> Result<Event, Vec<(u32, String)>> {
+    let mut v = Violations::default();
+    validate_event(&e, "event", &mut v).ok_or_else(|| {
+        v.0.into_iter()
+            .map(|v| (v.kind.code(), v.property))
+            .collect()
+    })
+}
+
+fn p(code: u32, path: &str) -> (u32, String) {
+    (code, path.to_owned())
+}
+
+// --- inbound envelope
+
+#[test]
+fn a_text_message_from_the_customer_is_accepted() {
+    let a = validate_inbound(&json!({
+        "type": "message", "externalId": "x-1", "message": { "type": "text", "text": "Hi" }
+    }))
+    .unwrap();
+    assert_eq!(a.kind(), ActivityKind::Message);
+    assert_eq!(a.external_id.as_deref(), Some("x-1"));
+    assert_eq!(a.sender, None);
+    assert_eq!(a.payload, Payload::Message(Message::text("Hi")));
+}
+
+#[test]
+fn a_named_sender_is_read_as_an_integration_id() {
+    let id = IntegrationId::new();
+    let a = validate_inbound(&json!({
+        "type": "event", "sender": { "integrationId": id.to_string() }, "event": { "type": "seen" }
+    }))
+    .unwrap();
+    assert_eq!(a.sender, Some(id));
+    assert_eq!(a.kind(), ActivityKind::Event);
+    assert_eq!(a.payload, Payload::Event(Event::Seen));
+}
+
+#[test]
+fn a_body_that_is_not_an_object_is_300() {
+    assert_eq!(codes(json!([1])), vec![(300, "")]);
+}
+
+#[test]
+fn both_message_and_event_is_5003() {
+    assert_eq!(
+        codes(
+            json!({ "type": "message", "message": { "type": "text", "text": "a" }, "event": { "type": "seen" } })
+        ),
+        vec![(5003, "message")]
+    );
+}
+
+#[test]
+fn neither_message_nor_event_is_5003() {
+    assert_eq!(codes(json!({ "type": "message" })), vec![(5003, "message")]);
+    assert_eq!(
+        codes(json!({ "type": "message", "message": null })),
+        vec![(5003, "message")]
+    );
+}
+
+#[test]
+fn a_missing_type_is_301_and_an_unknown_one_206() {
+    assert_eq!(
+        codes(json!({ "event": { "type": "seen" } })),
+        vec![(301, "type")]
+    );
+    assert_eq!(
+        codes(json!({ "type": "note", "event": { "type": "seen" } })),
+        vec![(206, "type")]
+    );
+    assert_eq!(
+        codes(json!({ "type": 1, "event": { "type": "seen" } })),
+        vec![(302, "type")]
+    );
+}
+
+#[test]
+fn a_type_that_disagrees_with_the_payload_is_206() {
+    assert_eq!(
+        codes(json!({ "type": "event", "message": { "type": "text", "text": "a" } })),
+        vec![(206, "type")]
+    );
+    assert_eq!(
+        codes(json!({ "type": "message", "event": { "type": "seen" } })),
+        vec![(206, "type")]
+    );
+}
+
+#[test]
+fn a_bad_sender_is_203_302_or_301() {
+    assert_eq!(
+        codes(
+            json!({ "type": "event", "sender": { "integrationId": "nope" }, "event": { "type": "seen" } })
+        ),
+        vec![(203, "sender.integrationId")]
+    );
+    assert_eq!(
+        codes(
+            json!({ "type": "event", "sender": { "integrationId": 5 }, "event": { "type": "seen" } })
+        ),
+        vec![(302, "sender.integrationId")]
+    );
+    assert_eq!(
+        codes(json!({ "type": "event", "sender": "me", "event": { "type": "seen" } })),
+        vec![(302, "sender")]
+    );
+    assert_eq!(
+        codes(json!({ "type": "event", "sender": {}, "event": { "type": "seen" } })),
+        vec![(301, "sender.integrationId")]
+    );
+}
+
+#[test]
+fn an_external_id_must_be_a_string() {
+    assert_eq!(
+        codes(json!({ "type": "event", "externalId": 7, "event": { "type": "seen" } })),
+        vec![(302, "externalId")]
+    );
+}
+
+#[test]
+fn every_violation_is_reported_at_once_with_dotted_paths() {
+    let got = codes(json!({
+        "type": "mail",
+        "externalId": [],
+        "sender": { "integrationId": "x" },
+        "message": { "type": "text", "actions": [ { "type": "reply" }, { "type": "link", "title": "t", "url": "ftp://x" } ] }
+    }));
+    assert_eq!(
+        got,
+        vec![
+            (206, "type"),
+            (302, "externalId"),
+            (203, "sender.integrationId"),
+            (301, "message.actions[0].title"),
+            (301, "message.actions[0].payload"),
+            (201, "message.actions[1].url"),
+        ]
+    );
+}
+
+#[test]
+fn an_inbound_text_that_is_a_url_is_converted() {
+    let a = validate_inbound(&json!({
+        "type": "message", "message": { "type": "text", "text": " https://x.io/cat.PNG " }
+    }))
+    .unwrap();
+    let Payload::Message(Message::Image(m)) = a.payload else {
+        panic!("not an image: {:?}", a.payload)
+    };
+    assert_eq!(m.url, "https://x.io/cat.PNG");
+}
+
+// --- messages
+
+#[test]
+fn text_needs_text_items_or_actions() {
+    assert_eq!(
+        message_codes(json!({ "type": "text" })),
+        vec![p(301, "message.text")]
+    );
+    assert!(message(json!({ "type": "text", "items": [ { "title": "a" } ] })).is_ok());
+    assert!(message(
+        json!({ "type": "text", "actions": [ { "type": "postback", "title": "Yes", "payload": "Y" } ] })
+    )
+    .is_ok());
+    assert_eq!(
+        message_codes(json!({ "type": "text", "text": "" })),
+        vec![p(206, "message.text")]
+    );
+    assert_eq!(
+        message_codes(json!({ "type": "text", "text": 3 })),
+        vec![p(302, "message.text")]
+    );
+}
+
+#[test]
+fn empty_items_or_actions_are_306() {
+    assert_eq!(
+        message_codes(json!({ "type": "text", "text": "a", "items": [], "actions": [] })),
+        vec![p(306, "message.items"), p(306, "message.actions")]
+    );
+}
+
+#[test]
+fn every_media_type_needs_an_http_url() {
+    for t in ["image", "video", "audio", "attachment", "youtube", "vimeo"] {
+        let m =
+            message(json!({ "type": t, "url": "https://x.io/a", "title": "T", "caption": "C" }))
+                .unwrap();
+        assert_eq!(m.type_name(), t);
+        assert_eq!(
+            message_codes(json!({ "type": t })),
+            vec![p(301, "message.url")]
+        );
+        assert_eq!(
+            message_codes(json!({ "type": t, "url": "mailto:a@b.c" })),
+            vec![p(201, "message.url")]
+        );
+        assert_eq!(
+            message_codes(json!({ "type": t, "url": "http://a.b", "title": 1, "caption": false })),
+            vec![p(302, "message.title"), p(302, "message.caption")]
+        );
+    }
+}
+
+#[test]
+fn location_takes_an_address_or_both_coordinates_in_range() {
+    assert!(message(json!({ "type": "location", "address": "1 Main St" })).is_ok());
+    assert!(message(json!({ "type": "location", "latitude": 45.5, "longitude": -73 })).is_ok());
+    assert!(message(json!({ "type": "location", "latitude": -90, "longitude": 180 })).is_ok());
+    assert_eq!(
+        message_codes(json!({ "type": "location" })),
+        vec![p(301, "message.address")]
+    );
+    assert_eq!(
+        message_codes(json!({ "type": "location", "latitude": 1 })),
+        vec![p(301, "message.longitude")]
+    );
+    assert_eq!(
+        message_codes(json!({ "type": "location", "longitude": 1 })),
+        vec![p(301, "message.latitude")]
+    );
+    assert_eq!(
+        message_codes(json!({ "type": "location", "latitude": 90.1, "longitude": -181 })),
+        vec![p(206, "message.latitude"), p(206, "message.longitude")]
+    );
+    assert_eq!(
+        message_codes(json!({ "type": "location", "latitude": "1", "longitude": 2 })),
+        vec![p(302, "message.latitude")]
+    );
+}
+
+#[test]
+fn contact_and_card_keep_their_properties() {
+    let c = message(json!({ "type": "contact", "name": "Ann", "phone": "+1" })).unwrap();
+    assert_eq!(
+        serde_json::to_value(&c).unwrap(),
+        json!({ "type": "contact", "name": "Ann", "phone": "+1" })
+    );
+    let card = json!({ "type": "card", "title": "Shoes", "mediaUrl": "https://x.io/s.png",
+        "actions": [ { "type": "link", "title": "Buy", "url": "https://x.io/buy" } ] });
+    let m = message(card.clone()).unwrap();
+    assert!(matches!(m, Message::Card(_)));
+    assert_eq!(serde_json::to_value(&m).unwrap(), card);
+    assert_eq!(
+        message_codes(json!({ "type": "card", "actions": [ { "type": "link", "title": "Buy" } ] })),
+        vec![p(301, "message.actions[0].url")]
+    );
+}
+
+#[test]
+fn carousel_and_list_need_one_or_more_items() {
+    for t in ["carousel", "list"] {
+        assert!(message(json!({ "type": t, "items": [ { "title": "a" } ] })).is_ok());
+        assert_eq!(
+            message_codes(json!({ "type": t })),
+            vec![p(301, "message.items")]
+        );
+        assert_eq!(
+            message_codes(json!({ "type": t, "items": [] })),
+            vec![p(306, "message.items")]
+        );
+        assert_eq!(
+            message_codes(json!({ "type": t, "items": {} })),
+            vec![p(302, "message.items")]
+        );
+        assert_eq!(
+            message_codes(
+                json!({ "type": t, "items": [ 1, { "actions": [ { "type": "reply", "title": "a" } ] } ] })
+            ),
+            vec![
+                p(302, "message.items[0]"),
+                p(301, "message.items[1].actions[0].payload")
+            ]
+        );
+    }
+}
+
+#[test]
+fn actions_are_postback_reply_or_link() {
+    let m = message(json!({ "type": "text", "actions": [
+        { "type": "postback", "title": "A", "payload": "a" },
+        { "type": "reply", "title": "B", "payload": "b" },
+        { "type": "link", "title": "C", "url": "https://c.io" },
+    ] }))
+    .unwrap();
+    let Message::Text(t) = m else { panic!() };
+    let actions = t.actions.unwrap();
+    assert!(matches!(actions[0], Action::Postback(_)));
+    assert!(matches!(actions[1], Action::Reply(_)));
+    assert!(matches!(actions[2], Action::Link(_)));
+    assert_eq!(
+        message_codes(
+            json!({ "type": "text", "actions": [ { "type": "call", "title": "x" }, "x", {} ] })
+        ),
+        vec![
+            p(206, "message.actions[0].type"),
+            p(302, "message.actions[1]"),
+            p(301, "message.actions[2].type"),
+            p(301, "message.actions[2].title"),
+        ]
+    );
+    assert_eq!(
+        message_codes(
+            json!({ "type": "text", "actions": [ { "type": "link", "title": 1, "url": "x" } ] })
+        ),
+        vec![
+            p(302, "message.actions[0].title"),
+            p(201, "message.actions[0].url")
+        ]
+    );
+}
+
+#[test]
+fn an_unknown_message_type_is_206() {
+    assert_eq!(
+        message_codes(json!({ "type": "sticker" })),
+        vec![p(206, "message.type")]
+    );
+    assert_eq!(message_codes(json!({})), vec![p(301, "message.type")]);
+    assert_eq!(message_codes(json!("hi")), vec![p(302, "message")]);
+}
+
+#[test]
+fn every_message_type_round_trips_through_json() {
+    let samples = [
+        json!({ "type": "text", "text": "a", "items": [ { "title": "i", "x": 1 } ], "actions": [ { "type": "reply", "title": "t", "payload": "p" } ], "extra": true }),
+        json!({ "type": "image", "url": "https://a.io/a.png", "title": "t", "caption": "c" }),
+        json!({ "type": "video", "url": "https://a.io/a.mp4" }),
+        json!({ "type": "audio", "url": "https://a.io/a.mp3" }),
+        json!({ "type": "attachment", "url": "https://a.io/a.pdf", "size": 3 }),
+        json!({ "type": "youtube", "url": "https://youtu.be/abc" }),
+        json!({ "type": "vimeo", "url": "https://vimeo.com/1" }),
+        json!({ "type": "location", "address": "here", "latitude": 1.5, "longitude": 2.5 }),
+        json!({ "type": "contact", "name": "n" }),
+        json!({ "type": "card", "title": "c" }),
+        json!({ "type": "carousel", "items": [ { "title": "a" } ] }),
+        json!({ "type": "list", "items": [ { "title": "a", "actions": [ { "type": "link", "title": "l", "url": "http://l.io" } ] } ] }),
+    ];
+    assert_eq!(samples.len(), MESSAGE_TYPES.len());
+    for s in samples {
+        let m = message(s.clone()).unwrap();
+        assert_eq!(m.type_name(), s["type"]);
+        assert_eq!(serde_json::to_value(&m).unwrap(), s);
+        let back: Message = serde_json::from_value(s.clone()).unwrap();
+        assert_eq!(back, m);
+    }
+}
+
+// --- URL conversion of validated messages
+
+#[test]
+fn a_text_with_actions_or_items_is_not_converted() {
+    let m = message(json!({ "type": "text", "text": "https://x.io/a.png",
+        "actions": [ { "type": "reply", "title": "t", "payload": "p" } ] }))
+    .unwrap();
+    assert_eq!(m.clone().convert_url_text(), m);
+}
+
+#[test]
+fn conversion_keeps_title_caption_and_other_properties() {
+    let m = message(json!({ "type": "text", "text": "https://x.io/a.png", "title": "T", "caption": "C", "x": 1 }))
+        .unwrap()
+        .convert_url_text();
+    assert_eq!(
+        serde_json::to_value(&m).unwrap(),
+        json!({ "type": "image", "url": "https://x.io/a.png", "title": "T", "caption": "C", "x": 1 })
+    );
+}
+
+// --- events
+
+#[test]
+fn every_inbound_event_type_is_accepted() {
+    for t in INBOUND_EVENT_TYPES {
+        let body = if *t == "payload" {
+            json!({ "type": t, "payloadType": "order", "payload": { "id": 1 } })
+        } else {
+            json!({ "type": t })
+        };
+        let e = event(body.clone()).unwrap();
+        assert_eq!(e.type_name(), *t);
+        assert_eq!(serde_json::to_value(&e).unwrap(), body);
+    }
+}
+
+#[test]
+fn a_payload_event_needs_payload_type_and_payload() {
+    assert_eq!(
+        event(json!({ "type": "payload" })).unwrap_err(),
+        vec![p(301, "event.payloadType"), p(301, "event.payload")]
+    );
+    assert_eq!(
+        event(json!({ "type": "payload", "payloadType": 1, "payload": "x" })).unwrap_err(),
+        vec![p(302, "event.payloadType")]
+    );
+    let e = event(json!({ "type": "payload", "payloadType": "t", "payload": [1, "a"] })).unwrap();
+    assert_eq!(
+        e,
+        Event::Payload {
+            payload_type: "t".into(),
+            payload: json!([1, "a"])
+        }
+    );
+}
+
+#[test]
+fn unknown_and_conversation_events_are_206_inbound() {
+    for t in ["conversation", "wave"] {
+        assert_eq!(
+            event(json!({ "type": t, "status": "opened", "reason": "api" })).unwrap_err(),
+            vec![p(206, "event.type")]
+        );
+    }
+}
+
+proptest! {
+    #[test]
+    fn inbound_validation_never_panics(body in arb_json()) {
+        let _ = validate_inbound(&body);
+        let _ = validate_inbound(&json!({ "type": "message", "message": body.clone() }));
+        let _ = validate_inbound(&json!({ "type": "event", "event": body }));
+    }
+}
+
+fn arb_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i32>().prop_map(Value::from),
+        (-200.0f64..200.0).prop_map(Value::from),
+        prop_oneof![
+            Just("text"),
+            Just("image"),
+            Just("location"),
+            Just("carousel"),
+            Just("link"),
+            Just("reply"),
+            Just("payload"),
+            Just("https://x.io/a.png"),
+            Just("")
+        ]
+        .prop_map(Value::from),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            proptest::collection::btree_map(
+                prop_oneof![
+                    Just("type".to_owned()),
+                    Just("text".to_owned()),
+                    Just("items".to_owned()),
+                    Just("actions".to_owned()),
+                    Just("url".to_owned()),
+                    Just("title".to_owned()),
+                    Just("payload".to_owned()),
+                    Just("latitude".to_owned()),
+                    Just("longitude".to_owned()),
+                    Just("address".to_owned()),
+                    Just("payloadType".to_owned()),
+                    Just("message".to_owned()),
+                    Just("event".to_owned()),
+                    Just("sender".to_owned()),
+                ],
+                inner,
+                0..5,
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
