@@ -12,8 +12,8 @@ use std::collections::{HashMap, HashSet};
 
 use sea_orm::sea_query::{ColumnType, Expr};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait, Value as DbValue,
+    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QueryTrait,
+    Value as DbValue,
 };
 use switchboard_domain::ids::{
     ConversationId, DeliveryId, HubId, IntegrationId, NotificationId, TenantId,
@@ -25,6 +25,7 @@ use switchboard_domain::webhook::{DeliveryKind, DeliveryStatus};
 use uuid::Uuid;
 
 use crate::entities::{delivery, delivery_activity, delivery_attempt, integration, notification};
+use crate::group::all_or_each;
 use crate::once::SqlOnce;
 use crate::writer::{engine_write, Tx};
 use crate::{Error, Result, Store};
@@ -109,6 +110,9 @@ pub(crate) struct Outbox {
     pub integration_id: IntegrationId,
     pub kind: DeliveryKind,
 }
+
+/// A settled attempt: the delivery, the attempt, and what follows.
+pub(crate) type SettleJob = (DeliveryId, Attempt, Settle);
 
 fn to_delivery(
     row: delivery::Model,
@@ -427,6 +431,73 @@ impl Store {
             .await
     }
 
+    /// Records a webhook attempt in a group commit with the others that end meanwhile.
+    async fn settle_grouped(&self, job: SettleJob) -> Result<()> {
+        let store = self.clone();
+        self.settles
+            .submit(job, move |jobs| {
+                let store = store.clone();
+                async move {
+                    all_or_each(jobs, |jobs| {
+                        let store = store.clone();
+                        async move { store.write_settles(jobs).await }
+                    })
+                    .await
+                }
+            })
+            .await
+    }
+
+    /// Records every settled attempt in one transaction.
+    async fn write_settles(&self, jobs: Vec<SettleJob>) -> Result<Vec<()>> {
+        let n = jobs.len();
+        let paused = jobs.iter().any(|(_, _, s)| {
+            matches!(
+                s,
+                Settle::Failed {
+                    pause_integration: true,
+                    ..
+                }
+            )
+        });
+        engine_write!(self, |s, tx| s.settles_in(tx, &jobs))?;
+        if paused {
+            self.hubs_changed();
+        }
+        Ok(vec![(); n])
+    }
+
+    /// Records the settled attempts `jobs` in `tx`.
+    async fn settles_in(&self, tx: &Tx<'_>, jobs: &[SettleJob]) -> Result<()> {
+        // In id order: an enqueue locks the heads it looks at in the same order.
+        let mut order: Vec<&SettleJob> = jobs.iter().collect();
+        order.sort_by_key(|(id, _, _)| id.as_uuid());
+        if self.is_postgres() {
+            // The batched statements below lock in the order of their plans: lock first.
+            let ids: Vec<sea_orm::Value> =
+                order.iter().map(|(id, _, _)| id.as_uuid().into()).collect();
+            tx.execute(self.statement(
+                &format!(
+                    "SELECT id FROM deliveries WHERE id IN ({}) ORDER BY id FOR UPDATE",
+                    placeholders(1, ids.len())
+                ),
+                ids,
+            ))
+            .await?;
+        }
+        // Successes, the common case, in a few statements for all; the rest one by one.
+        let (succeeded, rest): (Vec<&SettleJob>, Vec<&SettleJob>) =
+            order.into_iter().partition(|(_, attempt, settle)| {
+                matches!(settle, Settle::Succeeded) && last_error(attempt).is_none()
+            });
+        let done: Vec<_> = succeeded.iter().map(|(id, a, _)| (*id, a)).collect();
+        self.settle_succeeded_in(tx, &done).await?;
+        for (id, attempt, settle) in rest {
+            self.settle_in(tx, *id, attempt, settle).await?;
+        }
+        Ok(())
+    }
+
     /// Records successful attempts (no [`last_error`]) in `tx`, in three statements for all of them (the common
     /// case of a settle group): the deliveries succeed and stop being heads, the next pending
     /// delivery of each stream becomes its head, and the attempts are inserted. `NotFound` when
@@ -673,19 +744,15 @@ impl Store {
         if let Some(s) = status {
             query = query.filter(delivery::Column::Status.eq(s.as_str()));
         }
-        let total = query.clone().count(&self.db).await?;
-        let rows = query
+        let query = query
             .order_by_asc(delivery::Column::Created)
-            .order_by_asc(delivery::Column::Id)
-            .offset(page.offset())
-            .limit(page.size)
-            .all(&self.db)
-            .await?;
+            .order_by_asc(delivery::Column::Id);
+        let page = self.read_page(query, page).await?;
         Ok(Page {
             number: page.number,
             size: page.size,
-            total,
-            results: self.delivery_details(rows).await?,
+            total: page.total,
+            results: self.delivery_details(page.results).await?,
         })
     }
 
@@ -751,20 +818,16 @@ impl Store {
         page: PageRequest,
     ) -> Result<Page<Notification>> {
         let query = notification::Entity::find()
-            .filter(notification::Column::TenantId.eq(tenant.as_uuid()));
-        let total = query.clone().count(&self.db).await?;
-        let rows = query
+            .filter(notification::Column::TenantId.eq(tenant.as_uuid()))
             .order_by_asc(notification::Column::Created)
-            .order_by_asc(notification::Column::Id)
-            .offset(page.offset())
-            .limit(page.size)
-            .all(&self.db)
-            .await?;
+            .order_by_asc(notification::Column::Id);
+        let page = self.read_page(query, page).await?;
         Ok(Page {
             number: page.number,
             size: page.size,
-            total,
-            results: rows
+            total: page.total,
+            results: page
+                .results
                 .into_iter()
                 .map(|n| Notification {
                     id: NotificationId::from_uuid(n.id),

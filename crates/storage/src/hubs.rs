@@ -3,8 +3,7 @@
 
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
+    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
 };
 use switchboard_domain::hub::{Hub, HubDraft, HubStatus};
 use switchboard_domain::ids::{HubId, TenantId};
@@ -119,20 +118,20 @@ impl Store {
 
     /// One page of the tenant's hubs, oldest first.
     pub async fn list_hubs(&self, tenant: TenantId, page: PageRequest) -> Result<Page<Hub>> {
-        let query = hub::Entity::find().filter(hub::Column::TenantId.eq(tenant.as_uuid()));
-        let total = query.clone().count(&self.db).await?;
-        let rows = query
+        let query = hub::Entity::find()
+            .filter(hub::Column::TenantId.eq(tenant.as_uuid()))
             .order_by_asc(hub::Column::Created)
-            .order_by_asc(hub::Column::Id)
-            .offset(page.offset())
-            .limit(page.size)
-            .all(&self.db)
-            .await?;
+            .order_by_asc(hub::Column::Id);
+        let page = self.read_page(query, page).await?;
         Ok(Page {
             number: page.number,
             size: page.size,
-            total,
-            results: rows.into_iter().map(to_hub).collect::<Result<_>>()?,
+            total: page.total,
+            results: page
+                .results
+                .into_iter()
+                .map(to_hub)
+                .collect::<Result<_>>()?,
         })
     }
 

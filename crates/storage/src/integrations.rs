@@ -4,8 +4,7 @@
 
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
+    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
 };
 use serde_json::{Map, Value};
 use switchboard_domain::channel::{Channel, IntegrationType};
@@ -202,19 +201,16 @@ impl Store {
         if let Some(hub) = hub {
             query = query.filter(integration::Column::HubId.eq(hub.as_uuid()));
         }
-        let total = query.clone().count(&self.db).await?;
-        let rows = query
+        let query = query
             .order_by_asc(integration::Column::Created)
-            .order_by_asc(integration::Column::Id)
-            .offset(page.offset())
-            .limit(page.size)
-            .all(&self.db)
-            .await?;
+            .order_by_asc(integration::Column::Id);
+        let page = self.read_page(query, page).await?;
         Ok(Page {
             number: page.number,
             size: page.size,
-            total,
-            results: rows
+            total: page.total,
+            results: page
+                .results
                 .into_iter()
                 .map(|row| self.to_integration(row))
                 .collect::<Result<_>>()?,

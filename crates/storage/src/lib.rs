@@ -7,9 +7,10 @@
 //! turns absence into `NotFound`. Channel configurations and server keys are encrypted at rest
 //! ([`EncryptionKey`]). No SQL lives outside this crate; no HTTP or business rule lives in it.
 
+mod activities;
+mod conversations;
 mod crypto;
 mod deliveries;
-mod engine;
 mod entities;
 mod error;
 mod group;
@@ -18,6 +19,7 @@ mod identity;
 mod inline;
 mod integrations;
 mod once;
+mod paging;
 mod writer;
 
 use std::str::FromStr;
@@ -28,17 +30,15 @@ use sea_orm::sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, SqlxPostgresConnector, SqlxSqliteConnector,
-    Statement, TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, SqlxPostgresConnector,
+    SqlxSqliteConnector, Statement, TransactionTrait,
 };
 use switchboard_migration::{Migrator, MigratorTrait};
 
+pub use activities::{AppendOutcome, Appended, Idempotency, ResumeItem, IDEMPOTENCY_TTL_MS};
+pub use conversations::{Closed, Established, NewConversation};
 pub use crypto::EncryptionKey;
 pub use deliveries::{Attempt, Claimed, Delivery, Notification, Settle};
-pub use engine::{
-    AppendOutcome, Appended, Closed, Established, Idempotency, NewConversation, ResumeItem,
-    IDEMPOTENCY_TTL_MS,
-};
 pub use error::{Error, Result};
 pub use identity::{ClientOut, Login, NewClient, NewTenant, SecretInfo};
 
@@ -80,8 +80,8 @@ pub struct Store {
     /// it), so a cache of them can tell that it is stale: see [`Store::hub_generation`].
     hub_generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// Appends, and settled webhook attempts, waiting for a group commit.
-    appends: std::sync::Arc<group::GroupCommit<group::AppendJob, AppendOutcome>>,
-    settles: std::sync::Arc<group::GroupCommit<group::SettleJob, ()>>,
+    appends: std::sync::Arc<group::GroupCommit<activities::AppendJob, AppendOutcome>>,
+    settles: std::sync::Arc<group::GroupCommit<deliveries::SettleJob, ()>>,
     /// Reads of a SQLite file that run on the caller's thread (see `inline`).
     inline: Option<std::sync::Arc<inline::InlineReads>>,
     /// The thread that runs the hot engine writes (appends, claims, settles) of a SQLite
@@ -253,6 +253,28 @@ impl Store {
         }
     }
 
+    /// A statement written with PostgreSQL placeholders (`$1`), for either backend (SQLite
+    /// reads `?1`).
+    pub(crate) fn statement(&self, sql: &str, values: Vec<sea_orm::Value>) -> Statement {
+        if self.is_postgres() {
+            Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+        } else {
+            Statement::from_sql_and_values(DbBackend::Sqlite, sql.replace('$', "?"), values)
+        }
+    }
+
+    /// Begins an engine write transaction (on SQLite, after taking the engine's write turn).
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<(DatabaseTransaction, Option<tokio::sync::MutexGuard<'_, ()>>)> {
+        let guard = if self.is_postgres() {
+            None
+        } else {
+            Some(self.sqlite_writes.lock().await)
+        };
+        Ok((self.writer.begin().await?, guard))
+    }
+
     /// This store with new deliveries first due `ms` after their activity (the first delay of
     /// the retry schedule; 0 by default).
     pub fn with_first_delivery_delay(mut self, ms: i64) -> Self {
@@ -272,6 +294,11 @@ impl Store {
     pub(crate) fn hubs_changed(&self) {
         self.hub_generation
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// The backend statements are built for.
+    pub(crate) fn backend(&self) -> DbBackend {
+        self.db.get_database_backend()
     }
 
     /// Whether the database is PostgreSQL (else SQLite).
