@@ -1,5 +1,7 @@
 //! Activities (SPEC 4): the inbound route (bearer token or integration-signed, with
-//! `Idempotency-Key`) and the conversation's activity copies.
+//! `Idempotency-Key`), which hands the activity to the engine's service and writes its answer
+//! (the JSON kept with a key is made here, by [`InboundOut`]), and the conversation's activity
+//! copies.
 
 use poem::web::Data;
 use poem::{Request, RequestBody};
@@ -7,7 +9,7 @@ use poem_openapi::auth::ApiKey;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::registry::Registry;
-use poem_openapi::types::ParseFromJSON;
+use poem_openapi::types::{ParseFromJSON, ToJSON};
 use poem_openapi::{
     ApiExtractor, ApiExtractorType, ExtractParamOptions, Object, OpenApi, SecurityScheme,
 };
@@ -18,12 +20,11 @@ use switchboard_domain::channel::{Channel, IntegrationType};
 use switchboard_domain::ids::{ConversationId, IntegrationId, TenantId};
 use switchboard_domain::signing;
 use switchboard_domain::time::now_millis;
-use switchboard_storage::Idempotency;
+use switchboard_engine::{AcceptOutcome, Accepted, Idempotency, Keyed};
 use uuid::Uuid;
 
 use crate::auth::EngineAuth;
 use crate::body::{read_limited, Body};
-use crate::engine::{self, AcceptOutcome};
 use crate::error::{ApiError, Code, Resource};
 use crate::state::AppState;
 use crate::Tags;
@@ -259,26 +260,31 @@ impl ActivitiesApi {
             }),
             None => None,
         };
+        // A reused key answers before the body is validated: the same whatever it holds.
         if let Some(claim) = &claim {
-            if let Some((hash, response)) = state
-                .store
-                .find_idempotency(tenant, &claim.key, now_millis())
-                .await?
-            {
-                return answer(engine::replay(Some(claim), &hash, &response)?);
+            if let Some(response) = state.engine.replay(tenant, claim).await? {
+                return replayed(&response);
             }
         }
         let inbound = validate_inbound(&body.value)?;
-        let outcome = engine::accept(
-            &state,
-            tenant,
-            ConversationId::from_uuid(id.0),
-            inbound,
-            auth.0.acting_as(),
-            claim,
-        )
-        .await?;
-        answer(outcome)
+        let respond = |a: &Accepted| InboundOut::from(a).to_json_string();
+        let outcome = state
+            .engine
+            .accept(
+                tenant,
+                ConversationId::from_uuid(id.0),
+                inbound,
+                auth.0.acting_as(),
+                claim.map(|claim| Keyed {
+                    claim,
+                    respond: &respond,
+                }),
+            )
+            .await?;
+        match outcome {
+            AcceptOutcome::Accepted(a) => Ok(Json(InboundOut::from(&a))),
+            AcceptOutcome::Replayed(response) => replayed(&response),
+        }
     }
 
     /// List a conversation's activities
@@ -349,12 +355,23 @@ impl ActivitiesApi {
     }
 }
 
-fn answer(outcome: AcceptOutcome) -> Result<Json<InboundOut>, ApiError> {
-    let value = match outcome {
-        AcceptOutcome::Accepted(a) => a.to_json(),
-        AcceptOutcome::Replayed(v) => v,
-    };
-    InboundOut::parse_from_json(Some(value))
+/// The answer kept with an `Idempotency-Key`, as the first request got it.
+fn replayed(response: &str) -> Result<Json<InboundOut>, ApiError> {
+    InboundOut::parse_from_json_string(response)
         .map(Json)
         .map_err(|_| ApiError::internal())
+}
+
+impl From<&Accepted> for InboundOut {
+    fn from(a: &Accepted) -> Self {
+        Self {
+            status: 200,
+            event_id: a.event_id,
+            external_id: a.external_id.clone(),
+            hub_id: a.hub_id.as_uuid(),
+            conversation_id: a.conversation_id.as_uuid(),
+            integration_id: a.integration_id.as_uuid(),
+            interaction_id: a.interaction_id.map(|i| i.as_uuid()),
+        }
+    }
 }

@@ -26,11 +26,10 @@ use switchboard_domain::identity::Scope;
 use switchboard_domain::ids::{ConversationId, IntegrationId, TenantId};
 use switchboard_domain::signing;
 use switchboard_domain::webhook::BodyHead;
+use switchboard_engine::{check_active, AcceptOutcome};
 
 use crate::activities::signing_integration;
 use crate::auth::verify_token;
-use crate::conversations::ensure_active;
-use crate::engine::{self, AcceptOutcome};
 use crate::error::{ApiError, Code, Resource};
 use crate::state::AppState;
 
@@ -114,7 +113,7 @@ pub async fn chat_hub(req: &Request) -> poem::Result<Response> {
         .get_hub(tenant, integration.hub_id)
         .await
         .map_err(ApiError::storage(Resource::Integration))?;
-    ensure_active(&integration, hub.status)?;
+    check_active(&integration, hub.status).map_err(ApiError::from)?;
     let conversation = match q.get("cId").map(String::as_str) {
         None | Some("") => None,
         Some(s) => {
@@ -427,15 +426,17 @@ impl Session {
             Some(b) => b,
         };
         let inbound = validate_inbound(body)?;
-        let accepted = match engine::accept(
-            &self.state,
-            self.tenant,
-            conversation,
-            inbound,
-            Some(self.integration),
-            None,
-        )
-        .await?
+        let accepted = match self
+            .state
+            .engine
+            .accept(
+                self.tenant,
+                conversation,
+                inbound,
+                Some(self.integration),
+                None,
+            )
+            .await?
         {
             AcceptOutcome::Accepted(a) => a,
             AcceptOutcome::Replayed(_) => return Err(ApiError::internal()),

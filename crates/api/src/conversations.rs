@@ -1,4 +1,4 @@
-//! Conversations (SPEC 4): establish, read, close.
+//! Conversations (SPEC 4): establish and close (through the engine's service), and read.
 
 use std::collections::BTreeMap;
 
@@ -7,21 +7,15 @@ use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 use serde_json::{Map, Value};
-use switchboard_domain::activity::{ConversationReason, ConversationStatus};
-use switchboard_domain::channel::IntegrationType;
+use switchboard_domain::activity::ConversationReason;
 use switchboard_domain::conversation::{self, Conversation};
-use switchboard_domain::hub::HubStatus;
 use switchboard_domain::ids::{ConversationId, TenantId};
-use switchboard_domain::integration::{Integration, IntegrationStatus};
-use switchboard_domain::routing;
 use switchboard_domain::time::rfc3339;
-use switchboard_storage::NewConversation;
 use uuid::Uuid;
 
 use crate::auth::EngineAuth;
 use crate::body::Body;
-use crate::engine::{self, HubContext};
-use crate::error::{ApiError, Code, Resource};
+use crate::error::{ApiError, Resource};
 use crate::hubs::HubOut;
 use crate::state::AppState;
 use crate::Tags;
@@ -138,20 +132,6 @@ pub async fn conversation_out(
     })
 }
 
-/// 6502 when the integration or its hub is paused.
-pub fn ensure_active(integration: &Integration, hub: HubStatus) -> Result<(), ApiError> {
-    if hub == HubStatus::Paused {
-        return Err(ApiError::new(Code::Paused, "The hub is paused."));
-    }
-    if integration.status == IntegrationStatus::Paused {
-        return Err(ApiError::new(
-            Code::Paused,
-            format!("Integration '{}' is paused.", integration.id),
-        ));
-    }
-    Ok(())
-}
-
 pub struct ConversationsApi;
 
 #[OpenApi(tag = "Tags::Conversations")]
@@ -174,46 +154,8 @@ impl ConversationsApi {
         state: Data<&AppState>,
         body: Body<EstablishIn>,
     ) -> Result<Json<EstablishOut>, ApiError> {
-        let tenant = auth.0.tid;
         let req = conversation::validate_establish(&body.value)?;
-        let integration = state
-            .store
-            .get_integration(tenant, req.integration_id)
-            .await
-            .map_err(ApiError::storage(Resource::Integration))?;
-        if integration.integration_type != IntegrationType::Customer {
-            return Err(ApiError::out_of_range(format!(
-                "Integration '{}' is of type {}: conversations are established on Customer integrations.",
-                integration.id,
-                integration.integration_type.as_str()
-            )));
-        }
-        let ctx = HubContext::load(&state, tenant, integration.hub_id).await?;
-        ensure_active(&integration, ctx.hub.status)?;
-        let new = NewConversation {
-            tenant,
-            hub: integration.hub_id,
-            integration: integration.id,
-            binding: req.binding,
-            token_id: conversation::new_token_id(),
-            mode: routing::initial_mode(&ctx.members),
-            properties: conversation::initial_properties(&req.properties, integration.channel),
-        };
-        let est = state
-            .store
-            .establish_conversation(&new, &req.properties, |c| {
-                engine::lifecycle_routes(
-                    &ctx,
-                    c,
-                    ConversationStatus::Opened,
-                    ConversationReason::Establish,
-                )
-            })
-            .await
-            .map_err(ApiError::storage(Resource::Integration))?;
-        if est.is_new {
-            engine::publish(&state, &est.conversation, &est.routes, &est.appended).await;
-        }
+        let est = state.engine.establish(auth.0.tid, req).await?;
         let c = est.conversation;
         Ok(Json(EstablishOut {
             tenant_id: c.tenant_id.as_uuid(),
@@ -265,14 +207,15 @@ impl ConversationsApi {
         state: Data<&AppState>,
         #[oai(name = "conversationId")] id: Path<Uuid>,
     ) -> Result<Json<ConversationOut>, ApiError> {
-        let c = engine::close(
-            &state,
-            auth.0.tid,
-            ConversationId::from_uuid(id.0),
-            ConversationReason::Api,
-            None,
-        )
-        .await?;
+        let c = state
+            .engine
+            .close(
+                auth.0.tid,
+                ConversationId::from_uuid(id.0),
+                ConversationReason::Api,
+                None,
+            )
+            .await?;
         Ok(Json(conversation_out(&state, auth.0.tid, c).await?))
     }
 }

@@ -216,7 +216,7 @@ impl DeliveriesApi {
                 ),
                 other => other.into(),
             })?;
-        state.deliveries_due.notify_one();
+        state.engine.wake_deliveries();
         Ok(Json(d.into()))
     }
 

@@ -1,5 +1,6 @@
 //! The error format of SPEC 1, the catalogue of codes, and the one place where errors of the
-//! lower crates and of the framework become responses.
+//! lower crates (domain violations and routing refusals, the engine's [`EngineError`],
+//! storage) and of the framework become codes, statuses and responses.
 
 use poem::error::ResponseError;
 use poem::http::{header, StatusCode};
@@ -7,7 +8,9 @@ use poem::{IntoResponse, Response};
 use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, Registry};
 use poem_openapi::types::{ToJSON, Type};
 use poem_openapi::{ApiResponse, Object};
+use switchboard_domain::routing::RouteError;
 use switchboard_domain::{Violation, ViolationKind, Violations};
+use switchboard_engine::Error as EngineError;
 
 /// The codes of SPEC 1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -233,6 +236,40 @@ impl From<switchboard_storage::Error> for ApiError {
                 Self::internal()
             }
         }
+    }
+}
+
+impl From<RouteError> for ApiError {
+    /// A routing refusal: its code here, its sentence from the domain.
+    fn from(e: RouteError) -> Self {
+        let code = match e {
+            RouteError::SenderNotInHub(_) => Code::IntegrationNotFound,
+            RouteError::SenderNotAllowed(_) => Code::OutOfRange,
+            RouteError::SenderPaused(_) | RouteError::HubPaused => Code::Paused,
+            RouteError::ConversationClosed(_) => Code::ConversationClosed,
+            RouteError::NoHandler => Code::NoHandler,
+        };
+        Self::new(code, e.to_string())
+    }
+}
+
+impl From<EngineError> for ApiError {
+    /// An error of the engine's service: its code and status here, its sentence from the
+    /// engine; a storage failure is logged and answers 500/100.
+    fn from(e: EngineError) -> Self {
+        let code = match e {
+            EngineError::Refused(r) => return r.into(),
+            EngineError::Storage(s) => return s.into(),
+            EngineError::ConversationNotFound(_) => Code::ConversationNotFound,
+            EngineError::IntegrationNotFound(_) => Code::IntegrationNotFound,
+            EngineError::HubNotFound(_) => Code::NotFound,
+            EngineError::NotCustomer { .. } => Code::OutOfRange,
+            EngineError::HubPaused | EngineError::IntegrationPaused(_) => Code::Paused,
+            EngineError::ConversationClosed(_) => Code::ConversationClosed,
+            EngineError::ForeignSender => Code::Forbidden,
+            EngineError::IdempotencyKeyReused => Code::AlreadyExists,
+        };
+        Self::new(code, e.to_string())
     }
 }
 

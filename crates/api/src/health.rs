@@ -58,7 +58,7 @@ impl HealthApi {
                 "The database is unavailable.",
             ));
         }
-        if let Err(e) = state.bus.ping().await {
+        if let Err(e) = state.engine.bus().ping().await {
             tracing::warn!(error = %e, "readiness: live bus unavailable");
             return Err(ApiError::with_status(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -138,8 +138,8 @@ impl HubsApi {
             .await
             .map_err(ApiError::storage(Resource::Hub))?;
         if updated.status == hub::HubStatus::Paused {
-            let members = crate::engine::hub_integration_ids(&state, auth.0.tid, id).await;
-            crate::engine::revoke(&state, &members, "hub paused").await;
+            let members = state.engine.hub_integration_ids(auth.0.tid, id).await;
+            state.engine.revoke(&members, "hub paused").await;
         }
         Ok(Json(updated.into()))
     }
@@ -212,13 +212,13 @@ impl HubsApi {
         #[oai(name = "hubId")] hub_id: Path<Uuid>,
     ) -> Result<(), ApiError> {
         let id = HubId::from_uuid(hub_id.0);
-        let members = crate::engine::hub_integration_ids(&state, auth.0.tid, id).await;
+        let members = state.engine.hub_integration_ids(auth.0.tid, id).await;
         state
             .store
             .delete_hub(auth.0.tid, id)
             .await
             .map_err(ApiError::storage(Resource::Hub))?;
-        crate::engine::revoke(&state, &members, "hub deleted").await;
+        state.engine.revoke(&members, "hub deleted").await;
         Ok(())
     }
 }

@@ -183,7 +183,10 @@ async fn update(
         .await
         .map_err(ApiError::storage(Resource::Integration))?;
     if updated.status == switchboard_domain::integration::IntegrationStatus::Paused {
-        crate::engine::revoke(state, &[updated.id], "integration paused").await;
+        state
+            .engine
+            .revoke(&[updated.id], "integration paused")
+            .await;
     }
     Ok(IntegrationResponse::Ok(
         Json(updated.into()),
@@ -372,7 +375,7 @@ impl IntegrationsApi {
             .delete_integration(auth.0.tid, id)
             .await
             .map_err(ApiError::storage(Resource::Integration))?;
-        crate::engine::revoke(&state, &[id], "integration deleted").await;
+        state.engine.revoke(&[id], "integration deleted").await;
         Ok(())
     }
 }

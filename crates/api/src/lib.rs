@@ -1,8 +1,11 @@
 //! The HTTP face of Switchboard: poem + poem-openapi routes, authentication, the error format
 //! of SPEC 1 on every route (framework rejections included), and the OpenAPI document.
 //!
-//! Routes are thin: parse, authorize, call the domain and the store, map the result. Business
-//! rules live in `switchboard-domain`, SQL in `switchboard-storage`.
+//! Routes are thin: parse, authorize, call a service, map the result. Activities,
+//! conversations and the websocket call the engine's service (`switchboard-engine`); the
+//! portal's routes (hubs, integrations, clients, deliveries) call the store. Every error of a
+//! lower crate becomes a SPEC 1 code and status in one place, [`error`]. Business rules live
+//! in `switchboard-domain`, SQL in `switchboard-storage`.
 
 pub mod activities;
 pub mod auth;
@@ -11,7 +14,6 @@ pub mod chat_hub;
 pub mod clients;
 pub mod conversations;
 pub mod deliveries;
-pub mod engine;
 pub mod error;
 pub mod health;
 pub mod hubs;

@@ -1,39 +1,26 @@
-//! What every handler shares: the store, the server's token key, configuration, caches.
+//! What every handler shares: the engine's service, the store (for the portal's reads and
+//! writes), the server's token key, configuration, this node's websocket sessions, and the
+//! caches of verified tokens and client secrets. The hub cache belongs to the engine.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
-use switchboard_delivery::bus::Bus;
 use switchboard_delivery::live::LiveRegistry;
-use switchboard_domain::ids::{HubId, SecretId, TenantId};
+use switchboard_domain::ids::SecretId;
 use switchboard_domain::time::now_millis;
 use switchboard_domain::token::Claims;
+use switchboard_engine::Engine;
 use switchboard_storage::Store;
 use tokio::sync::watch;
-
-use crate::engine::HubContext;
 
 /// How long a node trusts what it learnt about a client secret. Revocation takes effect on
 /// every node within this time (SPEC 2 asks for 5 s).
 pub const SECRET_CACHE_TTL: Duration = Duration::from_secs(2);
 
-/// How long a node trusts a hub and its integrations it loaded, while no write to a hub or an
-/// integration went through this node. A change made through another node takes effect here
-/// within this time.
-pub const HUB_CACHE_TTL: Duration = Duration::from_secs(1);
-
-/// Most hubs, and most verified tokens, a node remembers; past it the cache starts afresh.
+/// Most verified tokens a node remembers; past it the cache starts afresh.
 const CACHE_MAX: usize = 10_000;
-
-/// A hub loaded for routing, with the store's generation when it was loaded.
-struct CachedHub {
-    tenant: TenantId,
-    generation: u64,
-    at: Instant,
-    ctx: Arc<HubContext>,
-}
 
 /// Settings of the API layer.
 #[derive(Clone, Debug)]
@@ -67,6 +54,10 @@ impl Default for ApiConfig {
 pub struct AppState(Arc<Inner>);
 
 pub struct Inner {
+    /// The engine's service: accept, establish, close, publish, revoke.
+    pub engine: Engine,
+    /// The engine's store, for the routes that read and write hubs, integrations, identity
+    /// and deliveries.
     pub store: Store,
     pub signing: SigningKey,
     pub verifying: VerifyingKey,
@@ -74,17 +65,12 @@ pub struct Inner {
     pub http: reqwest::Client,
     /// This node's websocket sessions.
     pub live: LiveRegistry,
-    /// The live bus between nodes (in-process on one node).
-    pub bus: Arc<dyn Bus>,
     /// Turns true when the server shuts down: sessions close with 1001.
     pub shutdown: watch::Receiver<bool>,
-    /// Notified after a commit that queued webhook deliveries: wakes this node's worker.
-    pub deliveries_due: Arc<tokio::sync::Notify>,
     secrets: Mutex<HashMap<SecretId, (bool, Instant)>>,
     /// Tokens whose signature was verified, with their claims: a token's signature is checked
     /// once, its expiry and its secret's revocation on every use.
     tokens: Mutex<HashMap<Box<str>, Claims>>,
-    hubs: Mutex<HashMap<HubId, CachedHub>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -96,11 +82,10 @@ impl std::ops::Deref for AppState {
 
 impl AppState {
     pub fn new(
-        store: Store,
+        engine: Engine,
         token_seed: [u8; 32],
         config: ApiConfig,
         live: LiveRegistry,
-        bus: Arc<dyn Bus>,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
         let signing = SigningKey::from_bytes(&token_seed);
@@ -110,18 +95,16 @@ impl AppState {
             .build()
             .unwrap_or_default();
         Self(Arc::new(Inner {
-            store,
+            store: engine.store().clone(),
+            engine,
             signing,
             verifying,
             config,
             http,
             live,
-            bus,
             shutdown,
-            deliveries_due: Arc::new(tokio::sync::Notify::new()),
             secrets: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
-            hubs: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -156,40 +139,6 @@ impl AppState {
                 tokens.clear();
             }
             tokens.insert(token.into(), claims.clone());
-        }
-    }
-
-    /// The tenant's hub as loaded at `generation` of the store, if this node loaded it then
-    /// and less than [`HUB_CACHE_TTL`] ago.
-    pub fn cached_hub(
-        &self,
-        tenant: TenantId,
-        hub: HubId,
-        generation: u64,
-    ) -> Option<Arc<HubContext>> {
-        let hubs = self.hubs.lock().ok()?;
-        let cached = hubs.get(&hub)?;
-        (cached.tenant == tenant
-            && cached.generation == generation
-            && cached.at.elapsed() < HUB_CACHE_TTL)
-            .then(|| cached.ctx.clone())
-    }
-
-    /// Remembers a hub loaded at `generation` of the store.
-    pub fn remember_hub(&self, ctx: Arc<HubContext>, generation: u64) {
-        if let Ok(mut hubs) = self.hubs.lock() {
-            if hubs.len() >= CACHE_MAX {
-                hubs.clear();
-            }
-            hubs.insert(
-                ctx.hub.id,
-                CachedHub {
-                    tenant: ctx.hub.tenant_id,
-                    generation,
-                    at: Instant::now(),
-                    ctx,
-                },
-            );
         }
     }
 

@@ -18,6 +18,7 @@ use switchboard_delivery::bus::{Bus, MemoryBus, RedisBus};
 use switchboard_delivery::live::{LiveRegistry, QueueLimits};
 use switchboard_delivery::webhook::{WebhookConfig, WebhookWorker};
 use switchboard_domain::webhook::Schedule;
+use switchboard_engine::Engine;
 use switchboard_storage::{EncryptionKey, NewTenant, Store};
 use tokio::sync::watch;
 
@@ -137,9 +138,10 @@ pub async fn run(
         _ => Arc::new(MemoryBus::new(live.clone())),
     };
     let (stop_tx, stop_rx) = watch::channel(false);
-    let state = AppState::new(store, seed, api_config, live, bus, stop_rx.clone());
+    let engine = Engine::new(store, bus);
+    let state = AppState::new(engine.clone(), seed, api_config, live, stop_rx.clone());
     let worker = WebhookWorker::new(
-        state.store.clone(),
+        engine.store().clone(),
         WebhookConfig {
             schedule,
             timeout: serve.webhook_timeout.max(MIN_INTERVAL),
@@ -147,11 +149,11 @@ pub async fn run(
             public_host: serve.public_host.clone(),
             ..WebhookConfig::default()
         },
-        state.deliveries_due.clone(),
+        engine.deliveries_due(),
     )?;
     let worker = tokio::spawn(worker.run(stop_rx.clone()));
     let sweeper = tokio::spawn(sweeper::run(
-        state.clone(),
+        engine,
         serve.sweep_interval.max(MIN_INTERVAL),
         stop_rx,
     ));
