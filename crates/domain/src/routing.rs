@@ -236,49 +236,29 @@ impl Route {
     }
 }
 
-/// Why an activity cannot be routed; nothing is stored for any of them.
+/// Why an activity cannot be routed; nothing is stored for any of them. Its SPEC 1 code and
+/// status are the API's to decide.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RouteError {
-    /// 6000 (404): `sender.integrationId` names no integration of the conversation's hub.
+    /// `sender.integrationId` names no integration of the conversation's hub.
     #[error("Integration '{0}' does not exist.")]
     SenderNotInHub(IntegrationId),
-    /// 206 (400): the named sender is a Customer integration other than the conversation's, or
-    /// a System integration; only the conversation's customer, Agents and Bots send.
+    /// The named sender is a Customer integration other than the conversation's, or a System
+    /// integration; only the conversation's customer, Agents and Bots send.
     #[error("Integration '{0}' cannot send to this conversation: only its customer integration or an Agent or Bot integration of its hub can.")]
     SenderNotAllowed(IntegrationId),
-    /// 6502 (400): the sender is paused (3002).
+    /// The sender is paused (3002).
     #[error("Integration '{0}' is paused.")]
     SenderPaused(IntegrationId),
-    /// 6502 (400): the hub is paused (2002).
+    /// The hub is paused (2002).
     #[error("The hub is paused.")]
     HubPaused,
-    /// 6501 (400): the conversation is closed.
+    /// The conversation is closed.
     #[error("Conversation '{0}' is closed.")]
     ConversationClosed(ConversationId),
-    /// 5501 (400): a customer activity and no active Agent or Bot integration to handle it.
+    /// A customer activity and no active Agent or Bot integration to handle it.
     #[error("The hub has no active Agent or Bot integration to receive customer activities.")]
     NoHandler,
-}
-
-impl RouteError {
-    /// The code of SPEC 1.
-    pub const fn code(&self) -> u32 {
-        match self {
-            Self::SenderNotInHub(_) => 6000,
-            Self::SenderNotAllowed(_) => 206,
-            Self::SenderPaused(_) | Self::HubPaused => 6502,
-            Self::ConversationClosed(_) => 6501,
-            Self::NoHandler => 5501,
-        }
-    }
-
-    /// The HTTP status of SPEC 1.
-    pub const fn status(&self) -> u16 {
-        match self {
-            Self::SenderNotInHub(_) => 404,
-            _ => 400,
-        }
-    }
 }
 
 /// The initial mode of a new conversation: bot when the hub has an active Bot integration,

@@ -1,4 +1,5 @@
 use super::*;
+use crate::error::ViolationKind;
 use proptest::prelude::*;
 use serde_json::json;
 
@@ -106,14 +107,14 @@ fn parsing_a_list_reports_every_bad_filter() {
     let got: Vec<_> = err
         .0
         .iter()
-        .map(|v| (v.kind.code(), v.property.as_str()))
+        .map(|v| (v.kind, v.property.as_str()))
         .collect();
     assert_eq!(
         got,
         vec![
-            (206, "configuration.events[1]"),
-            (302, "configuration.events[2]"),
-            (206, "configuration.events[3]"),
+            (ViolationKind::OutOfRange, "configuration.events[1]"),
+            (ViolationKind::WrongType, "configuration.events[2]"),
+            (ViolationKind::OutOfRange, "configuration.events[3]"),
         ]
     );
 }
@@ -122,13 +123,13 @@ fn parsing_a_list_reports_every_bad_filter() {
 fn an_empty_list_is_306_and_a_non_list_302() {
     let e = parse_filters(&json!([]), "events").unwrap_err();
     assert_eq!(
-        (e.0[0].kind.code(), e.0[0].property.as_str()),
-        (306, "events")
+        (e.0[0].kind, e.0[0].property.as_str()),
+        (ViolationKind::Empty, "events")
     );
     let e = parse_filters(&json!("message"), "events").unwrap_err();
     assert_eq!(
-        (e.0[0].kind.code(), e.0[0].property.as_str()),
-        (302, "events")
+        (e.0[0].kind, e.0[0].property.as_str()),
+        (ViolationKind::WrongType, "events")
     );
 }
 

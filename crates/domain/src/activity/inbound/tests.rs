@@ -1,50 +1,45 @@
 use super::*;
+use crate::error::ViolationKind;
 use proptest::prelude::*;
 use serde_json::json;
 
-/// A violation as (code, property), comparable with `(u32, &str)` pairs.
+/// A violation as (kind, property), comparable with `(ViolationKind, &str)` pairs.
 #[derive(Debug)]
-struct At(u32, String);
+struct At(ViolationKind, String);
 
-impl PartialEq<(u32, &str)> for At {
-    fn eq(&self, other: &(u32, &str)) -> bool {
+impl PartialEq<(ViolationKind, &str)> for At {
+    fn eq(&self, other: &(ViolationKind, &str)) -> bool {
         self.0 == other.0 && self.1 == other.1
     }
 }
 
-fn codes(body: Value) -> Vec<At> {
+fn kinds(body: Value) -> Vec<At> {
     validate_inbound(&body)
         .unwrap_err()
         .0
         .into_iter()
-        .map(|v| At(v.kind.code(), v.property))
+        .map(|v| At(v.kind, v.property))
         .collect()
 }
 
-fn message(m: Value) -> Result<Message, Vec<(u32, String)>> {
+fn message(m: Value) -> Result<Message, Vec<(ViolationKind, String)>> {
     let mut v = Violations::default();
-    validate_message(&m, "message", &mut v).ok_or_else(|| {
-        v.0.into_iter()
-            .map(|v| (v.kind.code(), v.property))
-            .collect()
-    })
+    validate_message(&m, "message", &mut v)
+        .ok_or_else(|| v.0.into_iter().map(|v| (v.kind, v.property)).collect())
 }
 
-fn message_codes(m: Value) -> Vec<(u32, String)> {
+fn message_kinds(m: Value) -> Vec<(ViolationKind, String)> {
     message(m).unwrap_err()
 }
 
-fn event(e: Value) -> Result<Event, Vec<(u32, String)>> {
+fn event(e: Value) -> Result<Event, Vec<(ViolationKind, String)>> {
     let mut v = Violations::default();
-    validate_event(&e, "event", &mut v).ok_or_else(|| {
-        v.0.into_iter()
-            .map(|v| (v.kind.code(), v.property))
-            .collect()
-    })
+    validate_event(&e, "event", &mut v)
+        .ok_or_else(|| v.0.into_iter().map(|v| (v.kind, v.property)).collect())
 }
 
-fn p(code: u32, path: &str) -> (u32, String) {
-    (code, path.to_owned())
+fn p(kind: ViolationKind, path: &str) -> (ViolationKind, String) {
+    (kind, path.to_owned())
 }
 
 // --- inbound envelope
@@ -75,91 +70,94 @@ fn a_named_sender_is_read_as_an_integration_id() {
 
 #[test]
 fn a_body_that_is_not_an_object_is_300() {
-    assert_eq!(codes(json!([1])), vec![(300, "")]);
+    assert_eq!(kinds(json!([1])), vec![(ViolationKind::InvalidBody, "")]);
 }
 
 #[test]
 fn both_message_and_event_is_5003() {
     assert_eq!(
-        codes(
+        kinds(
             json!({ "type": "message", "message": { "type": "text", "text": "a" }, "event": { "type": "seen" } })
         ),
-        vec![(5003, "message")]
+        vec![(ViolationKind::MessageOrEvent, "message")]
     );
 }
 
 #[test]
 fn neither_message_nor_event_is_5003() {
-    assert_eq!(codes(json!({ "type": "message" })), vec![(5003, "message")]);
     assert_eq!(
-        codes(json!({ "type": "message", "message": null })),
-        vec![(5003, "message")]
+        kinds(json!({ "type": "message" })),
+        vec![(ViolationKind::MessageOrEvent, "message")]
+    );
+    assert_eq!(
+        kinds(json!({ "type": "message", "message": null })),
+        vec![(ViolationKind::MessageOrEvent, "message")]
     );
 }
 
 #[test]
 fn a_missing_type_is_301_and_an_unknown_one_206() {
     assert_eq!(
-        codes(json!({ "event": { "type": "seen" } })),
-        vec![(301, "type")]
+        kinds(json!({ "event": { "type": "seen" } })),
+        vec![(ViolationKind::Required, "type")]
     );
     assert_eq!(
-        codes(json!({ "type": "note", "event": { "type": "seen" } })),
-        vec![(206, "type")]
+        kinds(json!({ "type": "note", "event": { "type": "seen" } })),
+        vec![(ViolationKind::OutOfRange, "type")]
     );
     assert_eq!(
-        codes(json!({ "type": 1, "event": { "type": "seen" } })),
-        vec![(302, "type")]
+        kinds(json!({ "type": 1, "event": { "type": "seen" } })),
+        vec![(ViolationKind::WrongType, "type")]
     );
 }
 
 #[test]
 fn a_type_that_disagrees_with_the_payload_is_206() {
     assert_eq!(
-        codes(json!({ "type": "event", "message": { "type": "text", "text": "a" } })),
-        vec![(206, "type")]
+        kinds(json!({ "type": "event", "message": { "type": "text", "text": "a" } })),
+        vec![(ViolationKind::OutOfRange, "type")]
     );
     assert_eq!(
-        codes(json!({ "type": "message", "event": { "type": "seen" } })),
-        vec![(206, "type")]
+        kinds(json!({ "type": "message", "event": { "type": "seen" } })),
+        vec![(ViolationKind::OutOfRange, "type")]
     );
 }
 
 #[test]
 fn a_bad_sender_is_203_302_or_301() {
     assert_eq!(
-        codes(
+        kinds(
             json!({ "type": "event", "sender": { "integrationId": "nope" }, "event": { "type": "seen" } })
         ),
-        vec![(203, "sender.integrationId")]
+        vec![(ViolationKind::InvalidUuid, "sender.integrationId")]
     );
     assert_eq!(
-        codes(
+        kinds(
             json!({ "type": "event", "sender": { "integrationId": 5 }, "event": { "type": "seen" } })
         ),
-        vec![(302, "sender.integrationId")]
+        vec![(ViolationKind::WrongType, "sender.integrationId")]
     );
     assert_eq!(
-        codes(json!({ "type": "event", "sender": "me", "event": { "type": "seen" } })),
-        vec![(302, "sender")]
+        kinds(json!({ "type": "event", "sender": "me", "event": { "type": "seen" } })),
+        vec![(ViolationKind::WrongType, "sender")]
     );
     assert_eq!(
-        codes(json!({ "type": "event", "sender": {}, "event": { "type": "seen" } })),
-        vec![(301, "sender.integrationId")]
+        kinds(json!({ "type": "event", "sender": {}, "event": { "type": "seen" } })),
+        vec![(ViolationKind::Required, "sender.integrationId")]
     );
 }
 
 #[test]
 fn an_external_id_must_be_a_string() {
     assert_eq!(
-        codes(json!({ "type": "event", "externalId": 7, "event": { "type": "seen" } })),
-        vec![(302, "externalId")]
+        kinds(json!({ "type": "event", "externalId": 7, "event": { "type": "seen" } })),
+        vec![(ViolationKind::WrongType, "externalId")]
     );
 }
 
 #[test]
 fn every_violation_is_reported_at_once_with_dotted_paths() {
-    let got = codes(json!({
+    let got = kinds(json!({
         "type": "mail",
         "externalId": [],
         "sender": { "integrationId": "x" },
@@ -168,12 +166,12 @@ fn every_violation_is_reported_at_once_with_dotted_paths() {
     assert_eq!(
         got,
         vec![
-            (206, "type"),
-            (302, "externalId"),
-            (203, "sender.integrationId"),
-            (301, "message.actions[0].title"),
-            (301, "message.actions[0].payload"),
-            (201, "message.actions[1].url"),
+            (ViolationKind::OutOfRange, "type"),
+            (ViolationKind::WrongType, "externalId"),
+            (ViolationKind::InvalidUuid, "sender.integrationId"),
+            (ViolationKind::Required, "message.actions[0].title"),
+            (ViolationKind::Required, "message.actions[0].payload"),
+            (ViolationKind::InvalidFormat, "message.actions[1].url"),
         ]
     );
 }
@@ -195,8 +193,8 @@ fn an_inbound_text_that_is_a_url_is_converted() {
 #[test]
 fn text_needs_text_items_or_actions() {
     assert_eq!(
-        message_codes(json!({ "type": "text" })),
-        vec![p(301, "message.text")]
+        message_kinds(json!({ "type": "text" })),
+        vec![p(ViolationKind::Required, "message.text")]
     );
     assert!(message(json!({ "type": "text", "items": [ { "title": "a" } ] })).is_ok());
     assert!(message(
@@ -204,20 +202,23 @@ fn text_needs_text_items_or_actions() {
     )
     .is_ok());
     assert_eq!(
-        message_codes(json!({ "type": "text", "text": "" })),
-        vec![p(206, "message.text")]
+        message_kinds(json!({ "type": "text", "text": "" })),
+        vec![p(ViolationKind::OutOfRange, "message.text")]
     );
     assert_eq!(
-        message_codes(json!({ "type": "text", "text": 3 })),
-        vec![p(302, "message.text")]
+        message_kinds(json!({ "type": "text", "text": 3 })),
+        vec![p(ViolationKind::WrongType, "message.text")]
     );
 }
 
 #[test]
 fn empty_items_or_actions_are_306() {
     assert_eq!(
-        message_codes(json!({ "type": "text", "text": "a", "items": [], "actions": [] })),
-        vec![p(306, "message.items"), p(306, "message.actions")]
+        message_kinds(json!({ "type": "text", "text": "a", "items": [], "actions": [] })),
+        vec![
+            p(ViolationKind::Empty, "message.items"),
+            p(ViolationKind::Empty, "message.actions")
+        ]
     );
 }
 
@@ -229,16 +230,19 @@ fn every_media_type_needs_an_http_url() {
                 .unwrap();
         assert_eq!(m.type_name(), t);
         assert_eq!(
-            message_codes(json!({ "type": t })),
-            vec![p(301, "message.url")]
+            message_kinds(json!({ "type": t })),
+            vec![p(ViolationKind::Required, "message.url")]
         );
         assert_eq!(
-            message_codes(json!({ "type": t, "url": "mailto:a@b.c" })),
-            vec![p(201, "message.url")]
+            message_kinds(json!({ "type": t, "url": "mailto:a@b.c" })),
+            vec![p(ViolationKind::InvalidFormat, "message.url")]
         );
         assert_eq!(
-            message_codes(json!({ "type": t, "url": "http://a.b", "title": 1, "caption": false })),
-            vec![p(302, "message.title"), p(302, "message.caption")]
+            message_kinds(json!({ "type": t, "url": "http://a.b", "title": 1, "caption": false })),
+            vec![
+                p(ViolationKind::WrongType, "message.title"),
+                p(ViolationKind::WrongType, "message.caption")
+            ]
         );
     }
 }
@@ -249,24 +253,27 @@ fn location_takes_an_address_or_both_coordinates_in_range() {
     assert!(message(json!({ "type": "location", "latitude": 45.5, "longitude": -73 })).is_ok());
     assert!(message(json!({ "type": "location", "latitude": -90, "longitude": 180 })).is_ok());
     assert_eq!(
-        message_codes(json!({ "type": "location" })),
-        vec![p(301, "message.address")]
+        message_kinds(json!({ "type": "location" })),
+        vec![p(ViolationKind::Required, "message.address")]
     );
     assert_eq!(
-        message_codes(json!({ "type": "location", "latitude": 1 })),
-        vec![p(301, "message.longitude")]
+        message_kinds(json!({ "type": "location", "latitude": 1 })),
+        vec![p(ViolationKind::Required, "message.longitude")]
     );
     assert_eq!(
-        message_codes(json!({ "type": "location", "longitude": 1 })),
-        vec![p(301, "message.latitude")]
+        message_kinds(json!({ "type": "location", "longitude": 1 })),
+        vec![p(ViolationKind::Required, "message.latitude")]
     );
     assert_eq!(
-        message_codes(json!({ "type": "location", "latitude": 90.1, "longitude": -181 })),
-        vec![p(206, "message.latitude"), p(206, "message.longitude")]
+        message_kinds(json!({ "type": "location", "latitude": 90.1, "longitude": -181 })),
+        vec![
+            p(ViolationKind::OutOfRange, "message.latitude"),
+            p(ViolationKind::OutOfRange, "message.longitude")
+        ]
     );
     assert_eq!(
-        message_codes(json!({ "type": "location", "latitude": "1", "longitude": 2 })),
-        vec![p(302, "message.latitude")]
+        message_kinds(json!({ "type": "location", "latitude": "1", "longitude": 2 })),
+        vec![p(ViolationKind::WrongType, "message.latitude")]
     );
 }
 
@@ -283,8 +290,8 @@ fn contact_and_card_keep_their_properties() {
     assert!(matches!(m, Message::Card(_)));
     assert_eq!(serde_json::to_value(&m).unwrap(), card);
     assert_eq!(
-        message_codes(json!({ "type": "card", "actions": [ { "type": "link", "title": "Buy" } ] })),
-        vec![p(301, "message.actions[0].url")]
+        message_kinds(json!({ "type": "card", "actions": [ { "type": "link", "title": "Buy" } ] })),
+        vec![p(ViolationKind::Required, "message.actions[0].url")]
     );
 }
 
@@ -293,24 +300,27 @@ fn carousel_and_list_need_one_or_more_items() {
     for t in ["carousel", "list"] {
         assert!(message(json!({ "type": t, "items": [ { "title": "a" } ] })).is_ok());
         assert_eq!(
-            message_codes(json!({ "type": t })),
-            vec![p(301, "message.items")]
+            message_kinds(json!({ "type": t })),
+            vec![p(ViolationKind::Required, "message.items")]
         );
         assert_eq!(
-            message_codes(json!({ "type": t, "items": [] })),
-            vec![p(306, "message.items")]
+            message_kinds(json!({ "type": t, "items": [] })),
+            vec![p(ViolationKind::Empty, "message.items")]
         );
         assert_eq!(
-            message_codes(json!({ "type": t, "items": {} })),
-            vec![p(302, "message.items")]
+            message_kinds(json!({ "type": t, "items": {} })),
+            vec![p(ViolationKind::WrongType, "message.items")]
         );
         assert_eq!(
-            message_codes(
+            message_kinds(
                 json!({ "type": t, "items": [ 1, { "actions": [ { "type": "reply", "title": "a" } ] } ] })
             ),
             vec![
-                p(302, "message.items[0]"),
-                p(301, "message.items[1].actions[0].payload")
+                p(ViolationKind::WrongType, "message.items[0]"),
+                p(
+                    ViolationKind::Required,
+                    "message.items[1].actions[0].payload"
+                )
             ]
         );
     }
@@ -330,23 +340,23 @@ fn actions_are_postback_reply_or_link() {
     assert!(matches!(actions[1], Action::Reply(_)));
     assert!(matches!(actions[2], Action::Link(_)));
     assert_eq!(
-        message_codes(
+        message_kinds(
             json!({ "type": "text", "actions": [ { "type": "call", "title": "x" }, "x", {} ] })
         ),
         vec![
-            p(206, "message.actions[0].type"),
-            p(302, "message.actions[1]"),
-            p(301, "message.actions[2].type"),
-            p(301, "message.actions[2].title"),
+            p(ViolationKind::OutOfRange, "message.actions[0].type"),
+            p(ViolationKind::WrongType, "message.actions[1]"),
+            p(ViolationKind::Required, "message.actions[2].type"),
+            p(ViolationKind::Required, "message.actions[2].title"),
         ]
     );
     assert_eq!(
-        message_codes(
+        message_kinds(
             json!({ "type": "text", "actions": [ { "type": "link", "title": 1, "url": "x" } ] })
         ),
         vec![
-            p(302, "message.actions[0].title"),
-            p(201, "message.actions[0].url")
+            p(ViolationKind::WrongType, "message.actions[0].title"),
+            p(ViolationKind::InvalidFormat, "message.actions[0].url")
         ]
     );
 }
@@ -354,11 +364,17 @@ fn actions_are_postback_reply_or_link() {
 #[test]
 fn an_unknown_message_type_is_206() {
     assert_eq!(
-        message_codes(json!({ "type": "sticker" })),
-        vec![p(206, "message.type")]
+        message_kinds(json!({ "type": "sticker" })),
+        vec![p(ViolationKind::OutOfRange, "message.type")]
     );
-    assert_eq!(message_codes(json!({})), vec![p(301, "message.type")]);
-    assert_eq!(message_codes(json!("hi")), vec![p(302, "message")]);
+    assert_eq!(
+        message_kinds(json!({})),
+        vec![p(ViolationKind::Required, "message.type")]
+    );
+    assert_eq!(
+        message_kinds(json!("hi")),
+        vec![p(ViolationKind::WrongType, "message")]
+    );
 }
 
 #[test]
@@ -428,11 +444,14 @@ fn every_inbound_event_type_is_accepted() {
 fn a_payload_event_needs_payload_type_and_payload() {
     assert_eq!(
         event(json!({ "type": "payload" })).unwrap_err(),
-        vec![p(301, "event.payloadType"), p(301, "event.payload")]
+        vec![
+            p(ViolationKind::Required, "event.payloadType"),
+            p(ViolationKind::Required, "event.payload")
+        ]
     );
     assert_eq!(
         event(json!({ "type": "payload", "payloadType": 1, "payload": "x" })).unwrap_err(),
-        vec![p(302, "event.payloadType")]
+        vec![p(ViolationKind::WrongType, "event.payloadType")]
     );
     let e = event(json!({ "type": "payload", "payloadType": "t", "payload": [1, "a"] })).unwrap();
     assert_eq!(
@@ -449,7 +468,7 @@ fn unknown_and_conversation_events_are_206_inbound() {
     for t in ["conversation", "wave"] {
         assert_eq!(
             event(json!({ "type": t, "status": "opened", "reason": "api" })).unwrap_err(),
-            vec![p(206, "event.type")]
+            vec![p(ViolationKind::OutOfRange, "event.type")]
         );
     }
 }
