@@ -1,10 +1,23 @@
-//! The Switchboard model and its rules: typed ids, hubs, integrations and the channel catalogue,
-//! identity (client secrets, access tokens), signing keys, pagination; activities, System event
-//! filters and the routing of activities to integrations.
+//! The Switchboard model and its rules. No I/O, no async, no database: every rule here is a plain
+//! function over plain types, so it is tested without a server. Raw request bodies come in as
+//! `serde_json::Value` so that validation can report every violation at once (SPEC 1), not only
+//! the first one a deserializer meets; each violation has a typed kind ([`ViolationKind`]), and
+//! the API decides its SPEC 1 code.
 //!
-//! No I/O, no async, no database: every rule here is a plain function over plain types, so it is
-//! tested without a server. Raw request bodies come in as `serde_json::Value` so that validation
-//! can report every violation at once (SPEC 1), not only the first one a deserializer meets.
+//! - [`ids`]: typed ids; [`time`]: epoch milliseconds; [`json`]: reading loose JSON bodies;
+//!   [`error`]: violations; [`paging`]: `pageNumber` and `pageSize`.
+//! - [`hub`], [`integration`]: hubs and integrations (SPEC 3); [`channel`]: the channel
+//!   catalogue; [`channel_config`]: each channel's `configuration` keys and their checks.
+//! - [`identity`]: client scopes and secrets; [`token`]: access tokens (SPEC 2); [`keys`]:
+//!   Ed25519 key pairs; [`signing`]: integration-signed requests.
+//! - [`conversation`]: the establish request and the stored conversation; [`activity`]:
+//!   messages, events, inbound validation and stored copies (SPEC 4); [`clock`]: the `eventId`
+//!   clock.
+//! - [`routing`]: who receives an activity (SPEC 5.1–5.4); [`filter`]: System event filters;
+//!   [`webhook`]: webhook delivery rules (SPEC 5.5).
+//!
+//! A module whose tests outweigh its code keeps them in a sibling `tests.rs`
+//! (`integration/tests.rs`).
 
 pub mod activity;
 pub mod channel;
