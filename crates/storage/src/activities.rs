@@ -20,10 +20,10 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use sea_orm::sea_query::{ColumnType, Expr};
+use sea_orm::sea_query::{ColumnType, Expr, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Value as DbValue,
+    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    Value as DbValue,
 };
 use switchboard_domain::activity::Activity;
 use switchboard_domain::channel::IntegrationType;
@@ -37,9 +37,9 @@ use uuid::Uuid;
 
 use crate::conversations::json_text;
 use crate::deliveries::Outbox;
+use crate::doors::{Then, Tx};
 use crate::entities::{activity, conversation, idempotency_key, used_signature};
 use crate::group::all_or_each;
-use crate::writer::{engine_write, Tx};
 use crate::{Error, Result, Store};
 
 /// How long an `Idempotency-Key` is remembered: 24 hours.
@@ -176,44 +176,55 @@ impl Store {
         let Some(claim) = idempotency else {
             return self.append_grouped(conversation, routes).await;
         };
-        let now = now_millis();
         let tenant = conversation.tenant_id;
-        let (txn, _turn) = self.begin_write().await?;
-        let tx = Tx::Pool(&txn);
-        if !self.claim_key(&tx, tenant, claim, now).await? {
-            let row = idempotency_key::Entity::find()
-                .filter(idempotency_key::Column::TenantId.eq(tenant.as_uuid()))
-                .filter(idempotency_key::Column::Key.eq(claim.key.as_str()))
-                .one(&txn)
-                .await?
-                .ok_or_else(|| Error::Db("idempotency key vanished".to_owned()))?;
-            txn.rollback().await?;
-            return Ok(AppendOutcome::Replay {
-                request_hash: row.request_hash,
-                response: row.response,
-            });
-        }
-        let job = [(conversation.clone(), routes.to_vec())];
-        let outcome = self
-            .open_and_append(&tx, &job, now)
-            .await?
-            .pop()
-            .ok_or(Error::NotFound)?;
-        let AppendOutcome::Appended(appended) = &outcome else {
-            txn.rollback().await?;
-            return Ok(outcome);
-        };
-        tx.run(
-            idempotency_key::Entity::update_many()
-                .col_expr(
-                    idempotency_key::Column::Response,
-                    Expr::value(respond(appended)),
-                )
-                .filter(idempotency_key::Column::TenantId.eq(tenant.as_uuid()))
-                .filter(idempotency_key::Column::Key.eq(claim.key.as_str())),
-        )
-        .await?;
-        txn.commit().await?;
+        let job = (conversation.clone(), routes.to_vec());
+        let (claimed, key) = (claim.clone(), claim.key.clone());
+        let (outcome, _) = self
+            .write_in_two(
+                move |s, tx| {
+                    Box::pin(async move {
+                        let now = now_millis();
+                        if !s.claim_key(tx, tenant, &claimed, now).await? {
+                            let row = tx
+                                .one(
+                                    idempotency_key::Entity::find()
+                                        .filter(
+                                            idempotency_key::Column::TenantId.eq(tenant.as_uuid()),
+                                        )
+                                        .filter(idempotency_key::Column::Key.eq(claimed.key)),
+                                )
+                                .await?
+                                .ok_or_else(|| Error::Db("idempotency key vanished".to_owned()))?;
+                            return Ok(AppendOutcome::Replay {
+                                request_hash: row.request_hash,
+                                response: row.response,
+                            });
+                        }
+                        s.open_and_append(tx, std::slice::from_ref(&job), now)
+                            .await?
+                            .pop()
+                            .ok_or(Error::NotFound)
+                    })
+                },
+                // The answer is the caller's; a key claimed for nothing stored is let go.
+                |outcome| match outcome {
+                    AppendOutcome::Appended(appended) => Then::Continue(respond(appended)),
+                    _ => Then::Rollback,
+                },
+                move |_s, tx, response: String| {
+                    Box::pin(async move {
+                        tx.run(
+                            idempotency_key::Entity::update_many()
+                                .col_expr(idempotency_key::Column::Response, Expr::value(response))
+                                .filter(idempotency_key::Column::TenantId.eq(tenant.as_uuid()))
+                                .filter(idempotency_key::Column::Key.eq(key)),
+                        )
+                        .await?;
+                        Ok(())
+                    })
+                },
+            )
+            .await?;
         Ok(outcome)
     }
 
@@ -259,11 +270,13 @@ impl Store {
                     all_or_each(jobs, |jobs| {
                         let store = store.clone();
                         async move {
-                            engine_write!(&store, |s, tx| s.open_and_append(
-                                tx,
-                                &jobs,
-                                now_millis()
-                            ))
+                            store
+                                .write(move |s, tx| {
+                                    Box::pin(async move {
+                                        s.open_and_append(tx, &jobs, now_millis()).await
+                                    })
+                                })
+                                .await
                         }
                     })
                     .await
@@ -541,12 +554,15 @@ impl Store {
         key: &str,
         now: Millis,
     ) -> Result<Option<(String, String)>> {
-        Ok(idempotency_key::Entity::find()
+        let query = idempotency_key::Entity::find()
             .filter(idempotency_key::Column::TenantId.eq(tenant.as_uuid()))
             .filter(idempotency_key::Column::Key.eq(key))
             .filter(idempotency_key::Column::Created.gt(now - IDEMPOTENCY_TTL_MS))
-            .one(&self.db)
+            .limit(1);
+        Ok(self
+            .read_all(query)
             .await?
+            .pop()
             .map(|row| (row.request_hash, row.response)))
     }
 
@@ -561,7 +577,7 @@ impl Store {
         limit: u64,
     ) -> Result<Vec<String>> {
         let t = party_type.as_str();
-        Ok(activity::Entity::find()
+        let query = activity::Entity::find()
             .select_only()
             .column(activity::Column::Body)
             .filter(activity::Column::TenantId.eq(tenant.as_uuid()))
@@ -577,10 +593,12 @@ impl Store {
             .order_by_asc(activity::Column::EventId)
             .order_by_asc(activity::Column::Id)
             // Bound as a signed 64-bit integer: a larger limit would panic in the driver.
-            .limit(limit.min(i64::MAX as u64))
-            .into_tuple::<String>()
-            .all(&self.db)
-            .await?)
+            .limit(limit.min(i64::MAX as u64));
+        self.read_rows(query.build(self.backend()), &[("body", ColumnType::Text)])
+            .await?
+            .iter()
+            .map(|row| Ok(row.try_get("", "body")?))
+            .collect()
     }
 
     /// The copies received by `integration` with `eventId` > `after` (of one conversation when
@@ -606,7 +624,18 @@ impl Store {
             values.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
         }
         sql.push_str(" ORDER BY a.event_id, a.id LIMIT $3");
-        let rows = self.db.query_all(self.statement(&sql, values)).await?;
+        let rows = self
+            .read_rows(
+                self.statement(&sql, values),
+                &[
+                    ("hub_id", ColumnType::Uuid),
+                    ("conversation_id", ColumnType::Uuid),
+                    ("event_id", ColumnType::BigInteger),
+                    ("body", ColumnType::Text),
+                    ("properties", ColumnType::Text),
+                ],
+            )
+            .await?;
         rows.into_iter()
             .map(|row| {
                 Ok(ResumeItem {
@@ -623,29 +652,38 @@ impl Store {
     /// Records an integration signature as used until `expires`; false when it already was
     /// (a replay).
     pub async fn use_signature(&self, signature: &str, expires: Millis) -> Result<bool> {
-        let done = used_signature::Entity::insert(used_signature::ActiveModel {
+        let insert = used_signature::Entity::insert(used_signature::ActiveModel {
             signature: Set(signature.to_owned()),
             expires: Set(expires),
         })
-        .exec_without_returning(&self.db)
-        .await;
-        match done.map_err(Error::from) {
-            Ok(_) => Ok(true),
-            Err(Error::Conflict) => Ok(false),
-            Err(e) => Err(e),
-        }
+        .on_conflict(
+            OnConflict::column(used_signature::Column::Signature)
+                .do_nothing()
+                .to_owned(),
+        );
+        let written = self
+            .write(move |_s, tx| Box::pin(async move { tx.run(insert).await }))
+            .await?;
+        Ok(written > 0)
     }
 
     /// Forgets idempotency keys older than 24 hours and signatures past their window.
     pub async fn sweep_expired(&self, now: Millis) -> Result<()> {
-        idempotency_key::Entity::delete_many()
-            .filter(idempotency_key::Column::Created.lte(now - IDEMPOTENCY_TTL_MS))
-            .exec(&self.db)
-            .await?;
-        used_signature::Entity::delete_many()
-            .filter(used_signature::Column::Expires.lt(now))
-            .exec(&self.db)
-            .await?;
-        Ok(())
+        self.write(move |_s, tx| {
+            Box::pin(async move {
+                tx.run(
+                    idempotency_key::Entity::delete_many()
+                        .filter(idempotency_key::Column::Created.lte(now - IDEMPOTENCY_TTL_MS)),
+                )
+                .await?;
+                tx.run(
+                    used_signature::Entity::delete_many()
+                        .filter(used_signature::Column::Expires.lt(now)),
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .await
     }
 }

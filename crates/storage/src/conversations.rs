@@ -7,20 +7,24 @@
 //! write that needs the row it creates takes a closure that builds the routes from the stored
 //! conversation, inside the transaction.
 
-use sea_orm::sea_query::{Expr, Query};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use futures_util::future::BoxFuture;
+use sea_orm::sea_query::{ColumnType, Expr, Query};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+};
 use serde_json::{Map, Value};
 use switchboard_domain::activity::ConversationReason;
-use switchboard_domain::conversation::{dormant_before, Conversation, ConversationState};
+use switchboard_domain::conversation::{
+    dormant_before, merge_properties, Conversation, ConversationState,
+};
 use switchboard_domain::ids::{ConversationId, HubId, IntegrationId, TenantId};
 use switchboard_domain::routing::{Mode, Route};
 use switchboard_domain::time::{now_millis, Millis};
 
 use crate::activities::Appended;
+use crate::doors::{Then, Tx};
 use crate::entities::{conversation, hub};
-use crate::error::is_foreign_key_violation;
 use crate::once::SqlOnce;
-use crate::writer::Tx;
 use crate::{Error, Result, Store};
 
 /// How many times a write that lost a race (a unique key taken by a concurrent transaction)
@@ -89,6 +93,109 @@ pub(crate) fn json_text(value: &impl serde::Serialize) -> Result<String> {
     serde_json::to_string(value).map_err(|e| Error::Db(format!("cannot serialize: {e}")))
 }
 
+/// The first step of an establish: the open conversation of the binding, or a new one.
+enum Opened {
+    Existing(Conversation),
+    New(Conversation),
+}
+
+/// In `tx`: the open conversation of `new`'s binding with `given` properties merged in, or a
+/// new conversation stored for it. `Conflict` when a concurrent establish stored one first;
+/// `NotFound` when the integration or hub is gone.
+async fn open_in(tx: &Tx<'_>, new: &NewConversation, given: &Map<String, Value>) -> Result<Opened> {
+    let now = now_millis();
+    // Locks the open conversation of the binding, if any (a write first, so that two
+    // establishes of one binding on PostgreSQL take turns here).
+    let locked = tx
+        .run(
+            conversation::Entity::update_many()
+                .col_expr(
+                    conversation::Column::LastActivity,
+                    Expr::col(conversation::Column::LastActivity).into(),
+                )
+                .filter(conversation::Column::TenantId.eq(new.tenant.as_uuid()))
+                .filter(conversation::Column::IntegrationId.eq(new.integration.as_uuid()))
+                .filter(conversation::Column::OpenBinding.eq(new.binding.as_str())),
+        )
+        .await?;
+    if locked > 0 {
+        let row = tx
+            .one(
+                conversation::Entity::find()
+                    .filter(conversation::Column::TenantId.eq(new.tenant.as_uuid()))
+                    .filter(conversation::Column::IntegrationId.eq(new.integration.as_uuid()))
+                    .filter(conversation::Column::OpenBinding.eq(new.binding.as_str())),
+            )
+            .await?
+            .ok_or(Error::NotFound)?;
+        let mut conversation = to_conversation(row)?;
+        if !given.is_empty() {
+            merge_properties(&mut conversation.properties, given);
+            tx.run(
+                conversation::Entity::update_many()
+                    .col_expr(
+                        conversation::Column::Properties,
+                        Expr::value(json_text(&conversation.properties)?),
+                    )
+                    .filter(conversation::Column::Id.eq(conversation.id.as_uuid())),
+            )
+            .await?;
+        }
+        return Ok(Opened::Existing(conversation));
+    }
+
+    let conversation = Conversation {
+        id: ConversationId::new(),
+        tenant_id: new.tenant,
+        hub_id: new.hub,
+        integration_id: new.integration,
+        binding: new.binding.clone(),
+        token_id: new.token_id.clone(),
+        mode: new.mode,
+        state: ConversationState::Open,
+        properties: new.properties.clone(),
+        opened: now,
+        closed: None,
+        last_activity: now,
+    };
+    tx.insert_child(conversation::Entity::insert(conversation::ActiveModel {
+        id: Set(conversation.id.as_uuid()),
+        tenant_id: Set(new.tenant.as_uuid()),
+        hub_id: Set(new.hub.as_uuid()),
+        integration_id: Set(new.integration.as_uuid()),
+        binding: Set(new.binding.clone()),
+        open_binding: Set(Some(new.binding.clone())),
+        token_id: Set(new.token_id.clone()),
+        mode: Set(new.mode.as_str().to_owned()),
+        status: Set(ConversationState::Open.as_str().to_owned()),
+        properties: Set(json_text(&conversation.properties)?),
+        opened: Set(now),
+        closed: Set(None),
+        close_reason: Set(None),
+        last_activity: Set(now),
+    }))
+    .await?;
+    Ok(Opened::New(conversation))
+}
+
+/// The second step of an establish or a close: appends the caller's `routes` to the
+/// conversation, at the time it was opened or closed. Answers the routes and their copies.
+fn append_routes<'t>(
+    s: &'t Store,
+    tx: &'t Tx<'t>,
+    (conversation, routes): (Conversation, Vec<Route>),
+) -> BoxFuture<'t, Result<(Vec<Route>, Vec<Appended>)>> {
+    Box::pin(async move {
+        let at = conversation.closed.unwrap_or(conversation.opened);
+        let appended = s
+            .append_in(tx, &[(&conversation, &routes)], at)
+            .await?
+            .pop()
+            .unwrap_or_default();
+        Ok((routes, appended))
+    })
+}
+
 impl Store {
     /// The conversation of `binding` on the Customer integration if one is open, with
     /// `given` properties merged in (new values win); else a new one, stored with the routes
@@ -104,111 +211,38 @@ impl Store {
         F: Fn(&Conversation) -> Vec<Route>,
     {
         for _ in 0..RACE_RETRIES {
-            let now = now_millis();
-            let (txn, _turn) = self.begin_write().await?;
-            // Locks the open conversation of the binding, if any (a write first: see the
-            // module's note on SQLite).
-            let locked = conversation::Entity::update_many()
-                .col_expr(
-                    conversation::Column::LastActivity,
-                    Expr::col(conversation::Column::LastActivity).into(),
+            let (new, given) = (new.clone(), given.clone());
+            let written = self
+                .write_in_two(
+                    move |_s, tx| Box::pin(async move { open_in(tx, &new, &given).await }),
+                    |opened| match opened {
+                        Opened::Existing(_) => Then::Commit,
+                        Opened::New(c) => Then::Continue((c.clone(), routes_for(c))),
+                    },
+                    append_routes,
                 )
-                .filter(conversation::Column::TenantId.eq(new.tenant.as_uuid()))
-                .filter(conversation::Column::IntegrationId.eq(new.integration.as_uuid()))
-                .filter(conversation::Column::OpenBinding.eq(new.binding.as_str()))
-                .exec(&txn)
-                .await?;
-            if locked.rows_affected > 0 {
-                let row = conversation::Entity::find()
-                    .filter(conversation::Column::TenantId.eq(new.tenant.as_uuid()))
-                    .filter(conversation::Column::IntegrationId.eq(new.integration.as_uuid()))
-                    .filter(conversation::Column::OpenBinding.eq(new.binding.as_str()))
-                    .one(&txn)
-                    .await?
-                    .ok_or(Error::NotFound)?;
-                let mut conversation = to_conversation(row)?;
-                if !given.is_empty() {
-                    switchboard_domain::conversation::merge_properties(
-                        &mut conversation.properties,
-                        given,
-                    );
-                    conversation::Entity::update_many()
-                        .col_expr(
-                            conversation::Column::Properties,
-                            Expr::value(json_text(&conversation.properties)?),
-                        )
-                        .filter(conversation::Column::Id.eq(conversation.id.as_uuid()))
-                        .exec(&txn)
-                        .await?;
-                }
-                txn.commit().await?;
-                return Ok(Established {
+                .await;
+            return match written {
+                Ok((Opened::Existing(conversation), _)) => Ok(Established {
                     conversation,
                     is_new: false,
                     routes: Vec::new(),
                     appended: Vec::new(),
-                });
-            }
-
-            let conversation = Conversation {
-                id: ConversationId::new(),
-                tenant_id: new.tenant,
-                hub_id: new.hub,
-                integration_id: new.integration,
-                binding: new.binding.clone(),
-                token_id: new.token_id.clone(),
-                mode: new.mode,
-                state: ConversationState::Open,
-                properties: new.properties.clone(),
-                opened: now,
-                closed: None,
-                last_activity: now,
+                }),
+                Ok((Opened::New(conversation), appended)) => {
+                    let (routes, appended) = appended.unwrap_or_default();
+                    Ok(Established {
+                        conversation,
+                        is_new: true,
+                        routes,
+                        appended,
+                    })
+                }
+                // A concurrent establish of the same binding committed first: take its
+                // conversation on the next turn.
+                Err(Error::Conflict) => continue,
+                Err(e) => Err(e),
             };
-            let inserted = conversation::Entity::insert(conversation::ActiveModel {
-                id: Set(conversation.id.as_uuid()),
-                tenant_id: Set(new.tenant.as_uuid()),
-                hub_id: Set(new.hub.as_uuid()),
-                integration_id: Set(new.integration.as_uuid()),
-                binding: Set(new.binding.clone()),
-                open_binding: Set(Some(new.binding.clone())),
-                token_id: Set(new.token_id.clone()),
-                mode: Set(new.mode.as_str().to_owned()),
-                status: Set(ConversationState::Open.as_str().to_owned()),
-                properties: Set(json_text(&conversation.properties)?),
-                opened: Set(now),
-                closed: Set(None),
-                close_reason: Set(None),
-                last_activity: Set(now),
-            })
-            .exec_without_returning(&txn)
-            .await;
-            match inserted {
-                Ok(_) => {}
-                // The integration or hub was deleted meanwhile.
-                Err(e) if is_foreign_key_violation(&e) => return Err(Error::NotFound),
-                Err(e) => match Error::from(e) {
-                    // A concurrent establish of the same binding committed first: take its
-                    // conversation on the next turn.
-                    Error::Conflict => {
-                        txn.rollback().await?;
-                        continue;
-                    }
-                    other => return Err(other),
-                },
-            }
-            let routes = routes_for(&conversation);
-            let appended = self
-                .append_in(&Tx::Pool(&txn), &[(&conversation, &routes)], now)
-                .await?
-                .pop()
-                .unwrap_or_default();
-            txn.commit().await?;
-            return Ok(Established {
-                conversation,
-                is_new: true,
-                routes,
-                appended,
-            });
         }
         Err(Error::Db(
             "establish lost the race for its binding too many times".to_owned(),
@@ -263,56 +297,58 @@ impl Store {
     where
         F: FnOnce(&Conversation) -> Vec<Route>,
     {
-        let now = now_millis();
-        let (txn, _turn) = self.begin_write().await?;
         let reason = match reason {
             ConversationReason::Establish => "establish",
             ConversationReason::Api => "api",
             ConversationReason::Dormant => "dormant",
         };
-        let mut update = conversation::Entity::update_many()
-            .col_expr(
-                conversation::Column::Status,
-                Expr::value(ConversationState::Closed.as_str()),
+        let ((conversation, closed_now), appended) = self
+            .write_in_two(
+                move |_s, tx| {
+                    Box::pin(async move {
+                        let now = now_millis();
+                        let mut update = conversation::Entity::update_many()
+                            .col_expr(
+                                conversation::Column::Status,
+                                Expr::value(ConversationState::Closed.as_str()),
+                            )
+                            .col_expr(
+                                conversation::Column::OpenBinding,
+                                Expr::value(Option::<String>::None),
+                            )
+                            .col_expr(conversation::Column::Closed, Expr::value(now))
+                            .col_expr(conversation::Column::CloseReason, Expr::value(reason))
+                            .filter(conversation::Column::Id.eq(id.as_uuid()))
+                            .filter(conversation::Column::TenantId.eq(tenant.as_uuid()))
+                            .filter(
+                                conversation::Column::Status.eq(ConversationState::Open.as_str()),
+                            );
+                        if let Some(idle_since) = idle_since {
+                            update =
+                                update.filter(conversation::Column::LastActivity.lte(idle_since));
+                        }
+                        let done = tx.run(update).await?;
+                        let row = tx
+                            .one(
+                                conversation::Entity::find_by_id(id.as_uuid())
+                                    .filter(conversation::Column::TenantId.eq(tenant.as_uuid())),
+                            )
+                            .await?
+                            .ok_or(Error::NotFound)?;
+                        Ok((to_conversation(row)?, done > 0))
+                    })
+                },
+                |(conversation, closed_now)| match closed_now {
+                    true => Then::Continue((conversation.clone(), routes_for(conversation))),
+                    false => Then::Commit,
+                },
+                append_routes,
             )
-            .col_expr(
-                conversation::Column::OpenBinding,
-                Expr::value(Option::<String>::None),
-            )
-            .col_expr(conversation::Column::Closed, Expr::value(now))
-            .col_expr(conversation::Column::CloseReason, Expr::value(reason))
-            .filter(conversation::Column::Id.eq(id.as_uuid()))
-            .filter(conversation::Column::TenantId.eq(tenant.as_uuid()))
-            .filter(conversation::Column::Status.eq(ConversationState::Open.as_str()));
-        if let Some(idle_since) = idle_since {
-            update = update.filter(conversation::Column::LastActivity.lte(idle_since));
-        }
-        let done = update.exec(&txn).await?;
-        let row = conversation::Entity::find_by_id(id.as_uuid())
-            .filter(conversation::Column::TenantId.eq(tenant.as_uuid()))
-            .one(&txn)
-            .await?
-            .ok_or(Error::NotFound)?;
-        let conversation = to_conversation(row)?;
-        if done.rows_affected == 0 {
-            txn.commit().await?;
-            return Ok(Closed {
-                conversation,
-                closed_now: false,
-                routes: Vec::new(),
-                appended: Vec::new(),
-            });
-        }
-        let routes = routes_for(&conversation);
-        let appended = self
-            .append_in(&Tx::Pool(&txn), &[(&conversation, &routes)], now)
-            .await?
-            .pop()
-            .unwrap_or_default();
-        txn.commit().await?;
+            .await?;
+        let (routes, appended) = appended.unwrap_or_default();
         Ok(Closed {
             conversation,
-            closed_now: true,
+            closed_now,
             routes,
             appended,
         })
@@ -327,14 +363,21 @@ impl Store {
         now: Millis,
         limit: u64,
     ) -> Result<Vec<Conversation>> {
-        let mut days: Vec<i64> = hub::Entity::find()
-            .select_only()
-            .column(hub::Column::CloseDormantConversation)
-            .distinct()
-            .filter(hub::Column::CloseDormantConversation.gt(0))
-            .into_tuple::<i64>()
-            .all(&self.db)
-            .await?;
+        let column = "close_dormant_conversation";
+        let mut days: Vec<i64> = self
+            .read_rows(
+                hub::Entity::find()
+                    .select_only()
+                    .column(hub::Column::CloseDormantConversation)
+                    .distinct()
+                    .filter(hub::Column::CloseDormantConversation.gt(0))
+                    .build(self.backend()),
+                &[(column, ColumnType::BigInteger)],
+            )
+            .await?
+            .iter()
+            .map(|row| row.try_get("", column))
+            .collect::<std::result::Result<_, _>>()?;
         days.sort_unstable();
         let limit = limit.min(i64::MAX as u64);
         let mut rows = Vec::new();
@@ -347,16 +390,13 @@ impl Store {
                 .from(hub::Entity)
                 .and_where(hub::Column::CloseDormantConversation.eq(days))
                 .to_owned();
-            rows.extend(
-                conversation::Entity::find()
-                    .filter(conversation::Column::HubId.in_subquery(hubs))
-                    .filter(conversation::Column::Status.eq(ConversationState::Open.as_str()))
-                    .filter(conversation::Column::LastActivity.lte(cutoff))
-                    .order_by_asc(conversation::Column::LastActivity)
-                    .limit(limit)
-                    .all(&self.db)
-                    .await?,
-            );
+            let idle = conversation::Entity::find()
+                .filter(conversation::Column::HubId.in_subquery(hubs))
+                .filter(conversation::Column::Status.eq(ConversationState::Open.as_str()))
+                .filter(conversation::Column::LastActivity.lte(cutoff))
+                .order_by_asc(conversation::Column::LastActivity)
+                .limit(limit);
+            rows.extend(self.read_all(idle).await?);
         }
         rows.sort_by_key(|row| row.last_activity);
         rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));

@@ -24,10 +24,10 @@ use switchboard_domain::time::Millis;
 use switchboard_domain::webhook::{DeliveryKind, DeliveryStatus};
 use uuid::Uuid;
 
+use crate::doors::Tx;
 use crate::entities::{delivery, delivery_activity, delivery_attempt, integration, notification};
 use crate::group::all_or_each;
 use crate::once::SqlOnce;
-use crate::writer::{engine_write, Tx};
 use crate::{Error, Result, Store};
 
 /// One attempt of a delivery.
@@ -326,7 +326,11 @@ impl Store {
                 i64::try_from(limit).unwrap_or(i64::MAX).into(),
             ],
         );
-        let rows = engine_write!(self, |_s, tx| tx.models::<delivery::Entity>(statement))?;
+        let rows = self
+            .write(move |_s, tx| {
+                Box::pin(async move { tx.models::<delivery::Entity>(statement).await })
+            })
+            .await?;
 
         if rows.is_empty() {
             return Ok(Vec::new());
@@ -460,7 +464,8 @@ impl Store {
                 }
             )
         });
-        engine_write!(self, |s, tx| s.settles_in(tx, &jobs))?;
+        self.write(move |s, tx| Box::pin(async move { s.settles_in(tx, &jobs).await }))
+            .await?;
         if paused {
             self.hubs_changed();
         }
@@ -663,48 +668,46 @@ impl Store {
     /// Gives a claimed delivery back without attempting it, due again at `at` (its endpoint
     /// already has as many attempts in flight as it may).
     pub async fn defer_delivery(&self, id: DeliveryId, at: Millis) -> Result<()> {
-        let _turn = if self.is_postgres() {
-            None
-        } else {
-            Some(self.sqlite_writes.lock().await)
-        };
-        delivery::Entity::update_many()
+        let update = delivery::Entity::update_many()
             .col_expr(
                 delivery::Column::LeaseUntil,
                 Expr::value(Option::<i64>::None),
             )
             .col_expr(delivery::Column::NextAttemptAt, Expr::value(at))
-            .filter(delivery::Column::Id.eq(id.as_uuid()))
-            .exec(&self.db)
+            .filter(delivery::Column::Id.eq(id.as_uuid()));
+        self.write(move |_s, tx| Box::pin(async move { tx.run(update).await }))
             .await?;
         Ok(())
     }
 
     /// Releases every lease (a single node starting again: nothing of its own is in flight).
     pub async fn release_leases(&self) -> Result<u64> {
-        let done = delivery::Entity::update_many()
+        let update = delivery::Entity::update_many()
             .col_expr(
                 delivery::Column::LeaseUntil,
                 Expr::value(Option::<i64>::None),
             )
-            .filter(delivery::Column::LeaseUntil.is_not_null())
-            .exec(&self.db)
-            .await?;
-        Ok(done.rows_affected)
+            .filter(delivery::Column::LeaseUntil.is_not_null());
+        self.write(move |_s, tx| Box::pin(async move { tx.run(update).await }))
+            .await
     }
 
     async fn delivery_details(&self, rows: Vec<delivery::Model>) -> Result<Vec<Delivery>> {
         let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-        let links = delivery_activity::Entity::find()
-            .filter(delivery_activity::Column::DeliveryId.is_in(ids.clone()))
-            .order_by_asc(delivery_activity::Column::EventId)
-            .all(&self.db)
+        let links = self
+            .read_all(
+                delivery_activity::Entity::find()
+                    .filter(delivery_activity::Column::DeliveryId.is_in(ids.clone()))
+                    .order_by_asc(delivery_activity::Column::EventId),
+            )
             .await?;
-        let attempts = delivery_attempt::Entity::find()
-            .filter(delivery_attempt::Column::DeliveryId.is_in(ids))
-            .order_by_asc(delivery_attempt::Column::At)
-            .order_by_asc(delivery_attempt::Column::Id)
-            .all(&self.db)
+        let attempts = self
+            .read_all(
+                delivery_attempt::Entity::find()
+                    .filter(delivery_attempt::Column::DeliveryId.is_in(ids))
+                    .order_by_asc(delivery_attempt::Column::At)
+                    .order_by_asc(delivery_attempt::Column::Id),
+            )
             .await?;
         rows.into_iter()
             .map(|row| {
@@ -786,8 +789,7 @@ impl Store {
         if current.status == DeliveryStatus::Pending {
             return Err(Error::Conflict);
         }
-        let (txn, _turn) = self.begin_write().await?;
-        delivery::Entity::update_many()
+        let update = delivery::Entity::update_many()
             .col_expr(
                 delivery::Column::Status,
                 Expr::value(DeliveryStatus::Pending.as_str()),
@@ -804,10 +806,9 @@ impl Store {
             .col_expr(delivery::Column::Modified, Expr::value(now))
             .filter(delivery::Column::Id.eq(id.as_uuid()))
             .filter(delivery::Column::TenantId.eq(tenant.as_uuid()))
-            .filter(delivery::Column::Status.ne(DeliveryStatus::Pending.as_str()))
-            .exec(&txn)
+            .filter(delivery::Column::Status.ne(DeliveryStatus::Pending.as_str()));
+        self.write(move |_s, tx| Box::pin(async move { tx.run(update).await }))
             .await?;
-        txn.commit().await?;
         self.get_delivery(tenant, id).await
     }
 

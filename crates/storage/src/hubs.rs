@@ -3,7 +3,7 @@
 
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+    ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
 };
 use switchboard_domain::hub::{Hub, HubDraft, HubStatus};
 use switchboard_domain::ids::{HubId, TenantId};
@@ -38,7 +38,7 @@ impl Store {
     pub async fn create_hub(&self, tenant: TenantId, draft: &HubDraft) -> Result<Hub> {
         let now = now_millis();
         let id = HubId::new();
-        hub::Entity::insert(hub::ActiveModel {
+        let insert = hub::Entity::insert(hub::ActiveModel {
             id: Set(id.as_uuid()),
             tenant_id: Set(tenant.as_uuid()),
             name: Set(draft.name.clone()),
@@ -47,9 +47,9 @@ impl Store {
             status_id: Set(draft.status.id()),
             created: Set(now),
             modified: Set(now),
-        })
-        .exec_without_returning(&self.db)
-        .await?;
+        });
+        self.write(move |_s, tx| Box::pin(async move { tx.run(insert).await }))
+            .await?;
         self.hubs_changed();
         Ok(Hub {
             id,
@@ -85,10 +85,7 @@ impl Store {
     /// Replaces the writable fields of the tenant's hub and sets `modified`. A name another of
     /// the tenant's hubs uses is `Conflict`.
     pub async fn update_hub(&self, tenant: TenantId, hub: HubId, draft: &HubDraft) -> Result<Hub> {
-        // Write first, then read: on SQLite a transaction that reads before it writes can fail
-        // to upgrade its lock when another connection wrote in between.
-        let txn = self.db.begin().await?;
-        let done = hub::Entity::update_many()
+        let update = hub::Entity::update_many()
             .set(hub::ActiveModel {
                 id: NotSet,
                 tenant_id: NotSet,
@@ -100,18 +97,19 @@ impl Store {
                 modified: Set(now_millis()),
             })
             .filter(hub::Column::Id.eq(hub.as_uuid()))
-            .filter(hub::Column::TenantId.eq(tenant.as_uuid()))
-            .exec(&txn)
+            .filter(hub::Column::TenantId.eq(tenant.as_uuid()));
+        let row = self
+            .write(move |_s, tx| {
+                Box::pin(async move {
+                    if tx.run(update).await? == 0 {
+                        return Err(Error::NotFound);
+                    }
+                    tx.one(hub::Entity::find_by_id(hub.as_uuid()))
+                        .await?
+                        .ok_or(Error::NotFound)
+                })
+            })
             .await?;
-        if done.rows_affected == 0 {
-            txn.rollback().await?;
-            return Err(Error::NotFound);
-        }
-        let row = hub::Entity::find_by_id(hub.as_uuid())
-            .one(&txn)
-            .await?
-            .ok_or(Error::NotFound)?;
-        txn.commit().await?;
         self.hubs_changed();
         to_hub(row)
     }
@@ -137,22 +135,22 @@ impl Store {
 
     /// Deletes the tenant's hub and its integrations, in one transaction.
     pub async fn delete_hub(&self, tenant: TenantId, hub: HubId) -> Result<()> {
-        let txn = self.db.begin().await?;
-        integration::Entity::delete_many()
+        let integrations = integration::Entity::delete_many()
             .filter(integration::Column::HubId.eq(hub.as_uuid()))
-            .filter(integration::Column::TenantId.eq(tenant.as_uuid()))
-            .exec(&txn)
-            .await?;
-        let done = hub::Entity::delete_many()
+            .filter(integration::Column::TenantId.eq(tenant.as_uuid()));
+        let hubs = hub::Entity::delete_many()
             .filter(hub::Column::Id.eq(hub.as_uuid()))
-            .filter(hub::Column::TenantId.eq(tenant.as_uuid()))
-            .exec(&txn)
-            .await?;
-        if done.rows_affected == 0 {
-            txn.rollback().await?;
-            return Err(Error::NotFound);
-        }
-        txn.commit().await?;
+            .filter(hub::Column::TenantId.eq(tenant.as_uuid()));
+        self.write(move |_s, tx| {
+            Box::pin(async move {
+                tx.run(integrations).await?;
+                if tx.run(hubs).await? == 0 {
+                    return Err(Error::NotFound);
+                }
+                Ok(())
+            })
+        })
+        .await?;
         self.hubs_changed();
         Ok(())
     }

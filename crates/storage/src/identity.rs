@@ -5,14 +5,15 @@
 //! answered once, when it is made. Revoking a secret deletes it, so "is this token's secret
 //! still active" is a primary-key lookup.
 
+use sea_orm::sea_query::{ColumnType, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    TransactionTrait,
+    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use switchboard_domain::identity::{generate_secret, hash_secret, secret_preview, Scope};
 use switchboard_domain::ids::{ClientId, SecretId, TenantId};
 use switchboard_domain::time::{now_millis, Millis};
 
+use crate::doors::Tx;
 use crate::entities::{client, client_secret, server_key, tenant};
 use crate::once::SqlOnce;
 use crate::{Error, Result, Store};
@@ -88,8 +89,8 @@ fn secret_info(row: client_secret::Model) -> SecretInfo {
 }
 
 /// Makes a secret for a client: stores its hash and preview, answers the whole value.
-async fn insert_secret<C: ConnectionTrait>(
-    db: &C,
+async fn insert_secret(
+    tx: &Tx<'_>,
     tenant: TenantId,
     client_id: ClientId,
     name: &str,
@@ -99,7 +100,7 @@ async fn insert_secret<C: ConnectionTrait>(
     let secret = generate_secret();
     let id = SecretId::new();
     let preview = secret_preview(&secret);
-    client_secret::Entity::insert(client_secret::ActiveModel {
+    tx.run(client_secret::Entity::insert(client_secret::ActiveModel {
         id: Set(id.as_uuid()),
         client_id: Set(client_id.as_uuid()),
         tenant_id: Set(tenant.as_uuid()),
@@ -108,8 +109,7 @@ async fn insert_secret<C: ConnectionTrait>(
         preview: Set(preview.clone()),
         expiration: Set(expiration),
         created: Set(now),
-    })
-    .exec_without_returning(db)
+    }))
     .await?;
     let info = SecretInfo {
         id,
@@ -121,25 +121,24 @@ async fn insert_secret<C: ConnectionTrait>(
 }
 
 /// Makes a client of a tenant with one secret named `default`.
-async fn insert_client<C: ConnectionTrait>(
-    db: &C,
+async fn insert_client(
+    tx: &Tx<'_>,
     tenant: TenantId,
     name: &str,
     scope: Scope,
     now: Millis,
 ) -> Result<NewClient> {
     let client_id = ClientId::new();
-    client::Entity::insert(client::ActiveModel {
+    tx.run(client::Entity::insert(client::ActiveModel {
         id: Set(client_id.as_uuid()),
         tenant_id: Set(tenant.as_uuid()),
         name: Set(name.to_owned()),
         scope: Set(scope.as_str().to_owned()),
         enabled: Set(true),
         created: Set(now),
-    })
-    .exec_without_returning(db)
+    }))
     .await?;
-    let (_, client_secret) = insert_secret(db, tenant, client_id, "default", None, now).await?;
+    let (_, client_secret) = insert_secret(tx, tenant, client_id, "default", None, now).await?;
     Ok(NewClient {
         client_id,
         client_secret,
@@ -153,28 +152,40 @@ impl Store {
     pub async fn create_tenant(&self, name: &str) -> Result<NewTenant> {
         let now = now_millis();
         let tenant_id = TenantId::new();
-        let txn = self.db.begin().await?;
-        tenant::Entity::insert(tenant::ActiveModel {
-            id: Set(tenant_id.as_uuid()),
-            name: Set(name.to_owned()),
-            created: Set(now),
+        let name = name.to_owned();
+        self.write(move |_s, tx| {
+            Box::pin(async move {
+                tx.run(tenant::Entity::insert(tenant::ActiveModel {
+                    id: Set(tenant_id.as_uuid()),
+                    name: Set(name),
+                    created: Set(now),
+                }))
+                .await?;
+                let portal = insert_client(tx, tenant_id, "portal", Scope::Portal, now).await?;
+                let engine = insert_client(tx, tenant_id, "engine", Scope::Engine, now).await?;
+                Ok(NewTenant {
+                    tenant_id,
+                    portal,
+                    engine,
+                })
+            })
         })
-        .exec_without_returning(&txn)
-        .await?;
-        let portal = insert_client(&txn, tenant_id, "portal", Scope::Portal, now).await?;
-        let engine = insert_client(&txn, tenant_id, "engine", Scope::Engine, now).await?;
-        txn.commit().await?;
-        Ok(NewTenant {
-            tenant_id,
-            portal,
-            engine,
-        })
+        .await
     }
 
     /// How many tenants exist (0 on a fresh install, which then creates `default`).
     pub async fn count_tenants(&self) -> Result<u64> {
-        use sea_orm::PaginatorTrait;
-        Ok(tenant::Entity::find().count(&self.db).await?)
+        let rows = self
+            .read_rows(
+                Statement::from_string(self.backend(), "SELECT COUNT(*) AS n FROM tenants"),
+                &[("n", ColumnType::BigInteger)],
+            )
+            .await?;
+        let n: i64 = match rows.first() {
+            Some(row) => row.try_get("", "n")?,
+            None => 0,
+        };
+        Ok(u64::try_from(n).unwrap_or_default())
     }
 
     /// The login of `client_id` with the secret whose hash is `secret_hash`, if the client is
@@ -185,17 +196,22 @@ impl Store {
         secret_hash: &str,
         now: Millis,
     ) -> Result<Option<Login>> {
-        let secret = client_secret::Entity::find()
-            .filter(client_secret::Column::Hash.eq(secret_hash))
-            .filter(client_secret::Column::ClientId.eq(client_id.as_uuid()))
-            .one(&self.db)
-            .await?;
+        let secret = self
+            .read_all(
+                client_secret::Entity::find()
+                    .filter(client_secret::Column::Hash.eq(secret_hash))
+                    .filter(client_secret::Column::ClientId.eq(client_id.as_uuid()))
+                    .limit(1),
+            )
+            .await?
+            .pop();
         let Some(secret) = secret.filter(|s| unexpired(s.expiration, now)) else {
             return Ok(None);
         };
-        let client = client::Entity::find_by_id(secret.client_id)
-            .one(&self.db)
-            .await?;
+        let client = self
+            .read_all(client::Entity::find_by_id(secret.client_id).limit(1))
+            .await?
+            .pop();
         let Some(client) = client.filter(|c| c.enabled) else {
             return Ok(None);
         };
@@ -223,17 +239,23 @@ impl Store {
 
     /// One client of the tenant, with its secrets (oldest first).
     pub async fn get_client(&self, tenant: TenantId, client_id: ClientId) -> Result<ClientOut> {
-        let client = client::Entity::find_by_id(client_id.as_uuid())
-            .filter(client::Column::TenantId.eq(tenant.as_uuid()))
-            .one(&self.db)
+        let client = self
+            .read_all(
+                client::Entity::find_by_id(client_id.as_uuid())
+                    .filter(client::Column::TenantId.eq(tenant.as_uuid()))
+                    .limit(1),
+            )
             .await?
+            .pop()
             .ok_or(Error::NotFound)?;
-        let secrets = client_secret::Entity::find()
-            .filter(client_secret::Column::ClientId.eq(client.id))
-            .filter(client_secret::Column::TenantId.eq(tenant.as_uuid()))
-            .order_by_asc(client_secret::Column::Created)
-            .order_by_asc(client_secret::Column::Id)
-            .all(&self.db)
+        let secrets = self
+            .read_all(
+                client_secret::Entity::find()
+                    .filter(client_secret::Column::ClientId.eq(client.id))
+                    .filter(client_secret::Column::TenantId.eq(tenant.as_uuid()))
+                    .order_by_asc(client_secret::Column::Created)
+                    .order_by_asc(client_secret::Column::Id),
+            )
             .await?;
         Ok(ClientOut {
             tenant_id: tenant,
@@ -253,14 +275,23 @@ impl Store {
         name: &str,
         expiration: Option<Millis>,
     ) -> Result<(SecretInfo, String)> {
-        let client = client::Entity::find_by_id(client_id.as_uuid())
-            .filter(client::Column::TenantId.eq(tenant.as_uuid()))
-            .one(&self.db)
+        let client = self
+            .read_all(
+                client::Entity::find_by_id(client_id.as_uuid())
+                    .filter(client::Column::TenantId.eq(tenant.as_uuid()))
+                    .limit(1),
+            )
             .await?;
-        if client.is_none() {
+        if client.is_empty() {
             return Err(Error::NotFound);
         }
-        insert_secret(&self.db, tenant, client_id, name, expiration, now_millis()).await
+        let name = name.to_owned();
+        self.write(move |_s, tx| {
+            Box::pin(async move {
+                insert_secret(tx, tenant, client_id, &name, expiration, now_millis()).await
+            })
+        })
+        .await
     }
 
     /// Revokes (deletes) a secret of a client of the tenant; `NotFound` if it is not theirs.
@@ -270,13 +301,14 @@ impl Store {
         client_id: ClientId,
         secret_id: SecretId,
     ) -> Result<()> {
-        let done = client_secret::Entity::delete_many()
+        let delete = client_secret::Entity::delete_many()
             .filter(client_secret::Column::Id.eq(secret_id.as_uuid()))
             .filter(client_secret::Column::ClientId.eq(client_id.as_uuid()))
-            .filter(client_secret::Column::TenantId.eq(tenant.as_uuid()))
-            .exec(&self.db)
+            .filter(client_secret::Column::TenantId.eq(tenant.as_uuid()));
+        let done = self
+            .write(move |_s, tx| Box::pin(async move { tx.run(delete).await }))
             .await?;
-        if done.rows_affected == 0 {
+        if done == 0 {
             return Err(Error::NotFound);
         }
         Ok(())
@@ -292,21 +324,29 @@ impl Store {
         let mut seed = [0u8; 32];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut seed);
         let sealed = self.cipher.seal(&seed, &server_key_aad(TOKEN_SIGNING))?;
-        server_key::Entity::insert(server_key::ActiveModel {
+        let insert = server_key::Entity::insert(server_key::ActiveModel {
             id: Set(TOKEN_SIGNING.to_owned()),
             key_enc: Set(sealed),
             created: Set(now_millis()),
         })
-        .on_conflict_do_nothing()
-        .exec_without_returning(&self.db)
-        .await?;
+        .on_conflict(
+            OnConflict::column(server_key::Column::Id)
+                .do_nothing()
+                .to_owned(),
+        );
+        self.write(move |_s, tx| Box::pin(async move { tx.run(insert).await }))
+            .await?;
         self.read_server_key(TOKEN_SIGNING)
             .await?
             .ok_or_else(|| Error::Db("server key vanished after insert".to_owned()))
     }
 
     async fn read_server_key(&self, id: &str) -> Result<Option<[u8; 32]>> {
-        let Some(row) = server_key::Entity::find_by_id(id).one(&self.db).await? else {
+        let row = self
+            .read_all(server_key::Entity::find_by_id(id).limit(1))
+            .await?
+            .pop();
+        let Some(row) = row else {
             return Ok(None);
         };
         let plain = self.cipher.open(&row.key_enc, &server_key_aad(id))?;

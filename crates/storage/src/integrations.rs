@@ -4,7 +4,7 @@
 
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+    ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
 };
 use serde_json::{Map, Value};
 use switchboard_domain::channel::{Channel, IntegrationType};
@@ -14,7 +14,6 @@ use switchboard_domain::paging::{Page, PageRequest};
 use switchboard_domain::time::now_millis;
 
 use crate::entities::integration;
-use crate::error::is_foreign_key_violation;
 use crate::once::SqlOnce;
 use crate::{Error, Result, Store};
 
@@ -77,7 +76,7 @@ impl Store {
         let now = now_millis();
         let id = IntegrationId::new();
         let sealed = self.seal_configuration(id, &draft.configuration)?;
-        integration::Entity::insert(integration::ActiveModel {
+        let insert = integration::Entity::insert(integration::ActiveModel {
             id: Set(id.as_uuid()),
             tenant_id: Set(tenant.as_uuid()),
             hub_id: Set(hub.as_uuid()),
@@ -89,17 +88,10 @@ impl Store {
             configuration_enc: Set(sealed),
             created: Set(now),
             modified: Set(now),
-        })
-        .exec_without_returning(&self.db)
-        .await
-        .map_err(|e| {
-            // The hub was deleted since we looked.
-            if is_foreign_key_violation(&e) {
-                Error::NotFound
-            } else {
-                Error::from(e)
-            }
-        })?;
+        });
+        // `NotFound` when the hub was deleted since we looked.
+        self.write(move |_s, tx| Box::pin(async move { tx.insert_child(insert).await }))
+            .await?;
         self.hubs_changed();
         Ok(Integration {
             id,
@@ -156,9 +148,7 @@ impl Store {
         draft: &IntegrationDraft,
     ) -> Result<Integration> {
         let sealed = self.seal_configuration(id, &draft.configuration)?;
-        // Write first, then read (see `update_hub`).
-        let txn = self.db.begin().await?;
-        let done = integration::Entity::update_many()
+        let update = integration::Entity::update_many()
             .set(integration::ActiveModel {
                 id: NotSet,
                 tenant_id: NotSet,
@@ -173,18 +163,19 @@ impl Store {
                 modified: Set(now_millis()),
             })
             .filter(integration::Column::Id.eq(id.as_uuid()))
-            .filter(integration::Column::TenantId.eq(tenant.as_uuid()))
-            .exec(&txn)
+            .filter(integration::Column::TenantId.eq(tenant.as_uuid()));
+        let row = self
+            .write(move |_s, tx| {
+                Box::pin(async move {
+                    if tx.run(update).await? == 0 {
+                        return Err(Error::NotFound);
+                    }
+                    tx.one(integration::Entity::find_by_id(id.as_uuid()))
+                        .await?
+                        .ok_or(Error::NotFound)
+                })
+            })
             .await?;
-        if done.rows_affected == 0 {
-            txn.rollback().await?;
-            return Err(Error::NotFound);
-        }
-        let row = integration::Entity::find_by_id(id.as_uuid())
-            .one(&txn)
-            .await?
-            .ok_or(Error::NotFound)?;
-        txn.commit().await?;
         self.hubs_changed();
         self.to_integration(row)
     }
@@ -259,13 +250,14 @@ impl Store {
 
     /// Deletes the tenant's integration; `NotFound` if it is not theirs.
     pub async fn delete_integration(&self, tenant: TenantId, id: IntegrationId) -> Result<()> {
-        let done = integration::Entity::delete_many()
+        let delete = integration::Entity::delete_many()
             .filter(integration::Column::Id.eq(id.as_uuid()))
-            .filter(integration::Column::TenantId.eq(tenant.as_uuid()))
-            .exec(&self.db)
+            .filter(integration::Column::TenantId.eq(tenant.as_uuid()));
+        let done = self
+            .write(move |_s, tx| Box::pin(async move { tx.run(delete).await }))
             .await?;
         self.hubs_changed();
-        if done.rows_affected == 0 {
+        if done == 0 {
             return Err(Error::NotFound);
         }
         Ok(())

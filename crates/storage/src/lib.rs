@@ -11,18 +11,19 @@ mod activities;
 mod conversations;
 mod crypto;
 mod deliveries;
+mod doors;
 mod entities;
 mod error;
 mod group;
 mod hubs;
 mod identity;
-mod inline;
 mod integrations;
 mod once;
 mod paging;
-mod writer;
+mod sqlite;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sea_orm::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -30,8 +31,8 @@ use sea_orm::sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, SqlxPostgresConnector,
-    SqlxSqliteConnector, Statement, TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DbBackend, SqlxPostgresConnector, SqlxSqliteConnector,
+    Statement, TransactionTrait,
 };
 use switchboard_migration::{Migrator, MigratorTrait};
 
@@ -49,50 +50,42 @@ const MIGRATION_LOCK_KEY: i64 = 0x5377_6974_6368_4d67; // "SwitchMg"
 
 /// Connections of a PostgreSQL pool (per node).
 const PG_MAX_CONNECTIONS: u32 = 10;
-/// Connections of a SQLite file pool: readers run in parallel under WAL, writers queue.
-const SQLITE_MAX_CONNECTIONS: u32 = 8;
 /// How long a query waits for a free connection.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long SQLite waits for another connection's write lock.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// The page cache of each SQLite write connection, KiB.
+/// The page cache of a SQLite file's writer connection, KiB.
 const SQLITE_WRITER_CACHE_KIB: i64 = 8192;
 /// A PostgreSQL connection idle for longer is pinged before it is handed out (the server may
 /// have restarted or dropped it meanwhile). A busy pool hands out connections without a ping:
 /// sqlx pings on every acquire by default, one more round trip for each query.
 const PG_PING_AFTER_IDLE: Duration = Duration::from_secs(5);
 
-/// A handle on the database: a connection pool and the at-rest cipher. Cheap to clone.
+/// A handle on the database: its two doors (see `doors`) and the at-rest cipher. Cheap to
+/// clone.
 #[derive(Clone)]
 pub struct Store {
+    /// The pool: on PostgreSQL and an in-memory SQLite database, both doors; on a SQLite file,
+    /// the migrations only.
     db: DatabaseConnection,
-    /// The engine's other write transactions ([`Store::begin_write`]): on a SQLite file, one
-    /// connection of its own, whose page cache stays warm (a connection's cache is dropped when
-    /// another connection has written); elsewhere the pool.
-    writer: DatabaseConnection,
+    /// A SQLite file's doors: reads inline, writes on the writer thread (see `sqlite`).
+    file: Option<Arc<sqlite::SqliteFile>>,
     cipher: Cipher,
-    /// Serializes the engine's write transactions on SQLite, which has one writer anyway: a
-    /// transaction that waited here never meets SQLITE_BUSY from another engine write.
-    sqlite_writes: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// When a new delivery is first due, after its activity: the retry schedule's first delay.
     first_delivery_delay_ms: i64,
     /// Counts the writes to hubs and integrations made through this store (all clones share
     /// it), so a cache of them can tell that it is stale: see [`Store::hub_generation`].
-    hub_generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    /// Appends, and settled webhook attempts, waiting for a group commit.
-    appends: std::sync::Arc<group::GroupCommit<activities::AppendJob, AppendOutcome>>,
-    settles: std::sync::Arc<group::GroupCommit<deliveries::SettleJob, ()>>,
-    /// Reads of a SQLite file that run on the caller's thread (see `inline`).
-    inline: Option<std::sync::Arc<inline::InlineReads>>,
-    /// The thread that runs the hot engine writes (appends, claims, settles) of a SQLite
-    /// file, each transaction at once (see `writer`).
-    sqlite_writer: Option<std::sync::Arc<writer::SqliteWriter>>,
+    hub_generation: Arc<std::sync::atomic::AtomicU64>,
+    /// Appends, and settled webhook attempts, waiting for a group commit (see `group`).
+    appends: Arc<group::GroupCommit<activities::AppendJob, AppendOutcome>>,
+    settles: Arc<group::GroupCommit<deliveries::SettleJob, ()>>,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
             .field("backend", &self.db.get_database_backend())
+            .field("file", &self.file)
             .finish_non_exhaustive()
     }
 }
@@ -104,16 +97,14 @@ impl Store {
     /// on. An in-memory database lives in one connection that is never recycled, or it would
     /// vanish.
     pub async fn connect(database_url: &str, key: EncryptionKey) -> Result<Store> {
-        let mut inline = None;
-        let mut writer = None;
-        let mut sqlite_writer = None;
+        let mut file = None;
         let db = if database_url.starts_with("postgres://")
             || database_url.starts_with("postgresql://")
         {
             // Plans for the values at hand: the outbox's tables grow from nothing to tens of
             // thousands of rows faster than autovacuum analyzes them, and the generic plans of
-            // prepared statements then walked the whole backlog (2 s claims). Planning each
-            // execution costs well under a millisecond.
+            // prepared statements then walked the whole backlog. Planning each execution costs
+            // far less.
             let options = PgConnectOptions::from_str(database_url)
                 .map_err(|e| Error::Db(format!("invalid PostgreSQL URL: {e}")))?
                 .options([("plan_cache_mode", "force_custom_plan")]);
@@ -141,49 +132,26 @@ impl Store {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(SQLITE_BUSY_TIMEOUT)
                 .foreign_keys(true);
-            let in_memory =
-                database_url.contains(":memory:") || database_url.contains("mode=memory");
-            // One connection, never recycled: an in-memory database's, or a file's writer.
-            let single = || {
-                SqlitePoolOptions::new()
-                    .max_connections(1)
-                    .min_connections(1)
-                    .idle_timeout(None)
-                    .max_lifetime(None)
-                    .test_before_acquire(false)
-                    .acquire_timeout(ACQUIRE_TIMEOUT)
-            };
-            let pool = if in_memory {
-                single()
-            } else {
-                SqlitePoolOptions::new().max_connections(SQLITE_MAX_CONNECTIONS)
-            };
-            // A SQLite connection is a local file handle that cannot hang up: no ping before each
-            // use (sqlx's default), which cost a round trip to the connection's thread per query.
-            let pool = pool
+            // One connection: an in-memory database's (never recycled, or it would vanish), or
+            // a file's for its migrations. A SQLite connection is a local file handle that
+            // cannot hang up: no ping before each use (sqlx's default).
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
                 .test_before_acquire(false)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
-                .connect_with(options.clone())
+                .connect_with(options)
                 .await
                 .map_err(|e| Error::Db(format!("cannot open SQLite database: {e}")))?;
-            if !in_memory {
-                let one = single()
-                    .connect_with(
-                        options.pragma("cache_size", format!("-{SQLITE_WRITER_CACHE_KIB}")),
-                    )
-                    .await
-                    .map_err(|e| Error::Db(format!("cannot open SQLite database: {e}")))?;
-                writer = Some(SqlxSqliteConnector::from_sqlx_sqlite_pool(one));
-                inline = inline::InlineReads::for_url(database_url, SQLITE_BUSY_TIMEOUT)
-                    .map(std::sync::Arc::new);
-                if let Some(path) = inline::file_path(database_url) {
-                    sqlite_writer = Some(std::sync::Arc::new(writer::SqliteWriter::start(
-                        &path,
-                        SQLITE_BUSY_TIMEOUT,
-                        SQLITE_WRITER_CACHE_KIB,
-                    )?));
-                }
-            }
+            // The pool's connection has put the file in WAL mode: the doors may open it now.
+            file = sqlite::SqliteFile::open(
+                database_url,
+                SQLITE_BUSY_TIMEOUT,
+                SQLITE_WRITER_CACHE_KIB,
+            )?
+            .map(Arc::new);
             SqlxSqliteConnector::from_sqlx_sqlite_pool(pool)
         } else {
             return Err(Error::Db(
@@ -191,66 +159,14 @@ impl Store {
             ));
         };
         Ok(Store {
-            writer: writer.unwrap_or_else(|| db.clone()),
             db,
+            file,
             cipher: Cipher::new(&key),
-            sqlite_writes: std::sync::Arc::new(tokio::sync::Mutex::new(())),
             first_delivery_delay_ms: 0,
-            hub_generation: std::sync::Arc::default(),
-            appends: std::sync::Arc::default(),
-            settles: std::sync::Arc::default(),
-            inline,
-            sqlite_writer,
+            hub_generation: Arc::default(),
+            appends: Arc::default(),
+            settles: Arc::default(),
         })
-    }
-
-    /// The first row of the select `query` builds, read inline on a SQLite file (see `inline`),
-    /// else through the pool. For reads outside a transaction. Its SQL is built once, in `sql`
-    /// (see `once`): `values` are the ones `query` binds, in its order (the `LIMIT 1` added here
-    /// binds the last).
-    pub(crate) async fn read_one<E>(
-        &self,
-        sql: &once::SqlOnce,
-        query: impl FnOnce() -> sea_orm::Select<E>,
-        mut values: Vec<sea_orm::Value>,
-    ) -> Result<Option<E::Model>>
-    where
-        E: sea_orm::EntityTrait,
-        E::Model: sea_orm::FromQueryResult + Send + Sync,
-    {
-        use sea_orm::QuerySelect;
-        values.push(1u64.into());
-        let statement = sql.statement(self.db.get_database_backend(), || query().limit(1), values);
-        match &self.inline {
-            Some(reads) => Ok(reads.all::<E>(&statement)?.into_iter().next()),
-            None => Ok(E::find().from_raw_sql(statement).one(&self.db).await?),
-        }
-    }
-
-    /// The rows of a raw `SELECT` built for this backend, whose result columns `types` names,
-    /// read as [`Store::read_one`] reads.
-    pub(crate) async fn read_rows(
-        &self,
-        statement: Statement,
-        types: &[(&'static str, sea_orm::sea_query::ColumnType)],
-    ) -> Result<Vec<sea_orm::QueryResult>> {
-        match &self.inline {
-            Some(reads) => reads.rows(&statement, types),
-            None => Ok(self.db.query_all(statement).await?),
-        }
-    }
-
-    /// Every row of `select`, read as [`Store::read_one`] reads.
-    pub(crate) async fn read_all<E>(&self, select: sea_orm::Select<E>) -> Result<Vec<E::Model>>
-    where
-        E: sea_orm::EntityTrait,
-        E::Model: sea_orm::FromQueryResult + Send + Sync,
-    {
-        use sea_orm::QueryTrait;
-        match &self.inline {
-            Some(reads) => reads.all::<E>(&select.build(DbBackend::Sqlite)),
-            None => Ok(select.all(&self.db).await?),
-        }
     }
 
     /// A statement written with PostgreSQL placeholders (`$1`), for either backend (SQLite
@@ -261,18 +177,6 @@ impl Store {
         } else {
             Statement::from_sql_and_values(DbBackend::Sqlite, sql.replace('$', "?"), values)
         }
-    }
-
-    /// Begins an engine write transaction (on SQLite, after taking the engine's write turn).
-    pub(crate) async fn begin_write(
-        &self,
-    ) -> Result<(DatabaseTransaction, Option<tokio::sync::MutexGuard<'_, ()>>)> {
-        let guard = if self.is_postgres() {
-            None
-        } else {
-            Some(self.sqlite_writes.lock().await)
-        };
-        Ok((self.writer.begin().await?, guard))
     }
 
     /// This store with new deliveries first due `ms` after their activity (the first delay of
@@ -326,12 +230,14 @@ impl Store {
         Ok(())
     }
 
-    /// Checks that the database answers (`SELECT 1`), for readiness probes.
+    /// Checks that the database answers (`SELECT 1` through the read door), for readiness
+    /// probes.
     pub async fn ping(&self) -> Result<()> {
-        let backend = self.db.get_database_backend();
-        self.db
-            .query_one(Statement::from_string(backend, "SELECT 1"))
-            .await?;
+        self.read_rows(
+            Statement::from_string(self.backend(), "SELECT 1 AS one"),
+            &[("one", sea_orm::sea_query::ColumnType::Integer)],
+        )
+        .await?;
         Ok(())
     }
 }

@@ -1,22 +1,9 @@
-//! Reads of a SQLite file run inline, on the calling task's thread.
-//!
-//! sqlx gives every SQLite connection its own thread: each statement is sent to it and its rows
-//! sent back, two thread wake-ups per statement, which cost more CPU than the point reads on the
-//! hot paths themselves (a conversation per activity, an integration per `GET`). These reads are
-//! built with sea-orm as everywhere else, then run here on a few plain connections to the same
-//! file: a point read by primary key takes microseconds, less than a hand-off, so it runs on the
-//! async worker like any other short computation. Under WAL a reader never waits for the writer,
-//! and each statement sees every transaction committed before it started, as a pooled read does.
-//!
-//! Only reads outside a transaction come here. The same binding and row conversion serve the
-//! writer thread (`writer`), which runs the hot engine writes. An in-memory database (one
-//! connection, by definition) and PostgreSQL have neither.
-
-use std::sync::Mutex;
-use std::time::Duration;
+//! Statements sea-orm built for SQLite, run on a plain rusqlite connection: values bound as sqlx
+//! binds them, rows read back as the sea-orm values the models expect, errors mapped as sqlx's
+//! are (a unique key taken is [`Error::Conflict`]). Shared by the inline reads and the writer.
 
 use rusqlite::types::{Value as Sql, ValueRef};
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 use sea_orm::sea_query::{ColumnType, Value};
 use sea_orm::{
     ColumnTrait, EntityTrait, FromQueryResult, IdenStatic, Iterable, ProxyRow, QueryResult,
@@ -24,81 +11,6 @@ use sea_orm::{
 };
 
 use crate::error::{Error, Result};
-
-/// Idle connections kept for reuse; more are opened under load and closed after use.
-const IDLE_CONNECTIONS: usize = 4;
-
-/// Read connections to one SQLite file.
-pub(crate) struct InlineReads {
-    path: String,
-    busy_timeout: Duration,
-    idle: Mutex<Vec<Connection>>,
-}
-
-impl std::fmt::Debug for InlineReads {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InlineReads")
-            .field("path", &self.path)
-            .finish_non_exhaustive()
-    }
-}
-
-impl InlineReads {
-    /// Inline reads of the file a `sqlite:` URL names; `None` for an in-memory database.
-    pub(crate) fn for_url(url: &str, busy_timeout: Duration) -> Option<Self> {
-        file_path(url).map(|path| Self {
-            path,
-            busy_timeout,
-            idle: Mutex::new(Vec::new()),
-        })
-    }
-
-    fn open(&self) -> Result<Connection> {
-        let conn = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(db)?;
-        conn.busy_timeout(self.busy_timeout).map_err(db)?;
-        // Reads only, whatever a caller passes; a small page cache (the OS caches the file).
-        conn.pragma_update(None, "query_only", true).map_err(db)?;
-        conn.pragma_update(None, "cache_size", -1024).map_err(db)?;
-        Ok(conn)
-    }
-
-    /// Runs `f` on an idle connection (or a new one), and keeps it for the next read.
-    fn with<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let taken = self.idle.lock().map_err(|_| poisoned())?.pop();
-        let conn = match taken {
-            Some(c) => c,
-            None => self.open()?,
-        };
-        let out = f(&conn);
-        let mut idle = self.idle.lock().map_err(|_| poisoned())?;
-        if idle.len() < IDLE_CONNECTIONS {
-            idle.push(conn);
-        }
-        out
-    }
-
-    /// The rows of a `SELECT` sea-orm built for SQLite, as models of `E`.
-    pub(crate) fn all<E>(&self, statement: &Statement) -> Result<Vec<E::Model>>
-    where
-        E: EntityTrait,
-        E::Model: FromQueryResult,
-    {
-        self.with(|conn| models::<E>(conn, statement))
-    }
-
-    /// The rows of a `SELECT` whose result columns are named in `types`.
-    pub(crate) fn rows<S: AsRef<str>>(
-        &self,
-        statement: &Statement,
-        types: &[(S, ColumnType)],
-    ) -> Result<Vec<QueryResult>> {
-        self.with(|conn| query(conn, statement, types))
-    }
-}
 
 /// The rows of a statement sea-orm built for SQLite, as models of `E`.
 pub(crate) fn models<E>(conn: &Connection, statement: &Statement) -> Result<Vec<E::Model>>
@@ -208,8 +120,10 @@ pub(crate) fn db(e: rusqlite::Error) -> Error {
     }
 }
 
-fn poisoned() -> Error {
-    Error::Db("SQLite read connections: lock poisoned".to_owned())
+/// Whether a SQLite error is a foreign key that refused a write.
+pub(crate) fn is_foreign_key(e: &rusqlite::Error) -> bool {
+    e.sqlite_error()
+        .is_some_and(|f| f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY)
 }
 
 /// A bound value as sqlx binds it for SQLite (UUIDs as 16-byte blobs, booleans as integers).
@@ -302,19 +216,13 @@ fn from_sql(value: ValueRef<'_>, ty: &ColumnType) -> Result<Value> {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_files_are_read_inline() {
-        let t = Duration::from_secs(1);
-        assert!(InlineReads::for_url("sqlite::memory:", t).is_none());
-        assert!(InlineReads::for_url("sqlite://db?mode=memory&cache=shared", t).is_none());
-        assert!(InlineReads::for_url("postgres://x", t).is_none());
-        let file = InlineReads::for_url("sqlite://data/switchboard.db?mode=rwc", t);
-        assert_eq!(file.map(|r| r.path), Some("data/switchboard.db".to_owned()));
-        let bare = InlineReads::for_url("sqlite:switchboard.db", t);
-        assert_eq!(bare.map(|r| r.path), Some("switchboard.db".to_owned()));
+/// Runs an insert whose parent rows may be gone: the rows it wrote, or [`Error::NotFound`] when
+/// a foreign key refused it.
+pub(crate) fn execute_child(conn: &Connection, statement: &Statement) -> Result<u64> {
+    let mut stmt = prepare(conn, statement)?;
+    match stmt.raw_execute() {
+        Ok(n) => Ok(n as u64),
+        Err(e) if is_foreign_key(&e) => Err(Error::NotFound),
+        Err(e) => Err(db(e)),
     }
 }
