@@ -465,6 +465,54 @@ mod tests {
     }
 
     #[test]
+    fn engine_errors_get_their_spec_1_code_and_status_here() {
+        use switchboard_domain::channel::IntegrationType;
+        use switchboard_domain::ids::{ConversationId, HubId, IntegrationId};
+        let c = ConversationId::new();
+        let i = IntegrationId::new();
+        let cases = [
+            (EngineError::ConversationNotFound(c), 404, 6500, "The conversation does not exist.".to_owned()),
+            (EngineError::IntegrationNotFound(i), 404, 6000, "The integration does not exist.".to_owned()),
+            (EngineError::HubNotFound(HubId::new()), 404, 105, "The hub does not exist.".to_owned()),
+            (
+                EngineError::NotCustomer { integration: i, integration_type: IntegrationType::Agent },
+                400,
+                206,
+                format!("Integration '{i}' is of type Agent: conversations are established on Customer integrations."),
+            ),
+            (EngineError::HubPaused, 400, 6502, "The hub is paused.".to_owned()),
+            (EngineError::IntegrationPaused(i), 400, 6502, format!("Integration '{i}' is paused.")),
+            (EngineError::ConversationClosed(c), 400, 6501, format!("Conversation '{c}' is closed.")),
+            (
+                EngineError::ForeignSender,
+                403,
+                101,
+                "A signed request or a websocket acts as its own integration only: 'sender.integrationId' names another integration.".to_owned(),
+            ),
+            (
+                EngineError::IdempotencyKeyReused,
+                409,
+                106,
+                "This Idempotency-Key was already used with another path or body.".to_owned(),
+            ),
+            (EngineError::Refused(RouteError::NoHandler), 400, 5501, RouteError::NoHandler.to_string()),
+            (EngineError::Refused(RouteError::SenderNotInHub(i)), 404, 6000, format!("Integration '{i}' does not exist.")),
+            (
+                EngineError::Storage(switchboard_storage::Error::Db("boom".to_owned())),
+                500,
+                100,
+                "An internal error occurred.".to_owned(),
+            ),
+        ];
+        for (err, status, code, text) in cases {
+            let what = format!("{err:?}");
+            let api = ApiError::from(err);
+            assert_eq!(api.status.as_u16(), status, "{what}");
+            assert_eq!(api.errors, vec![(code, text)], "{what}");
+        }
+    }
+
+    #[test]
     fn prefixes_follow_the_path() {
         assert_eq!(prefix_for("/connect/token"), "IDT");
         assert_eq!(prefix_for("/api/v1/tenants/clients/x"), "IDT");
