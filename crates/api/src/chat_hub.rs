@@ -4,8 +4,9 @@
 //! integration-signed `ts` and `sig`) and checks the integration; errors answer in the SPEC 1
 //! format before any upgrade. A session then registers with the node's [`LiveRegistry`] (whose
 //! bounded queue cuts off a client that does not keep up with close code 4008) and loops over:
-//! live frames, the client's frames (`activity`, answered by `ack` or `error`; `resume`), a
-//! keep-alive ping, and the server's shutdown (close code 1001).
+//! live frames, the client's frames (`activity`, accepted through the engine's service and
+//! answered by `ack` or `error`; `resume`, replayed from storage with the same frame builder as
+//! the live path), a keep-alive ping, and the server's shutdown (close code 1001).
 //!
 //! [`LiveRegistry`]: switchboard_delivery::live::LiveRegistry
 

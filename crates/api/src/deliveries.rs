@@ -1,4 +1,5 @@
-//! Webhook deliveries and notifications (SPEC 5.5), for tenant admins.
+//! Webhook deliveries and notifications (SPEC 5.5), for tenant admins: read from the store; a
+//! replayed delivery is queued in the store and wakes the webhook worker through the engine.
 
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};

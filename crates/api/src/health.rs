@@ -1,4 +1,4 @@
-//! Liveness, readiness and metrics (SPEC 6).
+//! Liveness, readiness (the store and the engine's live bus answer a ping) and metrics (SPEC 6).
 
 use poem::http::StatusCode;
 use poem::web::Data;

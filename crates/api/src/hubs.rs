@@ -1,4 +1,5 @@
-//! Hubs (SPEC 3).
+//! Hubs (SPEC 3), read and written through the store; pausing or deleting a hub asks the
+//! engine to close its integrations' websockets (4403).
 
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};

@@ -1,4 +1,5 @@
-//! Integrations (SPEC 3): a hub's channels, agents, bots and back-office subscribers.
+//! Integrations (SPEC 3): a hub's channels, agents, bots and back-office subscribers, read and
+//! written through the store; pausing or deleting one asks the engine to close its websockets.
 
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
