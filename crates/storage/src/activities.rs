@@ -293,9 +293,9 @@ impl Store {
         jobs: &[AppendJob],
         now: Millis,
     ) -> Result<Vec<AppendOutcome>> {
-        // The open conversations, marked active (a write first: on SQLite a transaction that
-        // read first could not upgrade to a write after another connection's commit). Each
-        // conversation is looked for under its own tenant, as everywhere else.
+        // The open conversations, marked active in one statement that also answers which are
+        // open (on PostgreSQL it locks them until the commit). Each conversation is looked for
+        // under its own tenant, as everywhere else.
         let mut ids: Vec<(Uuid, Uuid)> = jobs
             .iter()
             .map(|(c, _)| (c.id.as_uuid(), c.tenant_id.as_uuid()))

@@ -3,9 +3,14 @@
 //!
 //! Establishing a new conversation and closing one store their lifecycle routes
 //! (`conversation:opened`, start messages, `conversation:closed`) in the same transaction,
-//! through the one append of `activities`. Routing is the caller's (`domain::routing`): a
-//! write that needs the row it creates takes a closure that builds the routes from the stored
-//! conversation, inside the transaction.
+//! through the one append of `activities`. Routing is the caller's (`domain::routing`): these
+//! writes take a closure that builds the routes from the conversation as stored, and run it on
+//! the caller's task between the two steps of one write transaction
+//! ([`Store::write_in_two`]): the first step opens or closes the conversation, the second
+//! appends the routes.
+//!
+//! Dormancy is the domain's rule ([`dormant_before`]); storage only selects the open
+//! conversations idle since the cutoff it computes.
 
 use futures_util::future::BoxFuture;
 use sea_orm::sea_query::{ColumnType, Expr, Query};

@@ -7,6 +7,9 @@
 //! one at a time, in order. On PostgreSQL the claim takes rows with `FOR UPDATE SKIP LOCKED`,
 //! so nodes share the work without sending one delivery twice; a worker that dies leaves its
 //! lease to expire, and the delivery is claimed again (at-least-once).
+//!
+//! Claims, settles and the other outbox writes go through the write door (`doors`); attempts
+//! that end at the same time are settled in one transaction (a group commit, see `group`).
 
 use std::collections::{HashMap, HashSet};
 
@@ -526,7 +529,7 @@ impl Store {
             values.push((attempt.at + attempt.duration_ms).into());
         }
         let ids = ids.join(", ");
-        // The write comes first (see `settle_in`).
+        // The update also tells whether every delivery exists.
         let updated = tx
             .rows(
                 self.statement(
@@ -608,8 +611,7 @@ impl Store {
                 )
                 .col_expr(delivery::Column::Head, Expr::value(false)),
         };
-        // The write comes first: on SQLite a transaction that read first could not upgrade to
-        // a write after another connection's commit (SQLITE_BUSY_SNAPSHOT).
+        // The update also tells whether the delivery exists.
         if tx.run(update).await? == 0 {
             return Err(Error::NotFound);
         }

@@ -15,10 +15,10 @@
 //! where a statement is a rusqlite call that completes at once, and in a pooled transaction.
 //! A body awaits nothing but its `Tx` (on the writer thread it is polled once).
 //!
-//! Nothing here makes writes of different transactions take turns beyond what the database
-//! does: SQLite has one writer at a time (the writer thread, then the file lock and its busy
-//! timeout for other processes); PostgreSQL locks rows (see `activities` for the clocks and
-//! `deliveries` for the outbox).
+//! Nothing here makes write transactions take turns beyond what the backend does: a SQLite file
+//! has one writer thread per `Store` (and the file lock, with its busy timeout, between
+//! processes), an in-memory database has one connection, and PostgreSQL locks rows (see
+//! `activities` for the clocks and `deliveries` for the outbox).
 
 use futures_util::future::BoxFuture;
 use sea_orm::sea_query::ColumnType;

@@ -5,7 +5,18 @@
 //! Every tenant-scoped method takes the tenant id first and only ever touches that tenant's rows,
 //! so another tenant's row is simply [`Error::NotFound`]. `find_*` answers an `Option`, `get_*`
 //! turns absence into `NotFound`. Channel configurations and server keys are encrypted at rest
-//! ([`EncryptionKey`]). No SQL lives outside this crate; no HTTP or business rule lives in it.
+//! ([`EncryptionKey`]). No SQL lives outside this crate; no HTTP or business rule lives in it:
+//! a rule it applies (the `eventId` clock, dormancy) is the domain's function, called here.
+//!
+//! Where things are:
+//! - `doors`: the two ways to the database, read and write (a closure over one transaction
+//!   type, `Tx`), and how each runs on each backend, chosen once in [`Store::connect`];
+//! - `sqlite/`: what only a SQLite file has (inline reads, the writer thread, the checkpointer);
+//! - `group`: group commit, for either backend;
+//! - one repository per noun: `hubs`, `integrations`, `identity`, `conversations`,
+//!   `activities` (with the clock, idempotency keys and used signatures), `deliveries` (the
+//!   outbox and notifications); `paging` for their lists;
+//! - `entities`: one sea-orm entity per table; `once`: SQL of hot point reads built once.
 
 mod activities;
 mod conversations;

@@ -1,8 +1,8 @@
 //! Statements of a fixed shape, built by sea-query once per backend.
 //!
-//! Building a point `SELECT` with sea-query (the statement tree, then its SQL text) took more CPU
-//! than SQLite took to answer it: a fifth of the server's CPU on `GET` of an integration. The
-//! hot point reads keep their SQL in a [`SqlOnce`] beside them and bind each call's values to it.
+//! Building a point `SELECT` with sea-query (the statement tree, then its SQL text) can take more
+//! CPU than SQLite takes to answer it. The hot point reads keep their SQL in a [`SqlOnce`] beside
+//! them and bind each call's values to it.
 //! The caller still writes the query with sea-orm, with its real values: a release build builds it
 //! the first time only; a debug build (every test) builds it every time and checks that the
 //! cached SQL and the values given are what it builds, so a query and its values cannot drift

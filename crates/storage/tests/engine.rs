@@ -2021,7 +2021,7 @@ async fn settle_groups_pass_each_stream_on_in_order() {
     }
 }
 
-/// A SQLite file's engine writes run on one writer thread, with checkpoints in the background:
+/// A SQLite file's writes run on one writer thread, with checkpoints in the background:
 /// under appends that keep coming, the WAL still starts over, so its file stays near its bound
 /// (4,000 pages, about 16 MB) instead of growing with everything written; every append is
 /// stored and readable at once through another connection.

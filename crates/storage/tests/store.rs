@@ -40,7 +40,7 @@ on_both_backends!(
 );
 
 /// Reads outside a transaction run inline on a SQLite file, on connections of their own (see
-/// the storage crate's `inline` module): they must see every write committed before them,
+/// the storage crate's `sqlite::reads` module): they must see every write committed before them,
 /// through any handle, with every column type and NULL as the pool reads them.
 async fn another_handle_reads_at_once_what_was_committed(db: &TestDb) {
     let other = db.reopen(key()).await;
