@@ -29,7 +29,7 @@ struct Pending<J, R> {
     done: oneshot::Sender<Result<R>>,
 }
 
-/// A queue of calls and the commit turn; shared by the clones of a [`Store`].
+/// A queue of calls and the commit turn; shared by the clones of a [`crate::Store`].
 pub(crate) struct GroupCommit<J, R> {
     queue: std::sync::Mutex<Vec<Pending<J, R>>>,
     turn: Arc<tokio::sync::Mutex<()>>,
