@@ -87,14 +87,14 @@ impl AppState {
         config: ApiConfig,
         live: LiveRegistry,
         shutdown: watch::Receiver<bool>,
-    ) -> Self {
+    ) -> Result<Self, reqwest::Error> {
         let signing = SigningKey::from_bytes(&token_seed);
         let verifying = signing.verifying_key();
+        // A client that cannot be built stops the start: a default client would lack the timeout.
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap_or_default();
-        Self(Arc::new(Inner {
+            .build()?;
+        Ok(Self(Arc::new(Inner {
             store: engine.store().clone(),
             engine,
             signing,
@@ -105,7 +105,7 @@ impl AppState {
             shutdown,
             secrets: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
-        }))
+        })))
     }
 
     /// Whether a client secret still exists and has not expired, cached for [`SECRET_CACHE_TTL`].

@@ -139,7 +139,8 @@ pub async fn run(
     };
     let (stop_tx, stop_rx) = watch::channel(false);
     let engine = Engine::new(store, bus);
-    let state = AppState::new(engine.clone(), seed, api_config, live, stop_rx.clone());
+    let state = AppState::new(engine.clone(), seed, api_config, live, stop_rx.clone())
+        .map_err(|e| Error::Config(format!("the HTTP client for outgoing API calls: {e}")))?;
     let worker = WebhookWorker::new(
         engine.store().clone(),
         WebhookConfig {
