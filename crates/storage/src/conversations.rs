@@ -361,8 +361,8 @@ impl Store {
 
     /// Open conversations, of any tenant, idle for their hub's `closeDormantConversation`
     /// days at `now`, at most `limit`, longest idle first. The rule is the domain's
-    /// ([`dormant_before`]): hubs that share a number of days share a cutoff, and each such
-    /// group is one query.
+    /// ([`dormant_before`], which also says which numbers of days never close anything): hubs
+    /// that share a number of days share a cutoff, and each such group is one query.
     pub async fn dormant_conversations(
         &self,
         now: Millis,
@@ -375,7 +375,6 @@ impl Store {
                     .select_only()
                     .column(hub::Column::CloseDormantConversation)
                     .distinct()
-                    .filter(hub::Column::CloseDormantConversation.gt(0))
                     .build(self.backend()),
                 &[(column, ColumnType::BigInteger)],
             )

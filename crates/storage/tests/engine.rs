@@ -1689,6 +1689,15 @@ async fn idle_conversations_close_only_when_still_idle(db: &TestDb) {
         .establish(&patient_customer, "p", json!({}))
         .await
         .conversation;
+    // A hub of another number of days: its cutoff is its own.
+    let slow = Ctx::with_dormancy(db, 2).await;
+    let slow_customer = slow.add(direct("Customer", "Customer")).await;
+    slow.add(direct("Agent", "Agent")).await;
+    let c = slow
+        .establish(&slow_customer, "c", json!({}))
+        .await
+        .conversation;
+    tokio::time::sleep(Duration::from_millis(5)).await;
 
     let a = sleepy
         .establish(&customer, "a", json!({}))
@@ -1727,7 +1736,7 @@ async fn idle_conversations_close_only_when_still_idle(db: &TestDb) {
     // Two days on: both of the 1-day hub, longest idle first; none of the never-closing hub.
     let dormant = |now: Millis, limit: u64| {
         let store = sleepy.store.clone();
-        let mine = [a.id, b.id, n.id, p.id];
+        let mine = [a.id, b.id, c.id, n.id, p.id];
         async move {
             store
                 .dormant_conversations(now, limit)
@@ -1740,6 +1749,18 @@ async fn idle_conversations_close_only_when_still_idle(db: &TestDb) {
         }
     };
     let later = now_millis() + 2 * DAY;
+    // Hubs of 1 and 2 days, merged longest idle first.
+    assert_eq!(dormant(later, u64::MAX).await, [c.id, b.id, a.id]);
+    assert_eq!(
+        dormant(c.last_activity + 2 * DAY - 1, u64::MAX).await,
+        [b.id, a.id]
+    );
+    assert!(
+        slow.close(c.id, ConversationReason::Api, None)
+            .await
+            .unwrap()
+            .closed_now
+    );
     assert_eq!(dormant(later, u64::MAX).await, [b.id, a.id]);
     assert_eq!(
         sleepy

@@ -61,6 +61,9 @@ impl WriteConn {
 
 type Job = Box<dyn FnOnce(&WriteConn) + Send>;
 
+/// The second step of a transaction in two steps.
+pub(crate) type SecondStep<C> = Box<dyn FnOnce(&Tx<'_>) -> Result<C> + Send>;
+
 /// The WAL's size bound, in pages: past it the writer completes the checkpoint itself, so
 /// the WAL can start over (the checkpointer's own rarely catch up with a busy writer), and
 /// the WAL file is cut back to this size.
@@ -78,7 +81,7 @@ pub(crate) enum Step<C> {
     /// Undo what the first step wrote.
     Rollback,
     /// Run this, then commit.
-    Then(Box<dyn FnOnce(&Tx<'_>) -> Result<C> + Send>),
+    Then(SecondStep<C>),
 }
 
 /// The open transaction of [`SqliteWriter::transaction_in_two`], waiting for its second step.
