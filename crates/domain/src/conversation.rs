@@ -257,15 +257,12 @@ pub fn dormant_before(days: i64, now: Millis) -> Option<Millis> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ViolationKind;
     use serde_json::json;
 
-    fn codes(r: Result<Establish, Violations>) -> Vec<(u32, String)> {
+    fn kinds(r: Result<Establish, Violations>) -> Vec<(ViolationKind, String)> {
         r.err()
-            .map(|v| {
-                v.0.iter()
-                    .map(|x| (x.kind.code(), x.property.clone()))
-                    .collect()
-            })
+            .map(|v| v.0.iter().map(|x| (x.kind, x.property.clone())).collect())
             .unwrap_or_default()
     }
 
@@ -290,41 +287,44 @@ mod tests {
 
     #[test]
     fn every_violation_is_reported() {
-        let got = codes(validate_establish(&json!({
+        let got = kinds(validate_establish(&json!({
             "integrationId": "nope", "binding": 5,
             "properties": {"profile": {"age": 3}, "x": "y"}
         })));
         assert_eq!(
             got,
             vec![
-                (203, "integrationId".to_owned()),
-                (302, "binding".to_owned()),
-                (302, "properties.profile.age".to_owned()),
-                (302, "properties.x".to_owned()),
+                (ViolationKind::InvalidUuid, "integrationId".to_owned()),
+                (ViolationKind::WrongType, "binding".to_owned()),
+                (
+                    ViolationKind::WrongType,
+                    "properties.profile.age".to_owned()
+                ),
+                (ViolationKind::WrongType, "properties.x".to_owned()),
             ]
         );
         assert_eq!(
-            codes(validate_establish(&json!({}))),
+            kinds(validate_establish(&json!({}))),
             vec![
-                (301, "integrationId".to_owned()),
-                (301, "binding".to_owned())
+                (ViolationKind::Required, "integrationId".to_owned()),
+                (ViolationKind::Required, "binding".to_owned())
             ]
         );
         assert_eq!(
-            codes(validate_establish(
+            kinds(validate_establish(
                 &json!({"integrationId": IntegrationId::new().to_string(), "binding": ""})
             )),
-            vec![(206, "binding".to_owned())]
+            vec![(ViolationKind::OutOfRange, "binding".to_owned())]
         );
         assert_eq!(
-            codes(validate_establish(
+            kinds(validate_establish(
                 &json!({"integrationId": IntegrationId::new().to_string(), "binding": "b", "properties": []})
             )),
-            vec![(302, "properties".to_owned())]
+            vec![(ViolationKind::WrongType, "properties".to_owned())]
         );
         assert_eq!(
-            codes(validate_establish(&json!([1]))),
-            vec![(300, String::new())]
+            kinds(validate_establish(&json!([1]))),
+            vec![(ViolationKind::InvalidBody, String::new())]
         );
     }
 

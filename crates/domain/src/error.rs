@@ -29,26 +29,6 @@ pub enum ViolationKind {
     MessageOrEvent,
 }
 
-/// Only for the tests of `conversation.rs`, which still compare SPEC 1 numbers; remove once they
-/// assert kinds like every other test here. The API decides the codes (`api/src/error.rs`).
-#[cfg(test)]
-impl ViolationKind {
-    pub(crate) const fn code(self) -> u32 {
-        match self {
-            Self::MissingParameter => 200,
-            Self::InvalidFormat => 201,
-            Self::InvalidUuid => 203,
-            Self::OutOfRange => 206,
-            Self::InvalidBody => 300,
-            Self::Required => 301,
-            Self::WrongType => 302,
-            Self::Unsupported => 303,
-            Self::Empty => 306,
-            Self::MessageOrEvent => 5003,
-        }
-    }
-}
-
 /// One broken rule: its kind, the property (dotted path, e.g. `configuration.accountSid`) and a
 /// sentence for the API user, without the `(code: …)` suffix, which the API adds.
 #[derive(Clone, Debug, PartialEq, Eq)]
