@@ -2,23 +2,33 @@
 //! conversation's change with its lifecycle routes (`conversation:opened` and the start
 //! messages, or `conversation:closed`) in one transaction, then publishes their live copies.
 //!
-//! The lifecycle routes depend on the conversation the transaction reads or creates, so
-//! storage builds them inside its transaction through a closure over [`lifecycle_routes`] (a
-//! pure function of the hub loaded before the write).
+//! Routing is decided before the write, by [`lifecycle_routes`] (a pure function of the hub
+//! loaded first): an establish builds the conversation it would open and its routes, and
+//! storage stores both unless the binding has a conversation open (then the routes are
+//! dropped); a close reads the conversation and builds its routes for it closed, and storage
+//! closes it only if it is still as it was read. When it was not (its properties or mode
+//! changed meanwhile), the close reads it again and builds its routes again, a few times.
 
 use switchboard_domain::activity::{ConversationReason, ConversationStatus};
 use switchboard_domain::channel::{Channel, IntegrationType};
-use switchboard_domain::conversation::{self, dormant_before, Conversation, Establish};
+use switchboard_domain::conversation::{
+    self, dormant_before, Conversation, ConversationState, Establish,
+};
 use switchboard_domain::hub::HubStatus;
 use switchboard_domain::ids::{ConversationId, TenantId};
 use switchboard_domain::integration::{Integration, IntegrationStatus};
 use switchboard_domain::routing::{self, Route};
-use switchboard_domain::time::Millis;
-use switchboard_storage::NewConversation;
+use switchboard_domain::time::{now_millis, Millis};
+use switchboard_domain::Violations;
+use switchboard_storage::{CloseOutcome, Closing, NewConversation};
 
 use crate::error::{or_missing, Error};
 use crate::hubs::HubContext;
 use crate::Engine;
+
+/// How many times a close is tried again when its conversation changed between the read and
+/// the write.
+const CLOSE_RETRIES: usize = 3;
 
 /// The conversation of an establish.
 #[derive(Clone, Debug, PartialEq)]
@@ -41,13 +51,26 @@ pub fn check_active(integration: &Integration, hub: HubStatus) -> Result<(), Err
 }
 
 /// The `conversation:opened`/`closed` route and, for an opening, the start messages of the
-/// customer integration's configuration, leaving out routes that reach no one.
+/// customer integration's configuration, leaving out routes that reach no one. Start messages
+/// that are not valid messages are left out and logged.
 pub fn lifecycle_routes(
     ctx: &HubContext,
     conversation: &Conversation,
     status: ConversationStatus,
     reason: ConversationReason,
 ) -> Vec<Route> {
+    let (routes, problems) = routes_and_problems(ctx, conversation, status, reason);
+    log_left_out(conversation, &problems);
+    routes
+}
+
+/// [`lifecycle_routes`], with the violations of the start messages left out, unlogged.
+fn routes_and_problems(
+    ctx: &HubContext,
+    conversation: &Conversation,
+    status: ConversationStatus,
+    reason: ConversationReason,
+) -> (Vec<Route>, Violations) {
     let view = conversation.view();
     let customer = ctx.integration(conversation.integration_id);
     let channel = customer.map(|i| i.channel).unwrap_or(Channel::Direct);
@@ -59,16 +82,21 @@ pub fn lifecycle_routes(
         status,
         reason,
     )];
+    let mut problems = Violations::default();
     if status == ConversationStatus::Opened {
         let start = customer.and_then(|i| i.configuration.get("start"));
-        let (starts, problems) = routing::start_routes(ctx.hub.status, &ctx.members, &view, start);
-        if !problems.is_empty() {
-            tracing::warn!(conversation = %conversation.id, problems = %problems, "start messages left out");
-        }
+        let starts;
+        (starts, problems) = routing::start_routes(ctx.hub.status, &ctx.members, &view, start);
         routes.extend(starts);
     }
     routes.retain(|r| !r.recipients.is_empty());
-    routes
+    (routes, problems)
+}
+
+fn log_left_out(conversation: &Conversation, problems: &Violations) {
+    if !problems.is_empty() {
+        tracing::warn!(conversation = %conversation.id, problems = %problems, "start messages left out");
+    }
 }
 
 impl Engine {
@@ -95,28 +123,39 @@ impl Engine {
         }
         let ctx = self.hub(tenant, integration.hub_id).await?;
         check_active(&integration, ctx.hub.status)?;
-        let new = NewConversation {
-            tenant,
-            hub: integration.hub_id,
-            integration: integration.id,
+        // The conversation this establish opens if the binding has none open, and its routes.
+        let now = now_millis();
+        let opening = Conversation {
+            id: ConversationId::new(),
+            tenant_id: tenant,
+            hub_id: integration.hub_id,
+            integration_id: integration.id,
             binding: request.binding,
             token_id: conversation::new_token_id(),
             mode: routing::initial_mode(&ctx.members),
+            state: ConversationState::Open,
             properties: conversation::initial_properties(&request.properties, integration.channel),
+            opened: now,
+            closed: None,
+            last_activity: now,
+        };
+        let (routes, problems) = routes_and_problems(
+            &ctx,
+            &opening,
+            ConversationStatus::Opened,
+            ConversationReason::Establish,
+        );
+        let new = NewConversation {
+            conversation: opening,
+            routes,
         };
         let est = self
             .store()
-            .establish_conversation(&new, &request.properties, |c| {
-                lifecycle_routes(
-                    &ctx,
-                    c,
-                    ConversationStatus::Opened,
-                    ConversationReason::Establish,
-                )
-            })
+            .establish_conversation(&new, &request.properties)
             .await
             .map_err(or_missing(Error::IntegrationNotFound(integration.id)))?;
         if est.is_new {
+            log_left_out(&est.conversation, &problems);
             self.publish(&est.conversation, &est.routes, &est.appended)
                 .await;
         }
@@ -130,6 +169,10 @@ impl Engine {
     /// integrations. With `idle_since`, only if its last activity is still at or before then
     /// (an activity that came in meanwhile keeps it open). A closed conversation is answered
     /// as it is.
+    ///
+    /// The conversation is read and its `conversation:closed` routes built before the write;
+    /// if it changed in between (say, an establish merged properties into it), it is read
+    /// again, up to [`CLOSE_RETRIES`] more times.
     pub async fn close(
         &self,
         tenant: TenantId,
@@ -138,24 +181,50 @@ impl Engine {
         idle_since: Option<Millis>,
     ) -> Result<Conversation, Error> {
         let missing = || Error::ConversationNotFound(id);
-        let conversation = self
-            .store()
-            .get_conversation(tenant, id)
-            .await
-            .map_err(or_missing(missing()))?;
-        let ctx = self.hub(tenant, conversation.hub_id).await?;
-        let closed = self
-            .store()
-            .close_conversation(tenant, id, reason, idle_since, |c| {
-                lifecycle_routes(&ctx, c, ConversationStatus::Closed, reason)
-            })
-            .await
-            .map_err(or_missing(missing()))?;
-        if closed.closed_now {
-            self.publish(&closed.conversation, &closed.routes, &closed.appended)
-                .await;
+        for _ in 0..=CLOSE_RETRIES {
+            let read = self
+                .store()
+                .get_conversation(tenant, id)
+                .await
+                .map_err(or_missing(missing()))?;
+            if !read.is_open() {
+                // Closed for good: nothing to write.
+                return Ok(read);
+            }
+            let ctx = self.hub(tenant, read.hub_id).await?;
+            let at = now_millis();
+            let closed = Conversation {
+                state: ConversationState::Closed,
+                closed: Some(at),
+                ..read.clone()
+            };
+            let routes = lifecycle_routes(&ctx, &closed, ConversationStatus::Closed, reason);
+            let closing = Closing {
+                read,
+                reason,
+                at,
+                idle_since,
+                routes,
+            };
+            match self
+                .store()
+                .close_conversation(&closing)
+                .await
+                .map_err(or_missing(missing()))?
+            {
+                CloseOutcome::Done(closed) => {
+                    if closed.closed_now {
+                        self.publish(&closed.conversation, &closed.routes, &closed.appended)
+                            .await;
+                    }
+                    return Ok(closed.conversation);
+                }
+                CloseOutcome::Changed => continue,
+            }
         }
-        Ok(closed.conversation)
+        Err(Error::Storage(switchboard_storage::Error::Db(format!(
+            "conversation {id} changed under every try to close it"
+        ))))
     }
 
     /// Closes (reason `dormant`) at most `limit` open conversations, of any tenant, idle for

@@ -3,16 +3,17 @@
 //!
 //! Establishing a new conversation and closing one store their lifecycle routes
 //! (`conversation:opened`, start messages, `conversation:closed`) in the same transaction,
-//! through the one append of `activities`. Routing is the caller's (`domain::routing`): these
-//! writes take a closure that builds the routes from the conversation as stored, and run it on
-//! the caller's task between the two steps of one write transaction
-//! ([`Store::write_in_two`]): the first step opens or closes the conversation, the second
-//! appends the routes.
+//! through the one append of `activities`. Routing is the caller's (`domain::routing`), and it
+//! is decided before the write: the caller hands in the conversation it would open
+//! ([`NewConversation`]) or the conversation it read and will close ([`Closing`]), each with
+//! the routes built from it, and each write is one body of [`Store::write`] that checks the
+//! conversation as it is in the transaction and either stores those routes or leaves them.
+//! A close whose conversation changed since it was read stores nothing and says so
+//! ([`CloseOutcome::Changed`]): the caller reads it again and builds its routes again.
 //!
 //! Dormancy is the domain's rule ([`dormant_before`]); storage only selects the open
 //! conversations idle since the cutoff it computes.
 
-use futures_util::future::BoxFuture;
 use sea_orm::sea_query::{ColumnType, Expr, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
@@ -24,10 +25,10 @@ use switchboard_domain::conversation::{
 };
 use switchboard_domain::ids::{ConversationId, HubId, IntegrationId, TenantId};
 use switchboard_domain::routing::{Mode, Route};
-use switchboard_domain::time::{now_millis, Millis};
+use switchboard_domain::time::Millis;
 
 use crate::activities::Appended;
-use crate::doors::{Then, Tx};
+use crate::doors::Tx;
 use crate::entities::{conversation, hub};
 use crate::once::SqlOnce;
 use crate::{Error, Result, Store};
@@ -36,18 +37,17 @@ use crate::{Error, Result, Store};
 /// is tried again.
 const RACE_RETRIES: usize = 3;
 
-/// A conversation to open when its binding has none open.
+/// A conversation to open when its binding has none open, and its lifecycle routes, both
+/// prepared by the caller before the write.
 #[derive(Clone, Debug)]
 pub struct NewConversation {
-    pub tenant: TenantId,
-    pub hub: HubId,
-    /// The Customer integration.
-    pub integration: IntegrationId,
-    pub binding: String,
-    pub token_id: String,
-    pub mode: Mode,
-    /// The properties of a new conversation (defaults applied).
-    pub properties: Map<String, Value>,
+    /// The conversation to store as it is: open, with a new id, the Customer integration and
+    /// binding it is established on, its token, mode and initial properties (defaults
+    /// applied), opened and last active at the same time.
+    pub conversation: Conversation,
+    /// Its `conversation:opened` and start messages, built from `conversation`: appended at its
+    /// opening time when it is stored, dropped when the binding has a conversation open.
+    pub routes: Vec<Route>,
 }
 
 /// The answer of [`Store::establish_conversation`].
@@ -60,14 +60,44 @@ pub struct Established {
     pub appended: Vec<Appended>,
 }
 
+/// A close prepared by the caller before the write: the conversation as it read it, and the
+/// `conversation:closed` routes it built for it closed at `at` for `reason`.
+#[derive(Clone, Debug)]
+pub struct Closing {
+    /// The conversation as the caller read it (open): what `routes` were built from.
+    pub read: Conversation,
+    pub reason: ConversationReason,
+    /// When it closes (if an activity was accepted after `at`, it closes at that activity's
+    /// time instead, so that no conversation closes before its last activity).
+    pub at: Millis,
+    /// Only close it if its last activity is at or before this time (the dormancy sweeper).
+    pub idle_since: Option<Millis>,
+    /// Its `conversation:closed`, stored with the close.
+    pub routes: Vec<Route>,
+}
+
 /// The answer of [`Store::close_conversation`].
 #[derive(Clone, Debug)]
 pub struct Closed {
     pub conversation: Conversation,
-    /// Whether this call closed it (false: it was closed already, nothing was stored).
+    /// Whether this call closed it (false: it was closed already, or was active after
+    /// `idle_since`; nothing was stored).
     pub closed_now: bool,
     pub routes: Vec<Route>,
     pub appended: Vec<Appended>,
+}
+
+/// What [`Store::close_conversation`] did.
+// One answer per close, never kept: not worth a box.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug)]
+pub enum CloseOutcome {
+    /// Closed now with its routes, or answered as it is in the transaction (see
+    /// [`Closed::closed_now`]).
+    Done(Closed),
+    /// It is open but no longer what the caller read (its mode or properties, say, changed
+    /// meanwhile), so the routes may be wrong: nothing was stored.
+    Changed,
 }
 
 fn to_conversation(row: conversation::Model) -> Result<Conversation> {
@@ -98,17 +128,24 @@ pub(crate) fn json_text(value: &impl serde::Serialize) -> Result<String> {
     serde_json::to_string(value).map_err(|e| Error::Db(format!("cannot serialize: {e}")))
 }
 
-/// The first step of an establish: the open conversation of the binding, or a new one.
+/// What an establish found in its transaction.
 enum Opened {
+    /// The binding's open conversation, with the given properties merged in.
     Existing(Conversation),
-    New(Conversation),
+    /// None was open: the new one was stored.
+    New,
 }
 
-/// In `tx`: the open conversation of `new`'s binding with `given` properties merged in, or a
-/// new conversation stored for it. `Conflict` when a concurrent establish stored one first;
-/// `NotFound` when the integration or hub is gone.
-async fn open_in(tx: &Tx<'_>, new: &NewConversation, given: &Map<String, Value>) -> Result<Opened> {
-    let now = now_millis();
+/// In `tx`: the open conversation of `new`'s binding with `given` properties merged in, or
+/// `new` stored as it is. `Conflict` when a concurrent establish stored one first; `NotFound`
+/// when the integration or hub is gone.
+async fn open_in(tx: &Tx<'_>, new: &Conversation, given: &Map<String, Value>) -> Result<Opened> {
+    let binding = || {
+        conversation::Column::TenantId
+            .eq(new.tenant_id.as_uuid())
+            .and(conversation::Column::IntegrationId.eq(new.integration_id.as_uuid()))
+            .and(conversation::Column::OpenBinding.eq(new.binding.as_str()))
+    };
     // Locks the open conversation of the binding, if any (a write first, so that two
     // establishes of one binding on PostgreSQL take turns here).
     let locked = tx
@@ -118,19 +155,12 @@ async fn open_in(tx: &Tx<'_>, new: &NewConversation, given: &Map<String, Value>)
                     conversation::Column::LastActivity,
                     Expr::col(conversation::Column::LastActivity).into(),
                 )
-                .filter(conversation::Column::TenantId.eq(new.tenant.as_uuid()))
-                .filter(conversation::Column::IntegrationId.eq(new.integration.as_uuid()))
-                .filter(conversation::Column::OpenBinding.eq(new.binding.as_str())),
+                .filter(binding()),
         )
         .await?;
     if locked > 0 {
         let row = tx
-            .one(
-                conversation::Entity::find()
-                    .filter(conversation::Column::TenantId.eq(new.tenant.as_uuid()))
-                    .filter(conversation::Column::IntegrationId.eq(new.integration.as_uuid()))
-                    .filter(conversation::Column::OpenBinding.eq(new.binding.as_str())),
-            )
+            .one(conversation::Entity::find().filter(binding()))
             .await?
             .ok_or(Error::NotFound)?;
         let mut conversation = to_conversation(row)?;
@@ -149,104 +179,104 @@ async fn open_in(tx: &Tx<'_>, new: &NewConversation, given: &Map<String, Value>)
         return Ok(Opened::Existing(conversation));
     }
 
-    let conversation = Conversation {
-        id: ConversationId::new(),
-        tenant_id: new.tenant,
-        hub_id: new.hub,
-        integration_id: new.integration,
-        binding: new.binding.clone(),
-        token_id: new.token_id.clone(),
-        mode: new.mode,
-        state: ConversationState::Open,
-        properties: new.properties.clone(),
-        opened: now,
-        closed: None,
-        last_activity: now,
-    };
     tx.insert_child(conversation::Entity::insert(conversation::ActiveModel {
-        id: Set(conversation.id.as_uuid()),
-        tenant_id: Set(new.tenant.as_uuid()),
-        hub_id: Set(new.hub.as_uuid()),
-        integration_id: Set(new.integration.as_uuid()),
+        id: Set(new.id.as_uuid()),
+        tenant_id: Set(new.tenant_id.as_uuid()),
+        hub_id: Set(new.hub_id.as_uuid()),
+        integration_id: Set(new.integration_id.as_uuid()),
         binding: Set(new.binding.clone()),
         open_binding: Set(Some(new.binding.clone())),
         token_id: Set(new.token_id.clone()),
         mode: Set(new.mode.as_str().to_owned()),
         status: Set(ConversationState::Open.as_str().to_owned()),
-        properties: Set(json_text(&conversation.properties)?),
-        opened: Set(now),
+        properties: Set(json_text(&new.properties)?),
+        opened: Set(new.opened),
         closed: Set(None),
         close_reason: Set(None),
-        last_activity: Set(now),
+        last_activity: Set(new.last_activity),
     }))
     .await?;
-    Ok(Opened::New(conversation))
+    Ok(Opened::New)
 }
 
-/// The second step of an establish or a close: appends the caller's `routes` to the
-/// conversation, at the time it was opened or closed. Answers the routes and their copies.
-fn append_routes<'t>(
-    s: &'t Store,
-    tx: &'t Tx<'t>,
-    (conversation, routes): (Conversation, Vec<Route>),
-) -> BoxFuture<'t, Result<(Vec<Route>, Vec<Appended>)>> {
-    Box::pin(async move {
-        let at = conversation.closed.unwrap_or(conversation.opened);
-        let appended = s
-            .append_in(tx, &[(&conversation, &routes)], at)
-            .await?
-            .pop()
-            .unwrap_or_default();
-        Ok((routes, appended))
-    })
+/// Appends `routes` to `conversation` in `tx` at `at`: the copies of each route.
+async fn append_routes(
+    s: &Store,
+    tx: &Tx<'_>,
+    conversation: &Conversation,
+    routes: &[Route],
+    at: Millis,
+) -> Result<Vec<Appended>> {
+    Ok(s.append_in(tx, &[(conversation, routes)], at)
+        .await?
+        .pop()
+        .unwrap_or_default())
+}
+
+/// Whether `stored` is still the conversation `read` was, but for its last activity (which
+/// every accepted activity moves, and which no lifecycle route depends on).
+fn unchanged_since(read: &Conversation, stored: &Conversation) -> bool {
+    let read = Conversation {
+        last_activity: stored.last_activity,
+        ..read.clone()
+    };
+    read == *stored
 }
 
 impl Store {
-    /// The conversation of `binding` on the Customer integration if one is open, with
-    /// `given` properties merged in (new values win); else a new one, stored with the routes
-    /// `routes_for` builds from it (its `conversation:opened` and start messages), in one
-    /// transaction.
-    pub async fn establish_conversation<F>(
+    /// The conversation of `new`'s binding on its Customer integration if one is open, with
+    /// `given` properties merged in (new values win), and `new`'s routes dropped; else
+    /// `new.conversation` stored as it is with `new.routes` appended at its opening time. One
+    /// write transaction; tried again when a concurrent establish of the binding stored its
+    /// conversation first. `NotFound` when the integration or hub is gone.
+    pub async fn establish_conversation(
         &self,
         new: &NewConversation,
         given: &Map<String, Value>,
-        routes_for: F,
-    ) -> Result<Established>
-    where
-        F: Fn(&Conversation) -> Vec<Route>,
-    {
+    ) -> Result<Established> {
+        let c = &new.conversation;
+        if !c.is_open() || c.closed.is_some() {
+            return Err(Error::Db(format!(
+                "conversation {} to establish is not open",
+                c.id
+            )));
+        }
         for _ in 0..RACE_RETRIES {
             let (new, given) = (new.clone(), given.clone());
             let written = self
-                .write_in_two(
-                    move |_s, tx| Box::pin(async move { open_in(tx, &new, &given).await }),
-                    |opened| match opened {
-                        Opened::Existing(_) => Then::Commit,
-                        Opened::New(c) => Then::Continue((c.clone(), routes_for(c))),
-                    },
-                    append_routes,
-                )
+                .write(move |s, tx| {
+                    Box::pin(async move {
+                        let NewConversation {
+                            conversation,
+                            routes,
+                        } = new;
+                        match open_in(tx, &conversation, &given).await? {
+                            Opened::Existing(conversation) => Ok(Established {
+                                conversation,
+                                is_new: false,
+                                routes: Vec::new(),
+                                appended: Vec::new(),
+                            }),
+                            Opened::New => {
+                                let at = conversation.opened;
+                                let appended =
+                                    append_routes(s, tx, &conversation, &routes, at).await?;
+                                Ok(Established {
+                                    conversation,
+                                    is_new: true,
+                                    routes,
+                                    appended,
+                                })
+                            }
+                        }
+                    })
+                })
                 .await;
             return match written {
-                Ok((Opened::Existing(conversation), _)) => Ok(Established {
-                    conversation,
-                    is_new: false,
-                    routes: Vec::new(),
-                    appended: Vec::new(),
-                }),
-                Ok((Opened::New(conversation), appended)) => {
-                    let (routes, appended) = appended.unwrap_or_default();
-                    Ok(Established {
-                        conversation,
-                        is_new: true,
-                        routes,
-                        appended,
-                    })
-                }
                 // A concurrent establish of the same binding committed first: take its
                 // conversation on the next turn.
                 Err(Error::Conflict) => continue,
-                Err(e) => Err(e),
+                other => other,
             };
         }
         Err(Error::Db(
@@ -286,77 +316,99 @@ impl Store {
             .ok_or(Error::NotFound)
     }
 
-    /// Closes the tenant's open conversation with the routes `routes_for` builds (its
-    /// `conversation:closed`), in one transaction. With `idle_since`, only when its last
-    /// activity is at or before that time (the dormancy sweeper: an activity that came in
-    /// meanwhile keeps it open, and `closed_now` is false). A closed conversation is answered
-    /// as it is. `NotFound` when it is not the tenant's.
-    pub async fn close_conversation<F>(
-        &self,
-        tenant: TenantId,
-        id: ConversationId,
-        reason: ConversationReason,
-        idle_since: Option<Millis>,
-        routes_for: F,
-    ) -> Result<Closed>
-    where
-        F: FnOnce(&Conversation) -> Vec<Route>,
-    {
-        let reason = match reason {
-            ConversationReason::Establish => "establish",
-            ConversationReason::Api => "api",
-            ConversationReason::Dormant => "dormant",
-        };
-        let ((conversation, closed_now), appended) = self
-            .write_in_two(
-                move |_s, tx| {
-                    Box::pin(async move {
-                        let now = now_millis();
-                        let mut update = conversation::Entity::update_many()
+    /// Closes `closing.read`, of its tenant, with `closing.routes`, in one write transaction,
+    /// if it is as it was read. In the transaction, the conversation is:
+    /// - closed already: answered as it is, nothing stored (`closed_now` false);
+    /// - with `idle_since`, active after that time (an activity came in since the dormancy
+    ///   sweeper listed it): answered as it is, left open, nothing stored;
+    /// - open but changed since it was read (anything but its last activity):
+    ///   [`CloseOutcome::Changed`], nothing stored;
+    /// - else closed at `closing.at` (or at its last activity if that is later), with the
+    ///   routes appended at that time (`closed_now` true).
+    ///
+    /// `NotFound` when it is not the tenant's (or was deleted).
+    pub async fn close_conversation(&self, closing: &Closing) -> Result<CloseOutcome> {
+        let closing = closing.clone();
+        self.write(move |s, tx| {
+            Box::pin(async move {
+                let Closing {
+                    read,
+                    reason,
+                    at,
+                    idle_since,
+                    routes,
+                } = closing;
+                let this = || {
+                    conversation::Column::Id
+                        .eq(read.id.as_uuid())
+                        .and(conversation::Column::TenantId.eq(read.tenant_id.as_uuid()))
+                };
+                // Locks it (a write first, so that on PostgreSQL an establish that merges
+                // properties or an append that marks it active waits for this close, or
+                // this close for them).
+                let locked = tx
+                    .run(
+                        conversation::Entity::update_many()
                             .col_expr(
-                                conversation::Column::Status,
-                                Expr::value(ConversationState::Closed.as_str()),
+                                conversation::Column::LastActivity,
+                                Expr::col(conversation::Column::LastActivity).into(),
                             )
-                            .col_expr(
-                                conversation::Column::OpenBinding,
-                                Expr::value(Option::<String>::None),
-                            )
-                            .col_expr(conversation::Column::Closed, Expr::value(now))
-                            .col_expr(conversation::Column::CloseReason, Expr::value(reason))
-                            .filter(conversation::Column::Id.eq(id.as_uuid()))
-                            .filter(conversation::Column::TenantId.eq(tenant.as_uuid()))
-                            .filter(
-                                conversation::Column::Status.eq(ConversationState::Open.as_str()),
-                            );
-                        if let Some(idle_since) = idle_since {
-                            update =
-                                update.filter(conversation::Column::LastActivity.lte(idle_since));
-                        }
-                        let done = tx.run(update).await?;
-                        let row = tx
-                            .one(
-                                conversation::Entity::find_by_id(id.as_uuid())
-                                    .filter(conversation::Column::TenantId.eq(tenant.as_uuid())),
-                            )
-                            .await?
-                            .ok_or(Error::NotFound)?;
-                        Ok((to_conversation(row)?, done > 0))
-                    })
-                },
-                |(conversation, closed_now)| match closed_now {
-                    true => Then::Continue((conversation.clone(), routes_for(conversation))),
-                    false => Then::Commit,
-                },
-                append_routes,
-            )
-            .await?;
-        let (routes, appended) = appended.unwrap_or_default();
-        Ok(Closed {
-            conversation,
-            closed_now,
-            routes,
-            appended,
+                            .filter(this()),
+                    )
+                    .await?;
+                if locked == 0 {
+                    return Err(Error::NotFound);
+                }
+                let row = tx
+                    .one(conversation::Entity::find().filter(this()))
+                    .await?
+                    .ok_or(Error::NotFound)?;
+                let mut stored = to_conversation(row)?;
+                let kept_open = idle_since.is_some_and(|since| stored.last_activity > since);
+                if !stored.is_open() || kept_open {
+                    return Ok(CloseOutcome::Done(Closed {
+                        conversation: stored,
+                        closed_now: false,
+                        routes: Vec::new(),
+                        appended: Vec::new(),
+                    }));
+                }
+                if !unchanged_since(&read, &stored) {
+                    return Ok(CloseOutcome::Changed);
+                }
+                let at = at.max(stored.last_activity);
+                let reason = match reason {
+                    ConversationReason::Establish => "establish",
+                    ConversationReason::Api => "api",
+                    ConversationReason::Dormant => "dormant",
+                };
+                tx.run(
+                    conversation::Entity::update_many()
+                        .col_expr(
+                            conversation::Column::Status,
+                            Expr::value(ConversationState::Closed.as_str()),
+                        )
+                        .col_expr(
+                            conversation::Column::OpenBinding,
+                            Expr::value(Option::<String>::None),
+                        )
+                        .col_expr(conversation::Column::Closed, Expr::value(at))
+                        .col_expr(conversation::Column::CloseReason, Expr::value(reason))
+                        .filter(this()),
+                )
+                .await?;
+                stored.state = ConversationState::Closed;
+                stored.closed = Some(at);
+                let appended = append_routes(s, tx, &stored, &routes, at).await?;
+                Ok(CloseOutcome::Done(Closed {
+                    conversation: stored,
+                    closed_now: true,
+                    routes,
+                    appended,
+                }))
+            })
         })
+        .await
     }
 
     /// Open conversations, of any tenant, idle for their hub's `closeDormantConversation`

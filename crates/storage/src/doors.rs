@@ -8,7 +8,8 @@
 //!
 //! A write is a closure over one transaction type, [`Tx`]: [`Store::write`], or
 //! [`Store::write_in_two`] when the caller's code must run between two steps of one transaction
-//! (routing a conversation it creates or closes, the answer stored with an `Idempotency-Key`).
+//! (the answer stored with an `Idempotency-Key`, which the caller makes of the copies the first
+//! step stored).
 //! Write bodies build their statements with sea-orm for [`Tx::backend`] or write SQL with `$N`
 //! placeholders ([`Store::statement`]), and run them with [`Tx::run`], [`Tx::execute`],
 //! [`Tx::rows`] and [`Tx::models`]: one way, because the same body runs on the writer thread,
@@ -114,8 +115,6 @@ impl Tx<'_> {
 
 /// What a write in two steps does after its first step.
 pub(crate) enum Then<B> {
-    /// Commit what the first step wrote.
-    Commit,
     /// Undo what the first step wrote.
     Rollback,
     /// Run the second step with this, then commit.
@@ -181,7 +180,6 @@ impl Store {
                     .transaction_in_two(move |tx| at_once(first(&store, tx)))
                     .await?;
                 let step = match between(&a) {
-                    Then::Commit => Step::Commit,
                     Then::Rollback => Step::Rollback,
                     Then::Continue(b) => {
                         let store = self.clone();
@@ -198,7 +196,6 @@ impl Store {
                     match first(self, &tx).await {
                         Err(e) => Err(e),
                         Ok(a) => match between(&a) {
-                            Then::Commit => Ok((a, None, true)),
                             Then::Rollback => Ok((a, None, false)),
                             Then::Continue(b) => {
                                 second(self, &tx, b).await.map(|c| (a, Some(c), true))

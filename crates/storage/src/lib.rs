@@ -48,7 +48,7 @@ use sea_orm::{
 use switchboard_migration::{Migrator, MigratorTrait};
 
 pub use activities::{AppendOutcome, Appended, Idempotency, ResumeItem, IDEMPOTENCY_TTL_MS};
-pub use conversations::{Closed, Established, NewConversation};
+pub use conversations::{CloseOutcome, Closed, Closing, Established, NewConversation};
 pub use crypto::EncryptionKey;
 pub use deliveries::{Attempt, Claimed, Delivery, Notification, Settle};
 pub use error::{Error, Result};

@@ -20,7 +20,7 @@ use switchboard_domain::activity::{
     validate_inbound, Activity, ConversationReason, ConversationStatus, Event, EventTrigger,
     FlowProcess, Payload, SenderRole,
 };
-use switchboard_domain::channel::IntegrationType;
+use switchboard_domain::channel::{Channel, IntegrationType};
 use switchboard_domain::conversation::{
     initial_properties, new_token_id, Conversation, ConversationState,
 };
@@ -30,8 +30,8 @@ use switchboard_domain::integration::{validate_create, Integration};
 use switchboard_domain::routing::{self, HubMember, Mode, Route};
 use switchboard_domain::time::{now_millis, Millis};
 use switchboard_storage::{
-    AppendOutcome, Appended, Closed, Error, Established, Idempotency, NewConversation, Result,
-    ResumeItem, Store, IDEMPOTENCY_TTL_MS,
+    AppendOutcome, Appended, CloseOutcome, Closed, Closing, Error, Established, Idempotency,
+    NewConversation, Result, ResumeItem, Store, IDEMPOTENCY_TTL_MS,
 };
 
 on_both_backends!(
@@ -48,6 +48,7 @@ on_both_backends!(
     conversation_activities_filter_by_party_and_page,
     integration_activities_are_per_recipient,
     idle_conversations_close_only_when_still_idle,
+    a_close_stores_nothing_when_the_conversation_changed_since_it_was_read,
     signatures_are_used_once,
     deleting_an_integration_or_hub_removes_its_conversations,
 );
@@ -102,16 +103,40 @@ impl Ctx {
     }
 
     /// What the engine's establish would ask for: a new conversation of `binding` on the
-    /// Customer integration, with `given` properties.
-    async fn new_conversation(&self, customer: &Integration, binding: &str) -> NewConversation {
-        NewConversation {
-            tenant: self.tenant,
-            hub: self.hub.id,
-            integration: customer.id,
+    /// Customer integration, with `given` properties, opened now, and its routes.
+    async fn prepare(
+        &self,
+        customer: &Integration,
+        binding: &str,
+        given: &Value,
+    ) -> NewConversation {
+        let given = given.as_object().unwrap();
+        let members = self.members().await;
+        let now = now_millis();
+        let conversation = Conversation {
+            id: ConversationId::new(),
+            tenant_id: self.tenant,
+            hub_id: self.hub.id,
+            integration_id: customer.id,
             binding: binding.to_owned(),
             token_id: new_token_id(),
-            mode: routing::initial_mode(&self.members().await),
-            properties: Map::new(),
+            mode: routing::initial_mode(&members),
+            state: ConversationState::Open,
+            properties: initial_properties(given, customer.channel),
+            opened: now,
+            closed: None,
+            last_activity: now,
+        };
+        let routes = lifecycle_routes(
+            &self.hub,
+            &members,
+            customer,
+            &conversation,
+            ConversationStatus::Opened,
+        );
+        NewConversation {
+            conversation,
+            routes,
         }
     }
 
@@ -121,28 +146,23 @@ impl Ctx {
         binding: &str,
         given: Value,
     ) -> Result<Established> {
+        let new = self.prepare(customer, binding, &given).await;
         let given = given.as_object().unwrap().clone();
-        let mut new = self.new_conversation(customer, binding).await;
-        new.properties = initial_properties(&given, customer.channel);
-        let members = self.members().await;
-        let (hub, customer) = (self.hub.clone(), customer.clone());
-        self.store
-            .establish_conversation(&new, &given, |c| {
-                lifecycle_routes(&hub, &members, &customer, c, ConversationStatus::Opened)
-            })
-            .await
+        self.store.establish_conversation(&new, &given).await
     }
 
     async fn establish(&self, customer: &Integration, binding: &str, given: Value) -> Established {
         self.try_establish(customer, binding, given).await.unwrap()
     }
 
-    async fn close(
+    /// What the engine's close would ask for, from the conversation as `read`: its
+    /// `conversation:closed` route, built for it closed now for `reason`.
+    async fn closing(
         &self,
-        id: ConversationId,
+        read: &Conversation,
         reason: ConversationReason,
         idle_since: Option<Millis>,
-    ) -> Result<Closed> {
+    ) -> Closing {
         let integrations = self
             .store
             .list_hub_integrations(self.tenant, self.hub.id, None)
@@ -152,25 +172,74 @@ impl Ctx {
             .iter()
             .map(HubMember::from_integration)
             .collect();
-        let hub = self.hub.clone();
+        let channel = integrations
+            .iter()
+            .find(|i| i.id == read.integration_id)
+            .map_or(Channel::Direct, |i| i.channel);
+        let at = now_millis();
+        let closed = Conversation {
+            state: ConversationState::Closed,
+            closed: Some(at),
+            ..read.clone()
+        };
+        let mut routes = vec![routing::conversation_route(
+            self.hub.status,
+            &members,
+            &closed.view(),
+            channel,
+            ConversationStatus::Closed,
+            reason,
+        )];
+        routes.retain(|r| !r.recipients.is_empty());
+        Closing {
+            read: read.clone(),
+            reason,
+            at,
+            idle_since,
+            routes,
+        }
+    }
+
+    /// Closes the conversation as `read`; a conversation that changed since is a failure.
+    async fn close_read(
+        &self,
+        read: &Conversation,
+        reason: ConversationReason,
+        idle_since: Option<Millis>,
+    ) -> Result<Closed> {
+        let closing = self.closing(read, reason, idle_since).await;
         self.store
-            .close_conversation(self.tenant, id, reason, idle_since, |c| {
-                let customer = integrations
-                    .iter()
-                    .find(|i| i.id == c.integration_id)
-                    .unwrap();
-                let mut routes = vec![routing::conversation_route(
-                    hub.status,
-                    &members,
-                    &c.view(),
-                    customer.channel,
-                    ConversationStatus::Closed,
-                    reason,
-                )];
-                routes.retain(|r| !r.recipients.is_empty());
-                routes
-            })
+            .close_conversation(&closing)
             .await
+            .map(close_done)
+    }
+
+    /// Reads the conversation and closes it (one that does not exist is asked for under the
+    /// id, as a caller holding a stale copy would).
+    async fn close(
+        &self,
+        id: ConversationId,
+        reason: ConversationReason,
+        idle_since: Option<Millis>,
+    ) -> Result<Closed> {
+        let read = match self.store.find_conversation(self.tenant, id).await.unwrap() {
+            Some(read) => read,
+            None => Conversation {
+                id,
+                tenant_id: self.tenant,
+                hub_id: self.hub.id,
+                integration_id: IntegrationId::new(),
+                binding: "gone".to_owned(),
+                token_id: new_token_id(),
+                mode: Mode::Agent,
+                state: ConversationState::Open,
+                properties: Map::new(),
+                opened: 0,
+                closed: None,
+                last_activity: 0,
+            },
+        };
+        self.close_read(&read, reason, idle_since).await
     }
 
     async fn conversation(&self, id: ConversationId) -> Conversation {
@@ -238,6 +307,14 @@ fn lifecycle_routes(
     }
     routes.retain(|r| !r.recipients.is_empty());
     routes
+}
+
+/// The answer of a close that found the conversation as it was read.
+fn close_done(outcome: CloseOutcome) -> Closed {
+    match outcome {
+        CloseOutcome::Done(closed) => closed,
+        CloseOutcome::Changed => panic!("the conversation changed since it was read"),
+    }
 }
 
 fn no_answer(_: &[Appended]) -> String {
@@ -352,15 +429,18 @@ async fn establish_opens_once_per_binding_and_merges_properties(db: &TestDb) {
     let messages = ctx.add(system("Messages", &["message", "event"])).await;
 
     let before = now_millis();
+    let given = json!({"profile": {"email": "jane@example.com"}, "crm": {"id": "7"}});
+    let new = ctx.prepare(&customer, "cust-1", &given).await;
     let first = ctx
-        .establish(
-            &customer,
-            "cust-1",
-            json!({"profile": {"email": "jane@example.com"}, "crm": {"id": "7"}}),
-        )
-        .await;
+        .store
+        .establish_conversation(&new, &props(given))
+        .await
+        .unwrap();
     let after = now_millis();
     assert!(first.is_new);
+    // Stored exactly as prepared, with exactly the prepared routes.
+    assert_eq!(first.conversation, new.conversation);
+    assert_eq!(first.routes, new.routes);
     let c = first.conversation.clone();
     assert_eq!(
         (c.tenant_id, c.hub_id, c.integration_id, c.binding.as_str()),
@@ -384,7 +464,7 @@ async fn establish_opens_once_per_binding_and_merges_properties(db: &TestDb) {
     let a = &opened_copy.activities[0];
     assert_eq!(a.event_trigger, EventTrigger::ConversationOpened);
     assert_eq!(a.event_id, opened_copy.event_id);
-    assert!(opened_copy.event_id >= before);
+    assert!(opened_copy.event_id >= before && opened_copy.event_id >= c.opened);
     assert_eq!(
         (a.sender.integration_id, a.sender.token_id.as_str()),
         (customer.id, c.token_id.as_str())
@@ -413,15 +493,25 @@ async fn establish_opens_once_per_binding_and_merges_properties(db: &TestDb) {
     }
     assert_eq!(ctx.conversation(c.id).await, c);
 
-    // The same binding again: the same conversation, properties merged key by key, nothing new.
+    // The same binding again: the same conversation, properties merged key by key, nothing new
+    // (the prepared conversation and its routes are dropped).
+    let given =
+        json!({"profile": {"email": "new@example.com", "phone": "123"}, "tags": {"vip": "yes"}});
+    let dropped = ctx.prepare(&customer, "cust-1", &given).await;
+    assert_eq!(dropped.routes.len(), 1);
     let again = ctx
-        .establish(
-            &customer,
-            "cust-1",
-            json!({"profile": {"email": "new@example.com", "phone": "123"}, "tags": {"vip": "yes"}}),
-        )
-        .await;
+        .store
+        .establish_conversation(&dropped, &props(given))
+        .await
+        .unwrap();
     assert!(!again.is_new);
+    assert_eq!(
+        ctx.store
+            .find_conversation(ctx.tenant, dropped.conversation.id)
+            .await
+            .unwrap(),
+        None
+    );
     assert!(again.routes.is_empty() && again.appended.is_empty());
     assert_eq!(again.conversation.id, c.id);
     assert_eq!(again.conversation.token_id, c.token_id);
@@ -475,11 +565,11 @@ async fn establish_opens_once_per_binding_and_merges_properties(db: &TestDb) {
         ctx.store.find_conversation(stranger, c.id).await.unwrap(),
         None
     );
+    let mut forged = ctx.closing(&c, ConversationReason::Api, None).await;
+    assert_eq!(forged.routes.len(), 1);
+    forged.read.tenant_id = stranger;
     assert!(matches!(
-        ctx.store
-            .close_conversation(stranger, c.id, ConversationReason::Api, None, |_| Vec::new(
-            ))
-            .await,
+        ctx.store.close_conversation(&forged).await,
         Err(Error::NotFound)
     ));
     assert!(ctx.conversation(c.id).await.is_open());
@@ -535,25 +625,17 @@ async fn establish_opens_once_per_binding_and_merges_properties(db: &TestDb) {
         .establish(&customer, "race", json!({}))
         .await
         .conversation;
-    let closers: Vec<_> = (0..4)
-        .map(|_| {
-            let (store, tenant, id) = (ctx.store.clone(), ctx.tenant, racing.id);
-            let (hub, customer) = (ctx.hub.clone(), customer.clone());
+    // Each read it open and built its routes before any of them wrote.
+    let mut closings = Vec::new();
+    for _ in 0..4 {
+        closings.push(ctx.closing(&racing, ConversationReason::Api, None).await);
+    }
+    let closers: Vec<_> = closings
+        .into_iter()
+        .map(|closing| {
+            let store = ctx.store.clone();
             tokio::spawn(async move {
-                let members: Vec<_> = store
-                    .list_hub_integrations(tenant, hub.id, None)
-                    .await
-                    .unwrap()
-                    .iter()
-                    .map(HubMember::from_integration)
-                    .collect();
-                store
-                    .close_conversation(tenant, id, ConversationReason::Api, None, |c| {
-                        lifecycle_routes(&hub, &members, &customer, c, ConversationStatus::Closed)
-                    })
-                    .await
-                    .unwrap()
-                    .closed_now
+                close_done(store.close_conversation(&closing).await.unwrap()).closed_now
             })
         })
         .collect();
@@ -600,35 +682,19 @@ async fn concurrent_establishes_of_one_binding_share_one_conversation(db: &TestD
     let customer = ctx.add(direct("Customer", "Customer")).await;
     ctx.add(direct("Agent", "Agent")).await;
     let opened = ctx.add(system("Opened", &["conversation:opened"])).await;
-    let members = ctx.members().await;
 
-    let tasks: Vec<_> = (0..8)
-        .map(|i| {
-            let (store, hub, members, customer) = (
-                ctx.store.clone(),
-                ctx.hub.clone(),
-                members.clone(),
-                customer.clone(),
-            );
-            let tenant = ctx.tenant;
-            tokio::spawn(async move {
-                let given = props(json!({ "tags": { format!("k{i}"): "v" } }));
-                let new = NewConversation {
-                    tenant,
-                    hub: hub.id,
-                    integration: customer.id,
-                    binding: "shared".to_owned(),
-                    token_id: new_token_id(),
-                    mode: routing::initial_mode(&members),
-                    properties: initial_properties(&given, customer.channel),
-                };
-                store
-                    .establish_conversation(&new, &given, |c| {
-                        lifecycle_routes(&hub, &members, &customer, c, ConversationStatus::Opened)
-                    })
-                    .await
-                    .unwrap()
-            })
+    // Each prepared its own conversation and routes before any of them wrote.
+    let mut prepared = Vec::new();
+    for i in 0..8 {
+        let given = json!({ "tags": { format!("k{i}"): "v" } });
+        prepared.push((ctx.prepare(&customer, "shared", &given).await, props(given)));
+    }
+    let tasks: Vec<_> = prepared
+        .iter()
+        .cloned()
+        .map(|(new, given)| {
+            let store = ctx.store.clone();
+            tokio::spawn(async move { store.establish_conversation(&new, &given).await.unwrap() })
         })
         .collect();
     let mut results = Vec::new();
@@ -1719,7 +1785,7 @@ async fn idle_conversations_close_only_when_still_idle(db: &TestDb) {
 
     // The sweeper saw it idle, but an activity came in meanwhile: it stays open.
     let kept = sleepy
-        .close(a.id, ConversationReason::Dormant, Some(a.last_activity))
+        .close_read(&a, ConversationReason::Dormant, Some(a.last_activity))
         .await
         .unwrap();
     assert!(!kept.closed_now);
@@ -1827,6 +1893,99 @@ async fn idle_conversations_close_only_when_still_idle(db: &TestDb) {
     );
 }
 
+/// A close is prepared from the conversation as read: if it changed since (properties merged,
+/// the mode handed over), the close stores nothing and says so; a last activity that moved
+/// does not count, but the conversation never closes before it.
+async fn a_close_stores_nothing_when_the_conversation_changed_since_it_was_read(db: &TestDb) {
+    let ctx = Ctx::new(db).await;
+    let customer = ctx.add(direct("Customer", "Customer")).await;
+    let bot = ctx.add(direct("Bot", "Bot")).await;
+    ctx.add(direct("Agent", "Agent")).await;
+    let audit = ctx.add(system("Audit", &["conversation:closed"])).await;
+    let c = ctx.establish(&customer, "b", json!({})).await.conversation;
+    assert_eq!(c.mode, Mode::Bot);
+    let closed_copies = || async {
+        ctx.store
+            .integration_activities(audit.id, None, 0, 100)
+            .await
+            .unwrap()
+            .len()
+    };
+    let changed = |outcome: CloseOutcome| matches!(outcome, CloseOutcome::Changed);
+
+    // Properties merged by an establish after the read.
+    let stale = ctx.closing(&c, ConversationReason::Api, None).await;
+    assert_eq!(stale.routes.len(), 1);
+    let merged = ctx
+        .establish(&customer, "b", json!({"tags": {"vip": "yes"}}))
+        .await;
+    assert!(!merged.is_new);
+    assert!(changed(ctx.store.close_conversation(&stale).await.unwrap()));
+    let now = ctx.conversation(c.id).await;
+    assert!(now.is_open());
+    assert_eq!(now.properties, merged.conversation.properties);
+    assert_eq!(closed_copies().await, 0);
+
+    // The mode handed over after the read.
+    let read = ctx.conversation(c.id).await;
+    let stale_mode = ctx.closing(&read, ConversationReason::Dormant, None).await;
+    ctx.send(c.id, event_from(Some(&bot), "handover")).await;
+    assert_eq!(ctx.conversation(c.id).await.mode, Mode::Agent);
+    // As the sweeper would close it: still idle at the cutoff, but not as read.
+    let stale_mode = Closing {
+        idle_since: Some(now_millis()),
+        ..stale_mode
+    };
+    assert!(changed(
+        ctx.store.close_conversation(&stale_mode).await.unwrap()
+    ));
+    assert!(ctx.conversation(c.id).await.is_open());
+    assert_eq!(closed_copies().await, 0);
+
+    // Only its last activity moved since the read (a message came in): it closes, at that
+    // message's time when that is later than the time the close was prepared for.
+    let read = ctx.conversation(c.id).await;
+    let mut closing = ctx.closing(&read, ConversationReason::Api, None).await;
+    closing.at = read.last_activity;
+    clock_past(read.last_activity).await;
+    ctx.send(c.id, text("still here")).await;
+    let active = ctx.conversation(c.id).await;
+    assert!(active.last_activity > closing.at);
+    let done = close_done(ctx.store.close_conversation(&closing).await.unwrap());
+    assert!(done.closed_now);
+    assert_eq!(
+        done.conversation,
+        Conversation {
+            state: ConversationState::Closed,
+            closed: Some(active.last_activity),
+            ..active.clone()
+        }
+    );
+    assert_eq!(ctx.conversation(c.id).await, done.conversation);
+    assert_eq!(done.routes, closing.routes);
+    assert_eq!(done.appended.len(), 1);
+    assert!(done.appended[0].event_id >= active.last_activity);
+    assert_eq!(closed_copies().await, 1);
+
+    // A stale read of a conversation closed since: answered as it is, nothing stored.
+    for stale in [&stale, &stale_mode] {
+        let again = close_done(ctx.store.close_conversation(stale).await.unwrap());
+        assert!(!again.closed_now);
+        assert!(again.routes.is_empty() && again.appended.is_empty());
+        assert_eq!(again.conversation, done.conversation);
+    }
+    assert_eq!(closed_copies().await, 1);
+
+    // Unchanged: closed at the time it was prepared for.
+    let d = ctx.establish(&customer, "d", json!({})).await.conversation;
+    let closing = ctx.closing(&d, ConversationReason::Api, None).await;
+    let done = close_done(ctx.store.close_conversation(&closing).await.unwrap());
+    assert!(done.closed_now);
+    assert_eq!(done.conversation.closed, Some(closing.at));
+    assert_eq!(done.conversation.last_activity, d.last_activity);
+    assert_eq!(closed_copies().await, 2);
+}
+
 async fn signatures_are_used_once(db: &TestDb) {
     let store = &db.store;
     let now = now_millis();
@@ -1857,7 +2016,7 @@ async fn deleting_an_integration_or_hub_removes_its_conversations(db: &TestDb) {
     ctx.send(c1.id, text("one")).await;
     ctx.send(c2.id, text("two")).await;
     let stale_route = ctx.route(&c1, text("late")).await;
-    let stale_new = ctx.new_conversation(&first, "z").await;
+    let stale_new = ctx.prepare(&first, "z", &json!({})).await;
 
     ctx.store
         .delete_integration(ctx.tenant, first.id)
@@ -1902,7 +2061,7 @@ async fn deleting_an_integration_or_hub_removes_its_conversations(db: &TestDb) {
     ));
     assert!(matches!(
         ctx.store
-            .establish_conversation(&stale_new, &Map::new(), |_| Vec::new())
+            .establish_conversation(&stale_new, &Map::new())
             .await,
         Err(Error::NotFound)
     ));

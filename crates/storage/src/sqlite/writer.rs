@@ -76,8 +76,6 @@ const WRITER_STATEMENTS: usize = 256;
 
 /// What the second step of a transaction in two steps does.
 pub(crate) enum Step<C> {
-    /// Commit what the first step wrote.
-    Commit,
     /// Undo what the first step wrote.
     Rollback,
     /// Run this, then commit.
@@ -205,7 +203,6 @@ impl SqliteWriter {
                 return;
             }
             let out = match steps.recv() {
-                Ok(Step::Commit) => conn.finish(Ok(None)),
                 Ok(Step::Then(second)) => conn.finish(second(&tx).map(Some)),
                 Ok(Step::Rollback) | Err(_) => conn.batch("ROLLBACK").map(|()| None),
             };
