@@ -240,9 +240,9 @@ pub(crate) struct CheckedConfig {
 ///
 /// Keys match case-insensitively (when one key comes twice in different cases, the one read last
 /// wins); `null` counts as absent. Slack takes the token form as soon as any of its keys
-/// (`botAccessToken`, `teamId`, `defaultPublicChannel`, `appAccessToken`, `botName`) is given,
-/// and then refuses `code` and `nonce` (303); otherwise it takes the OAuth form, where `code` and
-/// `nonce` are required.
+/// (`botAccessToken`, `teamId`, `defaultPublicChannel`, `appAccessToken`, `botName`) is given, and
+/// then refuses `code` and `nonce` (Unsupported); otherwise it takes the OAuth form, where `code`
+/// and `nonce` are required.
 pub(crate) fn validate(
     channel: Channel,
     value: &Value,
@@ -376,7 +376,7 @@ fn check_value(kind: ValueKind, property: &str, val: &Value, v: &mut Violations)
     }
 }
 
-/// A string that is not blank, else 302 or 206.
+/// A string that is not blank, else WrongType or OutOfRange.
 fn non_blank<'a>(property: &str, val: &'a Value, v: &mut Violations) -> Option<&'a str> {
     match val {
         Value::String(s) if s.trim().is_empty() => {
@@ -415,7 +415,7 @@ fn check_string(kind: ValueKind, property: &str, s: &str, v: &mut Violations) ->
     ok.then(|| s.to_owned())
 }
 
-/// Records a 201 and answers `false`.
+/// Records an InvalidFormat violation and answers `false`.
 fn fail(v: &mut Violations, property: &str, why: &str) -> bool {
     v.push(Violation::invalid_format(property, why));
     false

@@ -86,9 +86,9 @@ pub struct Establish {
     pub properties: Map<String, Value>,
 }
 
-/// Validates an establish body, reporting every violation: `integrationId` (301, 302, 203),
-/// `binding` (301, 302, 206 when empty or longer than [`MAX_BINDING_LEN`]), `properties`
-/// ([`validate_properties`]).
+/// Validates an establish body, reporting every violation: `integrationId` (Required, WrongType,
+/// InvalidUuid), `binding` (Required, WrongType, OutOfRange when empty or longer than
+/// [`MAX_BINDING_LEN`]), `properties` ([`validate_properties`]).
 pub fn validate_establish(body: &Value) -> Result<Establish, Violations> {
     let obj = json::object(body, "").map_err(Violations::from)?;
     let mut v = Violations::default();
@@ -128,8 +128,8 @@ pub fn validate_establish(body: &Value) -> Result<Establish, Violations> {
     }
 }
 
-/// Checks that `value` is an object of collections, each an object of string values (302
-/// otherwise; 201 for a NUL character). A `null` collection or value counts as absent.
+/// Checks that `value` is an object of collections, each an object of string values (WrongType
+/// otherwise; InvalidFormat for a NUL character). A `null` collection or value counts as absent.
 pub fn validate_properties(
     value: &Value,
     path: &str,

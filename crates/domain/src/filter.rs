@@ -80,9 +80,9 @@ pub fn matches(filters: &[EventFilter], trigger: EventTrigger) -> bool {
     filters.iter().any(|f| f.matches(trigger))
 }
 
-/// Validates `events` at `property`: an array (302) of one or more (306) known filters (each a
-/// string, 302; known, 206). Duplicates are removed, keeping the first. Every violation is
-/// reported.
+/// Validates `events` at `property`: an array (WrongType) of one or more (Empty) known filters
+/// (each a string, WrongType; known, OutOfRange). Duplicates are removed, keeping the first. Every
+/// violation is reported.
 pub fn parse_filters(value: &Value, property: &str) -> Result<Vec<EventFilter>, Violations> {
     let mut v = Violations::default();
     let Some(items) = value.as_array() else {

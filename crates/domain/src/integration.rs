@@ -247,8 +247,8 @@ pub fn apply_slack_oauth(draft: &mut IntegrationDraft, grant: &SlackGrant) {
     draft.slack_oauth = None;
 }
 
-/// `channelId`: a name (any case), a number, or digits. 302 for another JSON type, 206 for a
-/// value that names no channel.
+/// `channelId`: a name (any case), a number, or digits. WrongType for another JSON type, OutOfRange
+/// for a value that names no channel.
 fn read_channel(obj: &Map<String, Value>, required: bool, v: &mut Violations) -> Option<Channel> {
     let value = json::field(obj, "channelId");
     let channel = match value {

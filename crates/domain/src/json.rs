@@ -34,9 +34,9 @@ pub fn field<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     obj.get(key).filter(|x| !x.is_null())
 }
 
-/// A string property; `None` when absent (recording 301 if `required`), of the wrong type (302),
-/// or holding a NUL character (201: PostgreSQL cannot store one in text, so both backends refuse
-/// it alike rather than one failing with a 500).
+/// A string property; `None` when absent (recording Required if `required`), of the wrong type
+/// (WrongType), or holding a NUL character (InvalidFormat: PostgreSQL cannot store one in text, so
+/// both backends refuse it alike rather than one failing with a 500).
 pub fn string(
     obj: &Map<String, Value>,
     prefix: &str,

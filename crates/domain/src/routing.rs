@@ -330,8 +330,9 @@ pub fn resolve_sender<'a>(
 /// Routes an inbound activity in a conversation of a hub (SPEC 5.1, 5.2).
 ///
 /// `members` are all the hub's integrations, paused ones included. Checks, in order: the sender
-/// exists in the hub and may send (6000, 206), sender or hub paused (6502), conversation closed
-/// (6501), a customer activity without handler (5501).
+/// exists in the hub and may send (`SenderNotInHub`, `SenderNotAllowed`), the hub or the sender
+/// paused (`HubPaused`, `SenderPaused`), the conversation closed (`ConversationClosed`), a customer
+/// activity without a handler (`NoHandler`). Their SPEC 1 codes are decided in the API.
 ///
 /// A message gets a new `interactionId` in [`Route::activity`].
 pub fn route(

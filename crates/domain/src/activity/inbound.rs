@@ -52,11 +52,11 @@ impl InboundActivity {
 }
 
 /// Validates an inbound activity body, reporting every violation at once:
-/// - not an object: 300; `type` missing 301, not a string 302, not `message`/`event` 206, or
-///   not the kind of the payload given 206;
-/// - both or neither of `message` and `event`: 5003 (property `message`);
-/// - `externalId` not a string: 302; `sender` not an object 302, `sender.integrationId` missing
-///   301, not a string 302, not a UUID 203;
+/// - not an object: InvalidBody; `type` missing Required, not a string WrongType, not
+///   `message`/`event` OutOfRange, or not the kind of the payload given OutOfRange;
+/// - both or neither of `message` and `event`: MessageOrEvent (property `message`);
+/// - `externalId` not a string: WrongType; `sender` not an object WrongType, `sender.integrationId`
+///   missing Required, not a string WrongType, not a UUID InvalidUuid;
 /// - the message or event by [`validate_message`] / [`validate_event`].
 ///
 /// A valid text message that is only a URL is converted ([`Message::convert_url_text`]).
@@ -156,9 +156,9 @@ pub fn validate_inbound(body: &Value) -> Result<InboundActivity, Violations> {
 /// Validates one message at `path` (`message`, `configuration.start[0]`), recording every
 /// violation in `v`; `None` when anything was violated. No URL conversion.
 ///
-/// Unknown `type` is 206; a missing required property 301, a wrong JSON type 302, a URL that is
-/// not absolute http(s) 201, an empty collection 306, a coordinate out of range 206. Properties
-/// the model does not name are kept in `extra`.
+/// Unknown `type` is OutOfRange; a missing required property Required, a wrong JSON type WrongType,
+/// a URL that is not absolute http(s) InvalidFormat, an empty collection Empty, a coordinate out of
+/// range OutOfRange. Properties the model does not name are kept in `extra`.
 pub fn validate_message(value: &Value, path: &str, v: &mut Violations) -> Option<Message> {
     let Some(obj) = value.as_object() else {
         v.push(Violation::wrong_type(path, "an object"));
@@ -194,7 +194,7 @@ pub fn validate_message(value: &Value, path: &str, v: &mut Violations) -> Option
 }
 
 /// Validates one inbound event at `path`; `None` when anything was violated. `conversation`
-/// is system-only and refused like an unknown type (206).
+/// is system-only and refused like an unknown type (OutOfRange).
 pub fn validate_event(value: &Value, path: &str, v: &mut Violations) -> Option<Event> {
     let Some(obj) = value.as_object() else {
         v.push(Violation::wrong_type(path, "an object"));
@@ -355,7 +355,7 @@ fn items_message(obj: &Map<String, Value>, path: &str, v: &mut Violations) -> Op
 }
 
 /// An optional array property whose elements `each` validates; given, it must hold one or more
-/// elements (306).
+/// elements (Empty).
 fn optional_list<T>(
     obj: &Map<String, Value>,
     path: &str,
@@ -450,7 +450,7 @@ fn action_at(value: &Value, path: &str, v: &mut Violations) -> Option<Action> {
     action.filter(|_| v.0.len() == before)
 }
 
-/// A string property holding an absolute http(s) URL (201 otherwise).
+/// A string property holding an absolute http(s) URL (InvalidFormat otherwise).
 fn http_url(
     obj: &Map<String, Value>,
     path: &str,
