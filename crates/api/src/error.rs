@@ -244,7 +244,7 @@ impl From<RouteError> for ApiError {
     fn from(e: RouteError) -> Self {
         let code = match e {
             RouteError::SenderNotInHub(_) => Code::IntegrationNotFound,
-            RouteError::SenderNotAllowed(_) => Code::OutOfRange,
+            RouteError::SenderNotAllowed(_) | RouteError::SenderInAnotherHub(_) => Code::OutOfRange,
             RouteError::SenderPaused(_) | RouteError::HubPaused => Code::Paused,
             RouteError::ConversationClosed(_) => Code::ConversationClosed,
             RouteError::NoHandler => Code::NoHandler,
@@ -497,6 +497,12 @@ mod tests {
             ),
             (EngineError::Refused(RouteError::NoHandler), 400, 5501, RouteError::NoHandler.to_string()),
             (EngineError::Refused(RouteError::SenderNotInHub(i)), 404, 6000, format!("Integration '{i}' does not exist.")),
+            (
+                EngineError::Refused(RouteError::SenderInAnotherHub(i)),
+                400,
+                206,
+                format!("Integration '{i}' belongs to another hub: the sender must be an integration of the conversation's hub."),
+            ),
             (
                 EngineError::Storage(switchboard_storage::Error::Db("boom".to_owned())),
                 500,

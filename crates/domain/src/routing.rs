@@ -243,6 +243,12 @@ pub enum RouteError {
     /// `sender.integrationId` names no integration of the conversation's hub.
     #[error("Integration '{0}' does not exist.")]
     SenderNotInHub(IntegrationId),
+    /// `sender.integrationId` names an integration of the tenant in another hub than the
+    /// conversation's: it exists, but only the conversation's hub's integrations send to it. The
+    /// domain sees one hub only: the engine turns [`Self::SenderNotInHub`] into this one when the
+    /// integration exists elsewhere.
+    #[error("Integration '{0}' belongs to another hub: the sender must be an integration of the conversation's hub.")]
+    SenderInAnotherHub(IntegrationId),
     /// The named sender is a Customer integration other than the conversation's, or a System
     /// integration; only the conversation's customer, Agents and Bots send.
     #[error("Integration '{0}' cannot send to this conversation: only its customer integration or an Agent or Bot integration of its hub can.")]

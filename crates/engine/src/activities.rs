@@ -9,7 +9,7 @@
 
 use switchboard_domain::activity::InboundActivity;
 use switchboard_domain::ids::{ConversationId, HubId, IntegrationId, InteractionId, TenantId};
-use switchboard_domain::routing;
+use switchboard_domain::routing::{self, RouteError};
 use switchboard_domain::time::now_millis;
 use switchboard_storage::{AppendOutcome, Appended, Idempotency};
 
@@ -97,7 +97,14 @@ impl Engine {
             .await
             .map_err(or_missing(Error::ConversationNotFound(conversation_id)))?;
         let ctx = self.hub(tenant, conversation.hub_id).await?;
-        let route = routing::route(ctx.hub.status, &ctx.members, &conversation.view(), &inbound)?;
+        let route =
+            match routing::route(ctx.hub.status, &ctx.members, &conversation.view(), &inbound) {
+                Ok(route) => route,
+                Err(RouteError::SenderNotInHub(id)) => {
+                    return Err(self.sender_outside_hub(tenant, id).await)
+                }
+                Err(e) => return Err(e.into()),
+            };
         let mut accepted = Accepted {
             event_id: 0,
             external_id: inbound.external_id,
@@ -140,6 +147,17 @@ impl Engine {
                 None => Err(Error::IdempotencyKeyReused),
             },
             AppendOutcome::Closed => Err(Error::ConversationClosed(conversation_id)),
+        }
+    }
+
+    /// Why a sender named by `sender.integrationId` is not in the conversation's hub: it names
+    /// no integration of the tenant ([`RouteError::SenderNotInHub`]), or one of another hub of
+    /// the tenant ([`RouteError::SenderInAnotherHub`]). Read on this refusal only.
+    async fn sender_outside_hub(&self, tenant: TenantId, id: IntegrationId) -> Error {
+        match self.store().find_integration(tenant, id).await {
+            Ok(Some(_)) => RouteError::SenderInAnotherHub(id).into(),
+            Ok(None) => RouteError::SenderNotInHub(id).into(),
+            Err(e) => Error::Storage(e),
         }
     }
 }

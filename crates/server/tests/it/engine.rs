@@ -427,7 +427,7 @@ async fn bad_activities_get_their_codes_and_store_nothing() {
                     "message": { "type": "text", "text": "a" } }),
         )
         .await;
-    assert_error(st, &b, 404, "ENG", &[6000]);
+    assert_error(st, &b, 400, "ENG", &[206]);
     // Unknown conversation; another tenant's token.
     let (st, b) = s
         .send(&s.a.engine, &uuid::Uuid::now_v7().to_string(), text("a"))

@@ -16,5 +16,6 @@ mod live;
 mod multinode;
 mod node;
 mod operations;
+mod sender_hub;
 mod webhook_crash;
 mod webhooks;
