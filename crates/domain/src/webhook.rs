@@ -265,46 +265,148 @@ pub fn verify_signature(
         .any(|sig| keys::verify_b64(public_hex, &content, sig))
 }
 
-/// Whether a webhook may not be sent to this address (server-side request forgery): loopback,
-/// private, link-local, unspecified, shared (CGNAT), broadcast, documentation, or multicast,
-/// and the IPv6 equivalents (unique local, link-local, IPv4-mapped forms of the above).
+/// What a special-purpose range means for a webhook: no webhook is sent there, or the range
+/// carries an IPv4 address that is judged instead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RangeRule {
+    /// Not globally reachable: refused.
+    Refused,
+    /// The IPv4 address in the last 32 bits decides (IPv4-mapped, -compatible, -translated,
+    /// NAT64 well-known prefix).
+    EmbedsLast32,
+    /// 6to4: the IPv4 address in bits 16..48 decides.
+    EmbedsSixToFour,
+}
+
+/// One special-purpose IPv4 range that no webhook is sent to.
+#[derive(Clone, Copy, Debug)]
+pub struct V4Range {
+    pub net: Ipv4Addr,
+    pub len: u8,
+    pub name: &'static str,
+}
+
+/// One special-purpose IPv6 range and its rule.
+#[derive(Clone, Copy, Debug)]
+pub struct V6Range {
+    pub net: Ipv6Addr,
+    pub len: u8,
+    pub rule: RangeRule,
+    pub name: &'static str,
+}
+
+const fn v4(a: u8, b: u8, c: u8, d: u8, len: u8, name: &'static str) -> V4Range {
+    V4Range {
+        net: Ipv4Addr::new(a, b, c, d),
+        len,
+        name,
+    }
+}
+
+const fn v6(s: [u16; 8], len: u8, rule: RangeRule, name: &'static str) -> V6Range {
+    V6Range {
+        net: Ipv6Addr::new(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]),
+        len,
+        rule,
+        name,
+    }
+}
+
+/// The IPv4 ranges that no webhook is sent to: every entry of the IANA IPv4 Special-Purpose
+/// Address Registry that is not globally reachable, plus multicast. A range that holds a few
+/// globally reachable anycast addresses (`192.0.0.9`, `192.0.0.10`) is refused whole: no
+/// webhook receiver lives there.
+#[rustfmt::skip]
+pub const REFUSED_V4: &[V4Range] = &[
+    v4(0, 0, 0, 0, 8, "this network"),
+    v4(10, 0, 0, 0, 8, "private-use"),
+    v4(100, 64, 0, 0, 10, "shared address space (CGNAT)"),
+    v4(127, 0, 0, 0, 8, "loopback"),
+    v4(169, 254, 0, 0, 16, "link-local"),
+    v4(172, 16, 0, 0, 12, "private-use"),
+    v4(192, 0, 0, 0, 24, "IETF protocol assignments"),
+    v4(192, 0, 2, 0, 24, "documentation (TEST-NET-1)"),
+    v4(192, 88, 99, 0, 24, "deprecated 6to4 relay anycast"),
+    v4(192, 168, 0, 0, 16, "private-use"),
+    v4(198, 18, 0, 0, 15, "benchmarking"),
+    v4(198, 51, 100, 0, 24, "documentation (TEST-NET-2)"),
+    v4(203, 0, 113, 0, 24, "documentation (TEST-NET-3)"),
+    v4(224, 0, 0, 0, 4, "multicast"),
+    v4(240, 0, 0, 0, 4, "reserved"),
+    v4(255, 255, 255, 255, 32, "limited broadcast"),
+];
+
+/// The IPv6 ranges that no webhook is sent to, or whose embedded IPv4 address decides: every
+/// entry of the IANA IPv6 Special-Purpose Address Registry that is not globally reachable,
+/// the deprecated site-local and IPv4-compatible ranges, multicast, and the forms that carry an
+/// IPv4 address. `2001::/23` (Teredo, benchmarking, ORCHID and a few anycast services) is
+/// refused whole. A `Refused` range wins over an embedding one that holds it (`::1` in `::/96`).
+#[rustfmt::skip]
+pub const SPECIAL_V6: &[V6Range] = &[
+    v6([0, 0, 0, 0, 0, 0, 0, 0], 128, RangeRule::Refused, "unspecified"),
+    v6([0, 0, 0, 0, 0, 0, 0, 1], 128, RangeRule::Refused, "loopback"),
+    v6([0, 0, 0, 0, 0, 0, 0, 0], 96, RangeRule::EmbedsLast32, "IPv4-compatible (deprecated)"),
+    v6([0, 0, 0, 0, 0, 0xffff, 0, 0], 96, RangeRule::EmbedsLast32, "IPv4-mapped"),
+    v6([0, 0, 0, 0, 0xffff, 0, 0, 0], 96, RangeRule::EmbedsLast32, "IPv4-translated"),
+    v6([0x64, 0xff9b, 0, 0, 0, 0, 0, 0], 96, RangeRule::EmbedsLast32, "NAT64 well-known prefix"),
+    v6([0x64, 0xff9b, 1, 0, 0, 0, 0, 0], 48, RangeRule::Refused, "NAT64 local-use"),
+    v6([0x100, 0, 0, 0, 0, 0, 0, 0], 64, RangeRule::Refused, "discard-only"),
+    v6([0x100, 0, 0, 1, 0, 0, 0, 0], 64, RangeRule::Refused, "dummy prefix"),
+    v6([0x2001, 0, 0, 0, 0, 0, 0, 0], 23, RangeRule::Refused, "IETF protocol assignments (Teredo, benchmarking, ORCHID)"),
+    v6([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0], 32, RangeRule::Refused, "documentation"),
+    v6([0x2002, 0, 0, 0, 0, 0, 0, 0], 16, RangeRule::EmbedsSixToFour, "6to4"),
+    v6([0x3fff, 0, 0, 0, 0, 0, 0, 0], 20, RangeRule::Refused, "documentation"),
+    v6([0x5f00, 0, 0, 0, 0, 0, 0, 0], 16, RangeRule::Refused, "segment routing SIDs"),
+    v6([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7, RangeRule::Refused, "unique local"),
+    v6([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10, RangeRule::Refused, "link-local"),
+    v6([0xfec0, 0, 0, 0, 0, 0, 0, 0], 10, RangeRule::Refused, "site-local (deprecated)"),
+    v6([0xff00, 0, 0, 0, 0, 0, 0, 0], 8, RangeRule::Refused, "multicast"),
+];
+
+impl V4Range {
+    /// Whether `ip` is in this range.
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        let mask = u32::MAX.checked_shl(32 - u32::from(self.len)).unwrap_or(0);
+        u32::from(ip) & mask == u32::from(self.net) & mask
+    }
+}
+
+impl V6Range {
+    /// Whether `ip` is in this range.
+    pub fn contains(&self, ip: Ipv6Addr) -> bool {
+        let mask = u128::MAX
+            .checked_shl(128 - u32::from(self.len))
+            .unwrap_or(0);
+        u128::from(ip) & mask == u128::from(self.net) & mask
+    }
+}
+
+/// Whether a webhook may not be sent to this address (server-side request forgery): any
+/// address of [`REFUSED_V4`] or of a `Refused` range of [`SPECIAL_V6`]; an IPv6 address that
+/// embeds an IPv4 address (IPv4-mapped, -compatible, -translated, 6to4, NAT64) is judged by it.
 pub fn is_forbidden_address(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => forbidden_v4(v4),
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return forbidden_v4(v4);
+            let mut embedded = None;
+            for range in SPECIAL_V6.iter().filter(|r| r.contains(v6)) {
+                match range.rule {
+                    RangeRule::Refused => return true,
+                    RangeRule::EmbedsLast32 => {
+                        embedded = Some(Ipv4Addr::from(u128::from(v6) as u32));
+                    }
+                    RangeRule::EmbedsSixToFour => {
+                        embedded = Some(Ipv4Addr::from((u128::from(v6) >> 80) as u32));
+                    }
+                }
             }
-            let s = v6.segments();
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (s[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
-                || (s[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
-                || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
-                || (s[0] == 0x0064 && s[1] == 0xff9b) // NAT64 of any IPv4
+            embedded.is_some_and(forbidden_v4)
         }
     }
 }
 
 fn forbidden_v4(ip: Ipv4Addr) -> bool {
-    let o = ip.octets();
-    ip.is_loopback()
-        || ip.is_private()
-        || ip.is_link_local()
-        || ip.is_unspecified()
-        || ip.is_broadcast()
-        || ip.is_multicast()
-        || ip.is_documentation()
-        || o[0] == 0 // "this network"
-        || (o[0] == 100 && (o[1] & 0xc0) == 64) // shared address space 100.64/10
-        || (o[0] == 198 && (o[1] & 0xfe) == 18) // benchmarking 198.18/15
-        || o[0] >= 240 // reserved
-}
-
-/// `Ipv6Addr` of an IPv4 address, for tests and callers that normalize.
-pub fn mapped(ip: Ipv4Addr) -> Ipv6Addr {
-    ip.to_ipv6_mapped()
+    REFUSED_V4.iter().any(|r| r.contains(ip))
 }
 
 #[cfg(test)]
@@ -455,37 +557,94 @@ mod tests {
         assert_eq!(signed_content("a", 5, b"b"), b"a.5.b".to_vec());
     }
 
+    /// Each special-purpose range, by its CIDR: an address inside (refused) and one just
+    /// outside (allowed). Where every neighbour is refused too (`240.0.0.0/4`, broadcast,
+    /// `fec0::/10`, `ff00::/8`), the nearest allowed address. An embedding range's inside
+    /// address embeds a refused IPv4 address.
+    const RANGES: &[(&str, &str, &str)] = &[
+        ("0.0.0.0/8", "0.1.2.3", "1.0.0.0"),
+        ("10.0.0.0/8", "10.255.255.255", "11.0.0.0"),
+        ("100.64.0.0/10", "100.64.0.1", "100.128.0.0"),
+        ("127.0.0.0/8", "127.0.0.1", "128.0.0.0"),
+        ("169.254.0.0/16", "169.254.169.254", "169.255.0.0"),
+        ("172.16.0.0/12", "172.31.255.255", "172.32.0.0"),
+        ("192.0.0.0/24", "192.0.0.170", "192.0.1.0"),
+        ("192.0.2.0/24", "192.0.2.1", "192.0.3.0"),
+        ("192.88.99.0/24", "192.88.99.1", "192.88.100.0"),
+        ("192.168.0.0/16", "192.168.1.1", "192.169.0.0"),
+        ("198.18.0.0/15", "198.19.255.255", "198.20.0.0"),
+        ("198.51.100.0/24", "198.51.100.7", "198.51.101.0"),
+        ("203.0.113.0/24", "203.0.113.9", "203.0.114.0"),
+        ("224.0.0.0/4", "224.0.0.1", "223.255.255.255"),
+        ("240.0.0.0/4", "240.0.0.1", "223.255.255.254"),
+        ("255.255.255.255/32", "255.255.255.255", "223.255.255.253"),
+        ("::/128", "::", "2606:4700::1"),
+        ("::1/128", "::1", "2606:4700::2"),
+        ("::/96", "::10.0.0.1", "::1:0:0"),
+        ("::ffff:0.0.0.0/96", "::ffff:127.0.0.1", "::1:0:0:0"),
+        ("::ffff:0:0:0/96", "::ffff:0:192.168.0.1", "::1:0:0:0:0"),
+        ("64:ff9b::/96", "64:ff9b::169.254.169.254", "64:ff9b::1:0:0"),
+        ("64:ff9b:1::/48", "64:ff9b:1::8.8.8.8", "64:ff9b:2::"),
+        ("100::/64", "100::1", "100:0:0:2::"),
+        ("100:0:0:1::/64", "100:0:0:1::1", "100:0:0:2::1"),
+        (
+            "2001::/23",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "2001:200::1",
+        ),
+        ("2001:db8::/32", "2001:db8::1", "2001:db9::1"),
+        ("2002::/16", "2002:a00:1::1", "2003::1"),
+        ("3fff::/20", "3fff::1", "3fff:1000::1"),
+        ("5f00::/16", "5f00::1", "5f01::1"),
+        ("fc00::/7", "fd00::1", "fe00::1"),
+        ("fe80::/10", "fe80::1", "fe7f:ffff::1"),
+        ("fec0::/10", "fec0::1", "fe7f:ffff::2"),
+        ("ff00::/8", "ff02::1", "fe7f:ffff::3"),
+    ];
+
+    fn cidr(net: String, len: u8) -> String {
+        format!("{net}/{len}")
+    }
+
     #[test]
-    fn private_addresses_are_forbidden_and_public_ones_are_not() {
-        for bad in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "0.0.0.0",
-            "100.64.0.1",
-            "255.255.255.255",
-            "224.0.0.1",
-            "::1",
-            "::",
-            "fd00::1",
-            "fe80::1",
-            "::ffff:127.0.0.1",
-            "::ffff:10.0.0.1",
-        ] {
-            assert!(is_forbidden_address(bad.parse().unwrap()), "{bad}");
+    fn every_special_purpose_range_is_refused_inside_and_allowed_just_outside() {
+        let table: Vec<String> = REFUSED_V4
+            .iter()
+            .map(|r| cidr(r.net.to_string(), r.len))
+            .chain(SPECIAL_V6.iter().map(|r| cidr(r.net.to_string(), r.len)))
+            .collect();
+        let listed: Vec<&str> = RANGES.iter().map(|(c, _, _)| *c).collect();
+        assert_eq!(
+            table, listed,
+            "the test lists each range of the table, in order"
+        );
+        for (range, inside, outside) in RANGES {
+            let inside: IpAddr = inside.parse().unwrap();
+            let outside: IpAddr = outside.parse().unwrap();
+            assert!(is_forbidden_address(inside), "{range}: {inside} is refused");
+            assert!(
+                !is_forbidden_address(outside),
+                "{range}: {outside} is allowed"
+            );
         }
-        for good in [
-            "93.184.216.34",
-            "8.8.8.8",
-            "2606:4700:4700::1111",
-            "::ffff:8.8.8.8",
+    }
+
+    #[test]
+    fn an_embedded_ipv4_address_decides_for_its_ipv6_form() {
+        for (refused, allowed) in [
+            ("::ffff:10.0.0.1", "::ffff:8.8.8.8"),
+            ("::127.0.0.1", "::8.8.8.8"),
+            ("::ffff:0:100.64.0.1", "::ffff:0:8.8.8.8"),
+            ("2002:c0a8:101::1", "2002:808:808::1"),
+            ("2002:c612:1::", "2002:5db8:d822::"),
+            ("64:ff9b::10.1.2.3", "64:ff9b::93.184.216.34"),
+            ("64:ff9b::224.0.0.1", "64:ff9b::1.1.1.1"),
         ] {
-            assert!(!is_forbidden_address(good.parse().unwrap()), "{good}");
+            assert!(is_forbidden_address(refused.parse().unwrap()), "{refused}");
+            assert!(!is_forbidden_address(allowed.parse().unwrap()), "{allowed}");
         }
-        assert!(is_forbidden_address(IpAddr::V6(mapped(
-            Ipv4Addr::LOCALHOST
-        ))));
+        for public in ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111"] {
+            assert!(!is_forbidden_address(public.parse().unwrap()), "{public}");
+        }
     }
 }
