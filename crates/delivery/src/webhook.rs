@@ -10,6 +10,12 @@
 //! are checked after DNS, at connect time, against the private-address guard unless allowed;
 //! a client that cannot be built with that guard is an error ([`WorkerError`]) that stops the
 //! server's start, never a default client without it.
+//!
+//! The client ignores `HTTP_PROXY`, `HTTPS_PROXY` and `ALL_PROXY` (a proxy resolves names
+//! itself, out of the guard's reach): only the operator's [`WebhookConfig::proxy`] is used, and
+//! then IP literals are still checked. Every destination refused or not resolved reads the same
+//! ([`REFUSED_DESTINATION`]), so that an attempt's error does not tell a tenant which internal
+//! names exist.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -50,6 +56,9 @@ pub struct WebhookConfig {
     /// Attempts in flight at once to one endpoint (integration), so that a slow or silent
     /// receiver cannot take every slot from the others.
     pub per_endpoint: usize,
+    /// The proxy (URL) that every webhook goes through, set by the operator; none by default,
+    /// and the environment's proxy variables are never used.
+    pub proxy: Option<String>,
 }
 
 impl Default for WebhookConfig {
@@ -62,38 +71,53 @@ impl Default for WebhookConfig {
             concurrency: 64,
             poll_interval: Duration::from_millis(500),
             per_endpoint: 16,
+            proxy: None,
         }
     }
 }
 
+/// The one error of every destination refused by the guard or not resolved, whatever the
+/// reason: a tenant cannot tell a name that resolves to a private address from one that does
+/// not exist.
+pub const REFUSED_DESTINATION: &str = "destination refused: the webhook URL's host does not resolve, or is a private or special-purpose address (allowed only with SWITCHBOARD_ALLOW_PRIVATE_WEBHOOKS=true)";
+
+/// A destination refused or not resolved (see [`REFUSED_DESTINATION`]).
+#[derive(Debug)]
+struct Refused;
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(REFUSED_DESTINATION)
+    }
+}
+
+impl std::error::Error for Refused {}
+
 /// Resolves names for the webhook client, refusing private addresses unless allowed: the
 /// check happens on the addresses actually connected to, so DNS cannot swap them afterwards.
+/// The operator's proxy host (`trusted`) is resolved without the check.
 struct GuardedResolver {
     allow_private: bool,
+    trusted: Option<String>,
 }
 
 impl reqwest::dns::Resolve for GuardedResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let allow = self.allow_private;
+        let allow = self.allow_private
+            || self
+                .trusted
+                .as_deref()
+                .is_some_and(|t| t.eq_ignore_ascii_case(name.as_str()));
         Box::pin(async move {
-            let host = name.as_str().to_owned();
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let refused = || -> Box<dyn std::error::Error + Send + Sync> { Box::new(Refused) };
+            let addrs = tokio::net::lookup_host((name.as_str(), 0))
+                .await
+                .map_err(|_| refused())?;
             let allowed: Vec<SocketAddr> = addrs
-                .iter()
-                .copied()
                 .filter(|a| allow || !webhook::is_forbidden_address(a.ip()))
                 .collect();
             if allowed.is_empty() {
-                let why: Box<dyn std::error::Error + Send + Sync> = if addrs.is_empty() {
-                    format!("{host} resolves to no address").into()
-                } else {
-                    format!(
-                        "{host} resolves to a private, loopback, link-local or unspecified address (set SWITCHBOARD_ALLOW_PRIVATE_WEBHOOKS=true to allow it)"
-                    )
-                    .into()
-                };
-                return Err(why);
+                return Err(refused());
             }
             let addrs: reqwest::dns::Addrs = Box::new(allowed.into_iter());
             Ok(addrs)
@@ -153,10 +177,10 @@ pub enum WorkerError {
     Client(#[source] reqwest::Error),
 }
 
-/// The webhook client's settings: timeouts, no redirects, pooled keep-alive connections, and the
-/// resolver that refuses private addresses unless allowed.
-fn client_builder(config: &WebhookConfig) -> reqwest::ClientBuilder {
-    reqwest::Client::builder()
+/// The webhook client's settings: timeouts, no redirects, pooled keep-alive connections, the
+/// resolver that refuses private addresses unless allowed, and no proxy but the operator's.
+fn client_builder(config: &WebhookConfig) -> Result<reqwest::ClientBuilder, WorkerError> {
+    let builder = reqwest::Client::builder()
         .timeout(config.timeout)
         .connect_timeout(config.timeout)
         .redirect(reqwest::redirect::Policy::none())
@@ -164,9 +188,22 @@ fn client_builder(config: &WebhookConfig) -> reqwest::ClientBuilder {
         .pool_idle_timeout(Duration::from_secs(60))
         .tcp_nodelay(true)
         .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
+        .no_proxy();
+    let Some(proxy) = config.proxy.as_deref() else {
+        return Ok(builder.dns_resolver(Arc::new(GuardedResolver {
+            allow_private: config.allow_private,
+            trusted: None,
+        })));
+    };
+    let trusted = reqwest::Url::parse(proxy)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned));
+    Ok(builder
+        .proxy(reqwest::Proxy::all(proxy).map_err(WorkerError::Client)?)
         .dns_resolver(Arc::new(GuardedResolver {
             allow_private: config.allow_private,
-        }))
+            trusted,
+        })))
 }
 
 /// Builds the client, or says why it cannot be: there is no fallback client.
@@ -194,7 +231,7 @@ impl WebhookWorker {
         config: WebhookConfig,
         wake: Arc<Notify>,
     ) -> Result<Self, WorkerError> {
-        let client = finish(client_builder(&config))?;
+        let client = finish(client_builder(&config)?)?;
         Ok(Self {
             store,
             config: Arc::new(config),
@@ -384,7 +421,7 @@ impl WebhookWorker {
                 _ => None,
             };
             if literal.is_some_and(webhook::is_forbidden_address) {
-                return Err("webhookUrl is a private, loopback, link-local or unspecified address (set SWITCHBOARD_ALLOW_PRIVATE_WEBHOOKS=true to allow it)".to_owned());
+                return Err(REFUSED_DESTINATION.to_owned());
             }
         }
         let body = body(c);
@@ -436,7 +473,8 @@ impl WebhookWorker {
     }
 }
 
-/// Why a request failed, without the URL's secrets.
+/// Why a request failed, without the URL's secrets; a refused or unresolved destination is
+/// [`REFUSED_DESTINATION`] alone.
 fn describe(e: reqwest::Error) -> String {
     let kind = if e.is_timeout() {
         "timeout"
@@ -450,6 +488,9 @@ fn describe(e: reqwest::Error) -> String {
     let mut source: Option<&dyn std::error::Error> = std::error::Error::source(&e);
     let mut detail = String::new();
     while let Some(s) = source {
+        if s.is::<Refused>() {
+            return REFUSED_DESTINATION.to_owned();
+        }
         detail = s.to_string();
         source = s.source();
     }
@@ -479,13 +520,15 @@ mod tests {
 
     #[test]
     fn the_client_builds_with_the_default_settings() {
-        assert!(finish(client_builder(&WebhookConfig::default())).is_ok());
+        assert!(finish(client_builder(&WebhookConfig::default()).unwrap()).is_ok());
     }
 
     #[test]
     fn a_client_that_cannot_be_built_is_an_error_not_a_default_client() {
         // An invalid header value is one way to make the builder fail at `build`.
-        let broken = client_builder(&WebhookConfig::default()).user_agent("bad\nagent");
+        let broken = client_builder(&WebhookConfig::default())
+            .unwrap()
+            .user_agent("bad\nagent");
         let err = finish(broken).expect_err("a broken builder must not yield a client");
         assert!(
             err.to_string()

@@ -98,6 +98,13 @@ pub struct ServeArgs {
     #[arg(long, env = "SWITCHBOARD_ALLOW_PRIVATE_WEBHOOKS", default_value_t = false, action = ArgAction::Set)]
     pub allow_private_webhooks: bool,
 
+    /// The proxy (URL, e.g. `http://proxy.internal:3128`) that every webhook goes through; none
+    /// by default. `HTTP_PROXY`, `HTTPS_PROXY` and `ALL_PROXY` are never used for webhooks.
+    /// Through a proxy, webhook URLs that are private IP literals are still refused (unless
+    /// private webhooks are allowed), but host names are resolved by the proxy.
+    #[arg(long, env = "SWITCHBOARD_WEBHOOK_PROXY")]
+    pub webhook_proxy: Option<String>,
+
     /// The public host name of this deployment, sent as `x-source-system` on webhooks.
     #[arg(long, env = "SWITCHBOARD_PUBLIC_HOST", default_value = "switchboard")]
     pub public_host: String,

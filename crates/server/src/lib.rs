@@ -148,6 +148,7 @@ pub async fn run(
             timeout: serve.webhook_timeout.max(MIN_INTERVAL),
             allow_private: serve.allow_private_webhooks,
             public_host: serve.public_host.clone(),
+            proxy: serve.webhook_proxy.clone(),
             ..WebhookConfig::default()
         },
         engine.deliveries_due(),

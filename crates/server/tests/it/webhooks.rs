@@ -998,3 +998,234 @@ async fn a_redirect_is_a_failure_and_a_huge_answer_is_cut() {
     );
     s.stop().await;
 }
+
+/// The text of every refused or unresolved destination.
+const REFUSED: &str = switchboard_delivery::webhook::REFUSED_DESTINATION;
+
+#[tokio::test]
+async fn refused_destinations_read_the_same_whatever_the_reason() {
+    let r = Receiver::start().await;
+    let schedule = switchboard::config::parse_schedule("0s,24h").unwrap();
+    let s = TestServer::start_with(Backend::Sqlite, move |args| {
+        args.retry_schedule = schedule;
+        args.allow_private_webhooks = false;
+    })
+    .await;
+    let port = r.base.rsplit(':').next().unwrap().to_owned();
+    let hooks = [
+        // A name that resolves to a private address, and one that does not resolve.
+        format!("http://localhost:{port}/agent"),
+        format!("http://nowhere.invalid:{port}/agent"),
+        // IP literals: IPv4, and IPv4-compatible and 6to4 IPv6 forms of loopback.
+        format!("http://127.0.0.1:{port}/agent"),
+        format!("http://[::127.0.0.1]:{port}/agent"),
+        format!("http://[2002:7f00:1::1]:{port}/agent"),
+    ];
+    for (i, hook) in hooks.iter().enumerate() {
+        let x = setup(&s, hook).await;
+        let c = s
+            .establish(&s.a.engine, &x.customer, &format!("cust-{i}"))
+            .await;
+        s.say(&s.a.engine, c["conversationId"].as_str().unwrap(), "no")
+            .await;
+    }
+    let list = until(&s, "", |b| {
+        b["results"].as_array().is_some_and(|all| {
+            all.len() == hooks.len()
+                && all
+                    .iter()
+                    .all(|d| d["attemptCount"].as_i64().unwrap_or(0) >= 1)
+        })
+    })
+    .await;
+    for d in list["results"].as_array().unwrap() {
+        assert_eq!(d["attempts"][0]["error"], REFUSED, "{d}");
+        assert_eq!(d["attempts"][0]["statusCode"], Value::Null);
+    }
+    assert!(r.seen().is_empty(), "nothing reached the receiver");
+    s.stop().await;
+}
+
+/// A stand-in for an HTTP proxy on 127.0.0.1: it records each request's head and answers 200.
+struct ProxyLike {
+    port: u16,
+    seen: Arc<Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ProxyLike {
+    async fn start() -> ProxyLike {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    // The head, then as much of the body as it declares (1 s at most).
+                    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                        loop {
+                            let Ok(n) = conn.read(&mut chunk).await else {
+                                break;
+                            };
+                            if n == 0 {
+                                break;
+                            }
+                            buf.extend_from_slice(&chunk[..n]);
+                            let text = String::from_utf8_lossy(&buf).to_string();
+                            if let Some(end) = text.find("\r\n\r\n") {
+                                let length = text[..end]
+                                    .lines()
+                                    .find_map(|l| {
+                                        let (k, v) = l.split_once(':')?;
+                                        k.eq_ignore_ascii_case("content-length")
+                                            .then(|| v.trim().parse::<usize>().ok())?
+                                    })
+                                    .unwrap_or(0);
+                                if buf.len() >= end + 4 + length {
+                                    break;
+                                }
+                            }
+                        }
+                    })
+                    .await;
+                    let head = String::from_utf8_lossy(&buf);
+                    let line = head.lines().next().unwrap_or("").to_owned();
+                    log.lock().unwrap().push(line);
+                    let _ = conn
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                        )
+                        .await;
+                });
+            }
+        });
+        ProxyLike { port, seen, task }
+    }
+
+    fn seen(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Drop for ProxyLike {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Set in the child process of [`webhooks_ignore_the_environment_proxy`].
+const PROXY_CHILD: &str = "SWITCHBOARD_IT_PROXY_CHILD";
+
+#[tokio::test]
+async fn webhooks_ignore_the_environment_proxy() {
+    if std::env::var_os(PROXY_CHILD).is_some() {
+        // In the child, whose environment names the proxy (the parent checks what it saw).
+        let r = Receiver::start().await;
+        let s = server("0s,24h").await;
+        // `localhost`, not 127.0.0.1: NO_PROXY lets only the test's own calls go direct.
+        let x = setup(&s, &r.url("/agent").replace("127.0.0.1", "localhost")).await;
+        let c = s.establish(&s.a.engine, &x.customer, "cust").await;
+        s.say(&s.a.engine, c["conversationId"].as_str().unwrap(), "direct")
+            .await;
+        r.wait_for(1).await;
+        until(&s, "status=succeeded", |b| b["total"] == 1).await;
+        s.stop().await;
+        return;
+    }
+    // Proxy variables are read by every HTTP client built in the process: set them only in a
+    // child process that runs this test alone.
+    let proxy = ProxyLike::start().await;
+    let url = format!("http://127.0.0.1:{}", proxy.port);
+    let mut child = tokio::process::Command::new(std::env::current_exe().unwrap());
+    child
+        .args([
+            "webhooks::webhooks_ignore_the_environment_proxy",
+            "--exact",
+            "--test-threads=1",
+        ])
+        .env(PROXY_CHILD, "1")
+        .env("NO_PROXY", "127.0.0.1")
+        .env("no_proxy", "127.0.0.1");
+    for var in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"] {
+        child.env(var, &url).env(var.to_ascii_lowercase(), &url);
+    }
+    let out = child.output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "the child: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(proxy.seen(), Vec::<String>::new(), "the proxy saw nothing");
+}
+
+#[tokio::test]
+async fn an_operator_proxy_carries_webhooks_but_private_literals_are_still_refused() {
+    let r = Receiver::start().await;
+    let proxy = ProxyLike::start().await;
+    let schedule = switchboard::config::parse_schedule("0s,24h").unwrap();
+    // The proxy by name: its own host resolves to loopback, which the guard lets through.
+    let via = format!("http://localhost:{}", proxy.port);
+    let s = TestServer::start_with(Backend::Sqlite, move |args| {
+        args.retry_schedule = schedule;
+        args.allow_private_webhooks = false;
+        args.webhook_proxy = Some(via);
+    })
+    .await;
+    // A host name goes to the proxy, which resolves it.
+    let x = setup(&s, "http://hook.example.invalid/agent").await;
+    let c = s.establish(&s.a.engine, &x.customer, "cust").await;
+    s.say(&s.a.engine, c["conversationId"].as_str().unwrap(), "via")
+        .await;
+    until(&s, "status=succeeded", |b| b["total"] == 1).await;
+    assert_eq!(
+        proxy.seen(),
+        vec!["POST http://hook.example.invalid/agent HTTP/1.1"]
+    );
+    // A private IP literal is refused before the proxy.
+    let y = setup(&s, &r.url("/agent")).await;
+    let c = s.establish(&s.a.engine, &y.customer, "cust-2").await;
+    s.say(&s.a.engine, c["conversationId"].as_str().unwrap(), "no")
+        .await;
+    let list = until(&s, "status=pending", |b| {
+        b["results"][0]["attemptCount"].as_i64().unwrap_or(0) >= 1
+    })
+    .await;
+    assert_eq!(list["results"][0]["attempts"][0]["error"], REFUSED);
+    assert_eq!(proxy.seen().len(), 1, "the proxy saw only the first");
+    assert!(r.seen().is_empty());
+    s.stop().await;
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_fresh_servers_database_files_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let r = Receiver::start().await;
+    let s = server("0s,24h").await;
+    // A write, so that the write-ahead log and its index hold something.
+    let x = setup(&s, &r.url("/agent")).await;
+    let c = s.establish(&s.a.engine, &x.customer, "cust").await;
+    s.say(&s.a.engine, c["conversationId"].as_str().unwrap(), "secret")
+        .await;
+    r.wait_for(1).await;
+    let path = s
+        .database_url
+        .strip_prefix("sqlite://")
+        .and_then(|p| p.split('?').next())
+        .unwrap()
+        .to_owned();
+    for file in [path.clone(), format!("{path}-wal"), format!("{path}-shm")] {
+        let mode = std::fs::metadata(&file)
+            .unwrap_or_else(|e| panic!("{file}: {e}"))
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{file}: {:o}", mode & 0o777);
+    }
+    s.stop().await;
+}
