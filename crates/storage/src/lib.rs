@@ -104,12 +104,10 @@ impl std::fmt::Debug for Store {
 /// Creates a missing SQLite file (of a `mode=rwc` URL) readable and writable by its owner only
 /// (0600), whatever the umask, before SQLite opens it: SQLite gives the `-wal` and `-shm` files
 /// the main file's permissions, so they are 0600 too. Any failure is left for SQLite to report.
-fn create_owner_only(options: &SqliteConnectOptions) {
-    use sea_orm::sqlx::ConnectOptions;
-    let creates = options
-        .to_url_lossy()
-        .query_pairs()
-        .any(|(k, v)| k == "mode" && v == "rwc");
+fn create_owner_only(database_url: &str, options: &SqliteConnectOptions) {
+    let creates = database_url
+        .split_once('?')
+        .is_some_and(|(_, query)| query.split('&').any(|pair| pair == "mode=rwc"));
     if !creates {
         return;
     }
@@ -166,7 +164,7 @@ impl Store {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(SQLITE_BUSY_TIMEOUT)
                 .foreign_keys(true);
-            create_owner_only(&options);
+            create_owner_only(database_url, &options);
             // One connection: an in-memory database's (never recycled, or it would vanish), or
             // a file's for its migrations. A SQLite connection is a local file handle that
             // cannot hang up: no ping before each use (sqlx's default).
