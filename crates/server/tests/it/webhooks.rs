@@ -1119,7 +1119,7 @@ impl Drop for ProxyLike {
 }
 
 /// Set in the child process of [`webhooks_ignore_the_environment_proxy`].
-const PROXY_CHILD: &str = "SWITCHBOARD_IT_PROXY_CHILD";
+const PROXY_CHILD: &str = "IT_WEBHOOK_PROXY_CHILD";
 
 #[tokio::test]
 async fn webhooks_ignore_the_environment_proxy() {
