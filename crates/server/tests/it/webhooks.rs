@@ -1068,10 +1068,7 @@ impl ProxyLike {
                     let mut chunk = [0u8; 4096];
                     // The head, then as much of the body as it declares (1 s at most).
                     let _ = tokio::time::timeout(Duration::from_secs(1), async {
-                        loop {
-                            let Ok(n) = conn.read(&mut chunk).await else {
-                                break;
-                            };
+                        while let Ok(n) = conn.read(&mut chunk).await {
                             if n == 0 {
                                 break;
                             }
