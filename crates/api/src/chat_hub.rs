@@ -8,10 +8,17 @@
 //! answered by `ack` or `error`; `resume`, replayed from storage with the same frame builder as
 //! the live path), a keep-alive ping, and the server's shutdown (close code 1001).
 //!
+//! A socket lives no longer than its credentials ([`CLOSE_CREDENTIALS`], 4401): a token-opened
+//! socket closes at the token's `exp`, and each node checks the credentials of all its open
+//! sockets every [`CREDENTIALS_CHECK`] in one query per kind ([`CredentialWatch`]): a revoked
+//! or expired client secret, or regenerated integration keys (for a socket opened with `ts`
+//! and `sig`), close the socket. No frame does any of this work.
+//!
 //! [`LiveRegistry`]: switchboard_delivery::live::LiveRegistry
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use futures_util::stream::SplitSink;
@@ -24,10 +31,14 @@ use switchboard_delivery::live::{activity_frame, SessionEvent, Subscription};
 use switchboard_domain::activity::validate_inbound;
 use switchboard_domain::channel::Channel;
 use switchboard_domain::identity::Scope;
-use switchboard_domain::ids::{ConversationId, IntegrationId, TenantId};
+use switchboard_domain::ids::{ConversationId, IntegrationId, SecretId, TenantId};
+use switchboard_domain::integration::Integration;
 use switchboard_domain::signing;
+use switchboard_domain::time::now_millis;
 use switchboard_domain::webhook::BodyHead;
 use switchboard_engine::{check_active, AcceptOutcome};
+use switchboard_storage::Store;
+use tokio::sync::{watch, Notify};
 
 use crate::activities::signing_integration;
 use crate::auth::verify_token;
@@ -47,6 +58,13 @@ const WRITE_BATCH: usize = 64;
 const READ_BUFFER: usize = 2 * 1024;
 /// Copies read from storage per query while replaying.
 const RESUME_BATCH: u64 = 500;
+/// Close code of a socket whose credentials expired or were revoked: its token reached `exp`,
+/// its client secret was revoked or expired, or the keys of the integration that signed it were
+/// regenerated. The client authenticates again and reconnects.
+pub const CLOSE_CREDENTIALS: u16 = 4401;
+/// How often a node checks the credentials behind its open sockets: with the query's time, a
+/// revocation closes them within 5 s on every node (SPEC 2).
+pub const CREDENTIALS_CHECK: Duration = Duration::from_secs(2);
 
 type Sink = SplitSink<WebSocketStream, Message>;
 
@@ -72,22 +90,24 @@ pub async fn chat_hub(req: &Request) -> poem::Result<Response> {
     let q = query(req);
     let iid_raw = q.get("iId").map(String::as_str);
 
-    let tenant: TenantId = if let Some(token) = bearer(req) {
-        verify_token(&state, token, Scope::Engine).await?.tid
-    } else if let Some(token) = q.get("access_token") {
-        verify_token(&state, token, Scope::Engine).await?.tid
-    } else if let (Some(ts), Some(sig)) = (q.get("ts"), q.get("sig")) {
-        let id = iid_raw.unwrap_or_default();
-        signing_integration(&state, id, ts, &signing::socket_message(id, ts), sig)
-            .await?
-            .tenant_id
-    } else {
-        return Err(ApiError::unauthorized(
-            "Authenticate with an engine token (Authorization: Bearer, or access_token) or \
+    let token = bearer(req).or_else(|| q.get("access_token").map(String::as_str));
+    let (tenant, credential, expires): (TenantId, Credential, Option<i64>) =
+        if let Some(token) = token {
+            let claims = verify_token(&state, token, Scope::Engine).await?;
+            (claims.tid, Credential::Secret(claims.sid), Some(claims.exp))
+        } else if let (Some(ts), Some(sig)) = (q.get("ts"), q.get("sig")) {
+            let id = iid_raw.unwrap_or_default();
+            let signer =
+                signing_integration(&state, id, ts, &signing::socket_message(id, ts), sig).await?;
+            let key = Credential::Key(signer.id, public_key(&signer).to_owned());
+            (signer.tenant_id, key, None)
+        } else {
+            return Err(ApiError::unauthorized(
+                "Authenticate with an engine token (Authorization: Bearer, or access_token) or \
              with the integration-signed ts and sig.",
-        )
-        .into());
-    };
+            )
+            .into());
+        };
 
     let iid: IntegrationId = match iid_raw {
         None | Some("") => {
@@ -150,8 +170,16 @@ pub async fn chat_hub(req: &Request) -> poem::Result<Response> {
     // Registered before the upgrade answer goes out: an activity accepted as soon as the
     // client sees the upgrade is queued for it, not missed.
     let subscription = state.live.register(iid, conversation);
+    let watched = watch_credential(&state, credential);
+    // The token's `exp` (Unix seconds) as a deadline of this process's clock.
+    let expires = expires.map(|exp| {
+        let left = exp.saturating_mul(1000).saturating_sub(now_millis()).max(0);
+        tokio::time::Instant::now() + Duration::from_millis(left.unsigned_abs())
+    });
     let session = Session {
         subscription: Some(subscription),
+        watched,
+        expires,
         state,
         tenant,
         integration: iid,
@@ -166,6 +194,10 @@ pub async fn chat_hub(req: &Request) -> poem::Result<Response> {
 
 struct Session {
     subscription: Option<switchboard_delivery::live::Subscription>,
+    /// The socket's entry in its node's [`CredentialWatch`]: told when the credentials go.
+    watched: Watched,
+    /// When the token the socket was opened with expires.
+    expires: Option<tokio::time::Instant>,
     state: AppState,
     tenant: TenantId,
     integration: IntegrationId,
@@ -258,6 +290,15 @@ impl Session {
         let interval = self.state.config.ws_ping_interval;
         let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         let mut last_seen = Instant::now();
+        let revoked = self.watched.revoked.clone();
+        let expires = self.expires;
+        let expiry = async move {
+            match expires {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(expiry);
         metrics::gauge!("switchboard_ws_connections").increment(1.0);
 
         let end = loop {
@@ -267,6 +308,8 @@ impl Session {
             let step = tokio::select! {
                 biased;
                 _ = shutdown.changed() => continue,
+                () = &mut expiry => Err(End::Close(CLOSE_CREDENTIALS, "credentials expired".to_owned())),
+                () = revoked.notified() => Err(End::Close(CLOSE_CREDENTIALS, "credentials revoked".to_owned())),
                 // The work of an event is boxed: handling a client frame runs a whole accept,
                 // and writing carries a timer; inline, their futures would make every idle
                 // socket's task as large as the largest of them.
@@ -294,6 +337,7 @@ impl Session {
             }
         };
         drop(sub);
+        self.watched.forget();
         if let End::Close(code, reason) = end {
             let _ = send(&mut sink, Message::close_with(code, reason)).await;
             // Let the client's close reply (or its EOF) arrive, so the close frame is read
@@ -488,5 +532,145 @@ impl Session {
         }
         self.floor = Some(self.floor.map_or(cursor, |f| f.max(cursor)));
         Ok(())
+    }
+}
+
+/// The public signing key of a Direct integration, as a signature is verified against it.
+fn public_key(integration: &Integration) -> &str {
+    integration
+        .configuration
+        .get(switchboard_domain::channel_config::PUBLIC_SIGNING_KEY)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// What a socket was opened with, checked again while it is open.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Credential {
+    /// An engine token: its client secret must stay active.
+    Secret(SecretId),
+    /// The integration's signature: the integration's public key must stay this one.
+    Key(IntegrationId, String),
+}
+
+/// The credentials of a node's open sockets, checked every [`CREDENTIALS_CHECK`] by one task
+/// per node (started with the first socket) in one query per kind for all sockets.
+#[derive(Default)]
+pub struct CredentialWatch {
+    sockets: Mutex<HashMap<u64, (Credential, Arc<Notify>)>>,
+    next: AtomicU64,
+    started: AtomicBool,
+}
+
+/// A socket's entry in the [`CredentialWatch`]; `revoked` is notified when its credentials go.
+struct Watched {
+    id: u64,
+    watch: Arc<CredentialWatch>,
+    revoked: Arc<Notify>,
+}
+
+impl Watched {
+    fn forget(&self) {
+        if let Ok(mut sockets) = self.watch.sockets.lock() {
+            sockets.remove(&self.id);
+        }
+    }
+}
+
+impl Drop for Watched {
+    /// A socket whose upgrade never completes leaves the watch too.
+    fn drop(&mut self) {
+        self.forget();
+    }
+}
+
+fn watch_credential(state: &AppState, credential: Credential) -> Watched {
+    let watch = state.ws_credentials.clone();
+    if !watch.started.swap(true, Ordering::AcqRel) {
+        tokio::spawn(check_credentials(
+            Arc::downgrade(&watch),
+            state.store.clone(),
+            state.shutdown.clone(),
+        ));
+    }
+    let id = watch.next.fetch_add(1, Ordering::Relaxed);
+    let revoked = Arc::new(Notify::new());
+    if let Ok(mut sockets) = watch.sockets.lock() {
+        sockets.insert(id, (credential, revoked.clone()));
+    }
+    Watched { id, watch, revoked }
+}
+
+/// The node's check: every [`CREDENTIALS_CHECK`], the active secrets among those of its open
+/// sockets (one query) and the keys of the integrations whose signature opened one (one
+/// query); the sockets whose credentials are gone are told to close. A failed query is logged
+/// and checked again at the next tick (a database outage does not close every socket). A
+/// deleted integration is left to its own close (4403).
+async fn check_credentials(
+    weak: Weak<CredentialWatch>,
+    store: Store,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(CREDENTIALS_CHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            changed = shutdown.changed() => if changed.is_err() || *shutdown.borrow() { return },
+        }
+        let Some(registry) = weak.upgrade() else {
+            return;
+        };
+        let (secrets, integrations) = {
+            let Ok(sockets) = registry.sockets.lock() else {
+                return;
+            };
+            let mut secrets = HashSet::new();
+            let mut integrations = HashSet::new();
+            for (credential, _) in sockets.values() {
+                match credential {
+                    Credential::Secret(id) => secrets.insert(*id),
+                    Credential::Key(id, _) => integrations.insert(*id),
+                };
+            }
+            (
+                secrets.into_iter().collect::<Vec<_>>(),
+                integrations.into_iter().collect::<Vec<_>>(),
+            )
+        };
+        let active = match store.active_secrets(&secrets, now_millis()).await {
+            Ok(active) => Some(active),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not check the secrets of open websockets");
+                None
+            }
+        };
+        let keys: Option<HashMap<IntegrationId, String>> =
+            match store.integrations_by_ids(&integrations).await {
+                Ok(found) => Some(
+                    found
+                        .iter()
+                        .map(|i| (i.id, public_key(i).to_owned()))
+                        .collect(),
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not check the keys of open websockets");
+                    None
+                }
+            };
+        let gone = |credential: &Credential| match credential {
+            Credential::Secret(id) => active.as_ref().is_some_and(|a| !a.contains(id)),
+            Credential::Key(id, key) => keys
+                .as_ref()
+                .and_then(|k| k.get(id))
+                .is_some_and(|current| current != key),
+        };
+        if let Ok(sockets) = registry.sockets.lock() {
+            for (credential, revoked) in sockets.values() {
+                if gone(credential) {
+                    revoked.notify_one();
+                }
+            }
+        };
     }
 }

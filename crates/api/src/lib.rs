@@ -91,7 +91,9 @@ pub fn openapi_service() -> OpenApiService<Apis, ()> {
          conversationId, activity}` and `{type: resume, leid}`. Frames over 256 KiB get an error \
          frame, over 1 MiB close the connection (1009). A client that does not keep up is closed \
          with 4008, a deleted or paused integration's sockets with 4403, all sockets with 1001 on \
-         shutdown.",
+         shutdown. A socket closes with 4401 when its credentials expire or are revoked: at its \
+         token's `exp`, within 5 s of the revocation of the token's client secret, and (opened \
+         with `ts` and `sig`) within 5 s of the integration's keys being regenerated.",
     )
 }
 

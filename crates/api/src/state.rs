@@ -67,6 +67,8 @@ pub struct Inner {
     pub live: LiveRegistry,
     /// Turns true when the server shuts down: sessions close with 1001.
     pub shutdown: watch::Receiver<bool>,
+    /// The credentials of this node's websockets, checked while they are open.
+    pub ws_credentials: Arc<crate::chat_hub::CredentialWatch>,
     secrets: Mutex<HashMap<SecretId, (bool, Instant)>>,
     /// Tokens whose signature was verified, with their claims: a token's signature is checked
     /// once, its expiry and its secret's revocation on every use.
@@ -103,6 +105,7 @@ impl AppState {
             http,
             live,
             shutdown,
+            ws_credentials: Arc::default(),
             secrets: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
         })))

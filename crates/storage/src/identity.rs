@@ -237,6 +237,29 @@ impl Store {
         Ok(secret.is_some_and(|s| unexpired(s.expiration, now)))
     }
 
+    /// Which of `ids` still exist and have not expired at `now`, in one query: the periodic
+    /// check of the secrets behind a node's open websockets.
+    pub async fn active_secrets(
+        &self,
+        ids: &[SecretId],
+        now: Millis,
+    ) -> Result<std::collections::HashSet<SecretId>> {
+        if ids.is_empty() {
+            return Ok(Default::default());
+        }
+        let rows = self
+            .read_all(
+                client_secret::Entity::find()
+                    .filter(client_secret::Column::Id.is_in(ids.iter().map(|i| i.as_uuid()))),
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter(|s| unexpired(s.expiration, now))
+            .map(|s| SecretId::from_uuid(s.id))
+            .collect())
+    }
+
     /// One client of the tenant, with its secrets (oldest first).
     pub async fn get_client(&self, tenant: TenantId, client_id: ClientId) -> Result<ClientOut> {
         let client = self

@@ -223,6 +223,22 @@ impl Store {
         .transpose()
     }
 
+    /// Those of `ids` that exist, of any tenant, in one query: the periodic check of the keys
+    /// behind a node's signature-opened websockets.
+    pub async fn integrations_by_ids(&self, ids: &[IntegrationId]) -> Result<Vec<Integration>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.read_all(
+            integration::Entity::find()
+                .filter(integration::Column::Id.is_in(ids.iter().map(|i| i.as_uuid()))),
+        )
+        .await?
+        .into_iter()
+        .map(|row| self.to_integration(row))
+        .collect()
+    }
+
     /// All integrations of the tenant's hub, of one channel when `channel` is given, oldest
     /// first. Empty when the hub is not the tenant's.
     pub async fn list_hub_integrations(

@@ -19,3 +19,4 @@ mod operations;
 mod sender_hub;
 mod webhook_crash;
 mod webhooks;
+mod ws_credentials;
