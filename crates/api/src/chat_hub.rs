@@ -621,7 +621,7 @@ async fn check_credentials(
         let Some(registry) = weak.upgrade() else {
             return;
         };
-        let (secrets, integrations) = {
+        let (asked_secrets, asked_integrations) = {
             let Ok(sockets) = registry.sockets.lock() else {
                 return;
             };
@@ -633,11 +633,12 @@ async fn check_credentials(
                     Credential::Key(id, _) => integrations.insert(*id),
                 };
             }
-            (
-                secrets.into_iter().collect::<Vec<_>>(),
-                integrations.into_iter().collect::<Vec<_>>(),
-            )
+            (secrets, integrations)
         };
+        let (secrets, integrations): (Vec<_>, Vec<_>) = (
+            asked_secrets.iter().copied().collect(),
+            asked_integrations.iter().copied().collect(),
+        );
         let active = match store.active_secrets(&secrets, now_millis()).await {
             Ok(active) => Some(active),
             Err(e) => {
@@ -658,12 +659,19 @@ async fn check_credentials(
                     None
                 }
             };
+        // Only what was asked is judged: a socket opened while the queries ran is checked at
+        // the next tick, not closed for being absent from an answer that never asked about it.
         let gone = |credential: &Credential| match credential {
-            Credential::Secret(id) => active.as_ref().is_some_and(|a| !a.contains(id)),
-            Credential::Key(id, key) => keys
-                .as_ref()
-                .and_then(|k| k.get(id))
-                .is_some_and(|current| current != key),
+            Credential::Secret(id) => {
+                asked_secrets.contains(id) && active.as_ref().is_some_and(|a| !a.contains(id))
+            }
+            Credential::Key(id, key) => {
+                asked_integrations.contains(id)
+                    && keys
+                        .as_ref()
+                        .and_then(|k| k.get(id))
+                        .is_some_and(|current| current != key)
+            }
         };
         if let Ok(sockets) = registry.sockets.lock() {
             for (credential, revoked) in sockets.values() {
