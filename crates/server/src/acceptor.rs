@@ -161,8 +161,10 @@ async fn serve_connection<E: Endpoint + 'static>(
 ) {
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         let conn = conn.clone();
+        // Set before hyper reads on for the body (in the same poll), so that read waits with
+        // the body timeout, not with what was set for the headers.
+        conn.phase.store(BUSY, Ordering::Relaxed);
         async move {
-            conn.phase.store(BUSY, Ordering::Relaxed);
             let req = Request::from((req, conn.local.clone(), conn.remote.clone(), Scheme::HTTP));
             let resp = conn.ep.get_response(req).await;
             let next = if resp.status() == StatusCode::SWITCHING_PROTOCOLS {

@@ -14,6 +14,8 @@ use crate::support::*;
 const SHORT: Duration = Duration::from_millis(300);
 /// The longest a test waits for the server to close a connection (far above the timeouts).
 const CLOSED_WITHIN: Duration = Duration::from_secs(15);
+/// A timeout that a test must not reach.
+const LONG: Duration = Duration::from_secs(600);
 
 async fn connect(s: &TestServer) -> TcpStream {
     let addr = s.base.trim_start_matches("http://");
@@ -85,7 +87,12 @@ async fn answer(stream: &mut TcpStream) -> (u16, String) {
 
 #[tokio::test]
 async fn half_a_request_line_is_closed_after_the_header_timeout() {
-    let s = TestServer::start_with(Backend::Sqlite, |a| a.header_timeout = SHORT).await;
+    let s = TestServer::start_with(Backend::Sqlite, |a| {
+        a.header_timeout = SHORT;
+        a.body_timeout = LONG;
+        a.idle_timeout = LONG;
+    })
+    .await;
     let mut stream = connect(&s).await;
     stream.write_all(b"GET /healthz HT").await.expect("write");
     until_closed(&mut stream).await;
@@ -107,7 +114,13 @@ async fn half_a_request_line_is_closed_after_the_header_timeout() {
 
 #[tokio::test]
 async fn a_declared_body_that_never_comes_is_cut_after_the_body_timeout() {
-    let s = TestServer::start_with(Backend::Sqlite, |a| a.body_timeout = SHORT).await;
+    // The other timeouts far above the wait: only the body timeout can close it.
+    let s = TestServer::start_with(Backend::Sqlite, |a| {
+        a.body_timeout = SHORT;
+        a.header_timeout = LONG;
+        a.idle_timeout = LONG;
+    })
+    .await;
     let mut stream = connect(&s).await;
     let head = format!(
         "POST /api/v1/hubs HTTP/1.1\r\nhost: test\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
@@ -121,7 +134,12 @@ async fn a_declared_body_that_never_comes_is_cut_after_the_body_timeout() {
 
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
-    let s = TestServer::start_with(Backend::Sqlite, |a| a.idle_timeout = SHORT).await;
+    let s = TestServer::start_with(Backend::Sqlite, |a| {
+        a.idle_timeout = SHORT;
+        a.header_timeout = LONG;
+        a.body_timeout = LONG;
+    })
+    .await;
     let mut stream = connect(&s).await;
     assert_eq!(healthz(&mut stream).await.0, 200);
     // Kept alive after the answer, then closed once idle.
