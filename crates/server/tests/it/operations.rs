@@ -722,3 +722,34 @@ async fn a_test_server_that_cannot_start_stops_the_test_saying_so() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_invented_method_is_counted_as_other() {
+    let s = TestServer::start().await;
+    let method = reqwest::Method::from_bytes(b"FOOBAR").expect("a method");
+    let resp = s
+        .http
+        .request(method, s.url("/healthz"))
+        .send()
+        .await
+        .expect("send");
+    let status = resp.status().as_u16();
+    let text = s
+        .http
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        text.contains(&format!(
+            r#"http_requests_total{{method="other",status="{status}"}}"#
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("FOOBAR"), "{text}");
+    assert!((400..500).contains(&status), "{status}");
+    s.stop().await;
+}
