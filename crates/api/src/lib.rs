@@ -19,6 +19,7 @@ pub mod health;
 pub mod hubs;
 pub mod integrations;
 pub mod paging;
+pub mod rate_limit;
 pub mod slack;
 pub mod state;
 pub mod token;
@@ -107,7 +108,8 @@ pub fn app(state: AppState, metrics: MetricsRenderer) -> impl Endpoint<Output = 
     let api = openapi_service();
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
-    ErrorFormat(
+    let limiter = state.clone();
+    ErrorFormat(rate_limit::ClientLimits::new(
         Route::new()
             .nest("/", api)
             .at("/openapi.json", spec)
@@ -117,7 +119,8 @@ pub fn app(state: AppState, metrics: MetricsRenderer) -> impl Endpoint<Output = 
             .data(metrics)
             .with(CatchPanic::new().with_handler(error::panic_response))
             .into_endpoint(),
-    )
+        limiter,
+    ))
 }
 
 /// Renders every error, whatever its origin, in the format of SPEC 1 with the prefix of the
