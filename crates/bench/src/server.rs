@@ -98,7 +98,11 @@ impl Server {
         let mut env = vec![("SWITCHBOARD_BIND".to_owned(), format!("127.0.0.1:{port}"))];
         // One tenant pushes thousands of requests and frames a second from one address: limits
         // it never meets, so that the limiter runs (and its cost is measured) without refusing.
-        env.extend(RATE_LIMITS.iter().map(|v| ((*v).to_owned(), UNMET_RATE.to_owned())));
+        env.extend(
+            RATE_LIMITS
+                .iter()
+                .map(|v| ((*v).to_owned(), UNMET_RATE.to_owned())),
+        );
         if let Some(url) = &options.redis_url {
             env.push(("REDIS_URL".to_owned(), url.clone()));
         }

@@ -17,7 +17,7 @@ const MICROS: u64 = 1_000_000;
 /// A limit: on average one request per `interval_micros`, up to `burst` at once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rate {
-    /// Requests allowed per `per` (as configured; kept for messages).
+    /// Requests allowed per `per_secs` seconds.
     pub count: u32,
     /// The period of `count`: 1 (second), 60 (minute) or 3600 (hour), in seconds.
     pub per_secs: u32,
@@ -229,7 +229,15 @@ mod tests {
         assert_eq!(Rate::per_second(100, 500).to_string(), "100/s:500");
         assert_eq!(Rate::parse("1/m:3").unwrap().to_string(), "1/m:3");
         for bad in [
-            "", "100", "100/d:5", "0/s:5", "5/s:0", "-1/s", "x/s", "5/s:y", "2000000/s",
+            "",
+            "100",
+            "100/d:5",
+            "0/s:5",
+            "5/s:0",
+            "-1/s",
+            "x/s",
+            "5/s:y",
+            "2000000/s",
         ] {
             let err = Rate::parse(bad).unwrap_err();
             assert!(err.contains("100/s:500"), "{bad}: {err}");

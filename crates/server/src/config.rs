@@ -365,7 +365,10 @@ mod tests {
         let err = Cli::try_parse_from(["switchboard", "serve", "--rate-limit-portal", "fast"])
             .unwrap_err()
             .to_string();
-        assert!(err.contains("rate-limit-portal") && err.contains("100/s:500"), "{err}");
+        assert!(
+            err.contains("rate-limit-portal") && err.contains("100/s:500"),
+            "{err}"
+        );
         let err = Cli::try_parse_from(["switchboard", "serve", "--client-ip-header", "a b"])
             .unwrap_err()
             .to_string();

@@ -101,22 +101,52 @@ mod tests {
     fn which_requests_count_per_client_ip() {
         assert_eq!(client_limit(&req("/healthz", &[])), None);
         assert_eq!(client_limit(&req("/metrics", &[])), None);
-        assert_eq!(client_limit(&req("/connect/token", &[])), Some(Limit::Token));
-        assert_eq!(client_limit(&req("/openapi.json", &[])), Some(Limit::Public));
-        assert_eq!(client_limit(&req("/nope", &[("authorization", "Bearer x")])), Some(Limit::Public));
+        assert_eq!(
+            client_limit(&req("/connect/token", &[])),
+            Some(Limit::Token)
+        );
+        assert_eq!(
+            client_limit(&req("/openapi.json", &[])),
+            Some(Limit::Public)
+        );
+        assert_eq!(
+            client_limit(&req("/nope", &[("authorization", "Bearer x")])),
+            Some(Limit::Public)
+        );
         assert_eq!(client_limit(&req("/api/v1/hubs", &[])), Some(Limit::Public));
-        assert_eq!(client_limit(&req("/api/v1/hubs", &[("authorization", "Bearer x")])), None);
-        assert_eq!(client_limit(&req("/inbound/customer/v1/direct/activity/x", &[("x-signature", "s")])), None);
-        assert_eq!(client_limit(&req("/engine-chat-hub?iId=x&access_token=t", &[])), None);
-        assert_eq!(client_limit(&req("/engine-chat-hub?iId=x&ts=1&sig=s", &[])), None);
-        assert_eq!(client_limit(&req("/engine-chat-hub?iId=x", &[])), Some(Limit::Public));
+        assert_eq!(
+            client_limit(&req("/api/v1/hubs", &[("authorization", "Bearer x")])),
+            None
+        );
+        assert_eq!(
+            client_limit(&req(
+                "/inbound/customer/v1/direct/activity/x",
+                &[("x-signature", "s")]
+            )),
+            None
+        );
+        assert_eq!(
+            client_limit(&req("/engine-chat-hub?iId=x&access_token=t", &[])),
+            None
+        );
+        assert_eq!(
+            client_limit(&req("/engine-chat-hub?iId=x&ts=1&sig=s", &[])),
+            None
+        );
+        assert_eq!(
+            client_limit(&req("/engine-chat-hub?iId=x", &[])),
+            Some(Limit::Public)
+        );
     }
 
     #[test]
     fn the_client_ip_comes_from_the_operators_header_when_set() {
         let h = HeaderName::from_static("x-forwarded-for");
         let r = req("/", &[("x-forwarded-for", "203.0.113.9, 198.51.100.7")]);
-        assert_eq!(client_ip(&r, Some(&h)), "198.51.100.7".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            client_ip(&r, Some(&h)),
+            "198.51.100.7".parse::<IpAddr>().unwrap()
+        );
         // Not configured: the header is ignored (anyone can send it).
         assert_eq!(client_ip(&r, None), IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         // Configured but absent or not an address: the peer address.

@@ -65,10 +65,22 @@ mod tests {
         let a = Key::Tenant(TenantId::new());
         let b = Key::Tenant(TenantId::new());
         let now = 1_000_000_000;
-        assert!(matches!(buckets.take(Limit::Portal, a, rate, now), Taken::Allowed { .. }));
-        assert!(matches!(buckets.take(Limit::Portal, a, rate, now), Taken::Refused { .. }));
-        assert!(matches!(buckets.take(Limit::Engine, a, rate, now), Taken::Allowed { .. }));
-        assert!(matches!(buckets.take(Limit::Portal, b, rate, now), Taken::Allowed { .. }));
+        assert!(matches!(
+            buckets.take(Limit::Portal, a, rate, now),
+            Taken::Allowed { .. }
+        ));
+        assert!(matches!(
+            buckets.take(Limit::Portal, a, rate, now),
+            Taken::Refused { .. }
+        ));
+        assert!(matches!(
+            buckets.take(Limit::Engine, a, rate, now),
+            Taken::Allowed { .. }
+        ));
+        assert!(matches!(
+            buckets.take(Limit::Portal, b, rate, now),
+            Taken::Allowed { .. }
+        ));
         // Many clients later, the old buckets (full again) are gone, the new ones bounded.
         let later = now + 10_000_000;
         for i in 0..(SHARDS * PRUNE_AT * 2) as u32 {

@@ -108,7 +108,10 @@ async fn the_101st_request_of_a_burst_is_429_with_retry_after_and_tenants_are_in
         assert_error(status, &body, 404, "ENG", &[6000]);
 
         let after = counter(&s, "switchboard_rate_limited_total{limit=\"portal\"}").await;
-        assert!(after >= before + 2.0, "refusals counted: {before} -> {after}");
+        assert!(
+            after >= before + 2.0,
+            "refusals counted: {before} -> {after}"
+        );
         s.stop().await;
     }
 }
@@ -143,7 +146,10 @@ async fn the_engine_limit_covers_inbound_and_a_token_waits_for_retry_after() {
         sent += 1;
         assert!(sent < 100, "100 requests at 1/s:3 were all allowed");
     };
-    assert!(sent >= 2, "the establish took one token, the burst is 3: {sent} sent");
+    assert!(
+        sent >= 2,
+        "the establish took one token, the burst is 3: {sent} sent"
+    );
     tokio::time::sleep(Duration::from_secs(retry)).await;
     let (status, body) = s.send(&s.a.engine, &id, message).await;
     assert_eq!(status, StatusCode::OK, "after Retry-After: {body}");
@@ -228,7 +234,9 @@ async fn a_websocket_frame_over_the_limit_gets_a_429_error_frame_and_the_socket_
             .as_str()
             .unwrap()
             .to_owned();
-        let agent = s.direct(&s.a.portal, &hub, "agents", "Agent", json!({})).await;
+        let agent = s
+            .direct(&s.a.portal, &hub, "agents", "Agent", json!({}))
+            .await;
         let agent = agent["integrationId"].as_str().unwrap().to_owned();
         let c = s.establish(&s.a.engine, &customer, "cust").await;
         let id = c["conversationId"].as_str().unwrap().to_owned();
@@ -248,7 +256,10 @@ async fn a_websocket_frame_over_the_limit_gets_a_429_error_frame_and_the_socket_
             if answer["type"] == "error" {
                 break (text, answer);
             }
-            assert_eq!((&answer["type"], &answer["ref"]), (&json!("ack"), &json!(text)));
+            assert_eq!(
+                (&answer["type"], &answer["ref"]),
+                (&json!("ack"), &json!(text))
+            );
             acked.push(text);
             assert!(acked.len() < 100, "100 frames at 1/s:3 were all executed");
         };
@@ -268,7 +279,10 @@ async fn a_websocket_frame_over_the_limit_gets_a_429_error_frame_and_the_socket_
         tokio::time::sleep(Duration::from_secs(1)).await;
         send_frame(&mut ws, speak("after".to_owned())).await;
         let answer = frame(&mut ws).await;
-        assert_eq!((&answer["type"], &answer["ref"]), (&json!("ack"), &json!("after")));
+        assert_eq!(
+            (&answer["type"], &answer["ref"]),
+            (&json!("ack"), &json!("after"))
+        );
 
         // The refused frame was not executed.
         let (status, copies) = s
@@ -284,7 +298,10 @@ async fn a_websocket_frame_over_the_limit_gets_a_429_error_frame_and_the_socket_
             .iter()
             .filter_map(|c| c["message"]["text"].as_str())
             .collect();
-        assert!(!texts.contains(&text.as_str()), "{text} was refused: {texts:?}");
+        assert!(
+            !texts.contains(&text.as_str()),
+            "{text} was refused: {texts:?}"
+        );
         assert!(texts.contains(&"after"), "{texts:?}");
         s.stop().await;
     }
@@ -318,7 +335,10 @@ async fn second_node(
                 break;
             }
         }
-        assert!(tokio::time::Instant::now() < deadline, "second node not up in 30 s");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "second node not up in 30 s"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     (base, tx)
@@ -340,9 +360,17 @@ async fn two_nodes_sharing_redis_share_one_bucket() {
     };
     let s = TestServer::start_with(backend, settings).await;
     let (two, stop_two) = second_node(&s, settings).await;
-    // Ten requests, alternating between the nodes, empty the one bucket of the tenant.
+    // Ten requests, alternating between the nodes, empty the one bucket of the tenant; half-way
+    // Redis forgets its scripts (as after a restart), and the nodes load theirs again.
     for i in 0..10 {
-        let base = if i % 2 == 0 { s.base.clone() } else { two.clone() };
+        if i == 5 {
+            script_flush(&redis).await;
+        }
+        let base = if i % 2 == 0 {
+            s.base.clone()
+        } else {
+            two.clone()
+        };
         let resp = s
             .http
             .get(format!("{base}/api/v1/hubs"))
@@ -368,6 +396,29 @@ async fn two_nodes_sharing_redis_share_one_bucket() {
     s.stop().await;
 }
 
+/// `SCRIPT FLUSH` on the Redis at `url`, in the protocol's own words.
+async fn script_flush(url: &str) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(redis_address(url))
+        .await
+        .unwrap();
+    conn.write_all(b"*2\r\n$6\r\nSCRIPT\r\n$5\r\nFLUSH\r\n")
+        .await
+        .unwrap();
+    let mut answer = [0u8; 5];
+    conn.read_exact(&mut answer).await.unwrap();
+    assert_eq!(&answer, b"+OK\r\n");
+}
+
+/// `host:port` of a `redis://host:port[/db]` URL.
+fn redis_address(url: &str) -> String {
+    url.trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
 /// A TCP relay to Redis that can be cut: what an outage looks like to a node.
 struct Relay {
     url: String,
@@ -377,12 +428,7 @@ struct Relay {
 
 impl Relay {
     async fn to(redis: &str) -> Self {
-        let target = redis
-            .trim_start_matches("redis://")
-            .split('/')
-            .next()
-            .unwrap()
-            .to_owned();
+        let target = redis_address(redis);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("redis://{}", listener.local_addr().unwrap());
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
@@ -443,7 +489,11 @@ async fn a_redis_outage_fails_open_on_this_nodes_buckets_and_is_counted() {
     // The shared bucket is empty, but Redis cannot say so: the node's own bucket answers.
     for i in 0..3 {
         let (status, body) = s.get("/api/v1/hubs", &s.a.portal).await;
-        assert_eq!(status, StatusCode::OK, "request {i} during the outage: {body}");
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "request {i} during the outage: {body}"
+        );
     }
     // And it still limits.
     let (status, headers, body) = s
@@ -451,6 +501,9 @@ async fn a_redis_outage_fails_open_on_this_nodes_buckets_and_is_counted() {
         .await;
     assert_429(status, &headers, &body, "PRT", 60);
     let after = counter(&s, "switchboard_rate_limit_fallbacks_total").await;
-    assert!(after >= before + 4.0, "fallbacks counted: {before} -> {after}");
+    assert!(
+        after >= before + 4.0,
+        "fallbacks counted: {before} -> {after}"
+    );
     s.stop().await;
 }
