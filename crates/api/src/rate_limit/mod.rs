@@ -158,7 +158,7 @@ impl fmt::Display for Refused {
 }
 
 /// The rate limiter of a node: in-process buckets, shared through Redis once [`share`] was
-/// called. Checking allocates nothing in process.
+/// called. In process, checking a bucket that exists allocates nothing.
 ///
 /// [`share`]: RateLimiter::share
 pub struct RateLimiter {
