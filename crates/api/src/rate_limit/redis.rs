@@ -6,7 +6,7 @@
 //! falls back to this node's buckets), the cause is logged at most every [`LOG_EVERY`], and
 //! Redis is left alone for [`PAUSE`] so that an outage costs requests nothing.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -52,6 +52,8 @@ pub struct RedisBuckets {
     paused_until: AtomicU64,
     /// When (µs) a failure was last logged.
     logged_at: AtomicU64,
+    /// Whether the last check failed: the next one that succeeds says Redis is back.
+    failing: AtomicBool,
 }
 
 impl RedisBuckets {
@@ -80,6 +82,7 @@ impl RedisBuckets {
             sha,
             paused_until: AtomicU64::new(0),
             logged_at: AtomicU64::new(0),
+            failing: AtomicBool::new(false),
         })
     }
 
@@ -90,12 +93,18 @@ impl RedisBuckets {
         }
         let bucket = format!("{KEY_PREFIX}{}:{key}", limit.name());
         let args = [now, rate.interval_micros(), rate.tolerance_micros()];
-        match timeout(CHECK_TIMEOUT, self.eval(&bucket, args)).await {
-            Ok(Ok(0)) => Some(Taken::Allowed { tat: 0 }),
-            Ok(Ok(wait)) => Some(Taken::Refused { wait_micros: wait }),
-            Ok(Err(e)) => self.failed(now, &e.to_string()),
-            Err(_) => self.failed(now, "no answer in time"),
+        let wait = match timeout(CHECK_TIMEOUT, self.eval(&bucket, args)).await {
+            Ok(Ok(wait)) => wait,
+            Ok(Err(e)) => return self.failed(now, &e.to_string()),
+            Err(_) => return self.failed(now, "no answer in time"),
+        };
+        if self.failing.load(Ordering::Relaxed) && self.failing.swap(false, Ordering::Relaxed) {
+            tracing::info!("rate limits: Redis answers again; the buckets are shared again");
         }
+        Some(match wait {
+            0 => Taken::Allowed { tat: 0 },
+            wait => Taken::Refused { wait_micros: wait },
+        })
     }
 
     /// `EVALSHA`, after loading the script again if Redis lost it (a restart, `SCRIPT FLUSH`).
@@ -121,6 +130,7 @@ impl RedisBuckets {
         let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
         self.paused_until
             .store(now.saturating_add(micros(PAUSE)), Ordering::Relaxed);
+        self.failing.store(true, Ordering::Relaxed);
         let last = self.logged_at.load(Ordering::Relaxed);
         if now.saturating_sub(last) >= micros(LOG_EVERY)
             && self
