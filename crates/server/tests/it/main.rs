@@ -17,6 +17,7 @@ mod multinode;
 mod node;
 mod operations;
 mod sender_hub;
+mod sizes;
 mod webhook_crash;
 mod webhooks;
 mod ws_credentials;
