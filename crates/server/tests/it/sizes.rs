@@ -103,7 +103,16 @@ async fn integration_names_and_configuration_strings_have_maxima() {
     ];
     for (over, at, property, max) in cases {
         let (st, b) = s.post(&path, t, over).await;
-        assert_too_long(st, &b, "PRT", property, max);
+        if property == "name" {
+            // Names keep their message, which gives the lower bound too.
+            assert_error(st, &b, 400, "PRT", &[206]);
+            assert_eq!(
+                description(&b),
+                "Property 'name' must be 1 to 200 characters long and not blank. (code: PRT000206)"
+            );
+        } else {
+            assert_too_long(st, &b, "PRT", property, max);
+        }
         let (st, b) = s.post(&path, t, at).await;
         assert_eq!(st, StatusCode::OK, "{property}: {b}");
     }
