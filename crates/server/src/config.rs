@@ -149,6 +149,28 @@ pub struct ServeArgs {
     #[arg(long, env = "SWITCHBOARD_SWEEP_INTERVAL", default_value = "60s", value_parser = parse_duration)]
     pub sweep_interval: Duration,
 
+    /// The longest a client may take to send a request's line and headers, from their first
+    /// byte (for a connection's first request, from its opening); past it the connection is
+    /// closed.
+    #[arg(long, env = "SWITCHBOARD_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+
+    /// The longest a request body the server is reading may go without a byte arriving, and a
+    /// response without the client taking a byte; past it the connection is closed.
+    #[arg(long, env = "SWITCHBOARD_BODY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub body_timeout: Duration,
+
+    /// How long a keep-alive connection may stay idle between two requests before it is closed.
+    /// Websockets are not subject to it (nor to the header and body timeouts).
+    #[arg(long, env = "SWITCHBOARD_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// Open connections (websockets included) this node holds at most; past it a new
+    /// connection is answered 503 (code 100) with `Connection: close` at once. The process also
+    /// needs as many open files (`ulimit -n`).
+    #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS", default_value_t = 16_384, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub max_connections: u64,
+
     /// Log format: `text` or `json`. The level comes from `RUST_LOG` (default `info`).
     #[arg(
         long,

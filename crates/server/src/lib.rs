@@ -11,8 +11,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use poem::listener::{Acceptor, TcpAcceptor};
-use poem::{EndpointExt, Server};
+use poem::EndpointExt;
 use switchboard_api::{ApiConfig, AppState};
 use switchboard_delivery::bus::{Bus, MemoryBus, RedisBus};
 use switchboard_delivery::live::{LiveRegistry, QueueLimits};
@@ -161,24 +160,38 @@ pub async fn run(
     ));
     let render = telemetry::metrics_renderer();
     let live = state.live.clone();
+    let open = acceptor::OpenConnections::default();
+    let open_gauge = open.clone();
     let metrics = switchboard_api::MetricsRenderer(Arc::new(move || {
         live.export_gauges();
+        metrics::gauge!("switchboard_connections_open").set(open_gauge.get() as f64);
         (render.0)()
     }));
     let app = switchboard_api::app(state.clone(), metrics).with(telemetry::RequestMetrics);
 
-    let acceptor = acceptor::NoDelay(TcpAcceptor::from_std(listener)?);
-    let addr = acceptor.local_addr();
-    tracing::info!(addr = ?addr.first(), "switchboard listening");
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    tracing::info!(addr = ?listener.local_addr().ok(), "switchboard listening");
+    let limits = acceptor::Limits {
+        header_timeout: serve.header_timeout.max(MIN_INTERVAL),
+        body_timeout: serve.body_timeout.max(MIN_INTERVAL),
+        idle_timeout: serve.idle_timeout.max(MIN_INTERVAL),
+        max_connections: usize::try_from(serve.max_connections).unwrap_or(usize::MAX),
+    };
     // On shutdown, websocket sessions are told first (they close with 1001), then the server
     // stops accepting and drains the requests in flight.
     let shutdown = async move {
         shutdown.await;
         let _ = stop_tx.send(true);
     };
-    Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(app, shutdown, Some(Duration::from_secs(10)))
-        .await?;
+    acceptor::serve(
+        listener,
+        app,
+        limits,
+        open,
+        shutdown,
+        Duration::from_secs(10),
+    )
+    .await;
     let _ = sweeper.await;
     // In-flight webhook attempts finish (or are left claimable); nothing unanswered is done.
     let _ = worker.await;
