@@ -17,6 +17,7 @@ mod multinode;
 mod node;
 mod operations;
 mod sender_hub;
+mod sizes;
 mod slow_clients;
 mod webhook_crash;
 mod webhooks;
