@@ -30,6 +30,7 @@ use uuid::Uuid;
 use crate::auth::EngineAuth;
 use crate::body::{read_limited, Body};
 use crate::error::{ApiError, Code, Resource};
+use crate::rate_limit::{Key, Limit};
 use crate::state::AppState;
 use crate::Tags;
 
@@ -81,7 +82,8 @@ fn refused(why: impl std::fmt::Display) -> ApiError {
 }
 
 /// The Direct integration a signature names, if it signs with its own key: 401/102 otherwise
-/// (also for an integration that does not exist: the caller proves nothing yet).
+/// (also for an integration that does not exist: the caller proves nothing yet); 429/429 past
+/// the tenant's engine rate limit.
 pub async fn signing_integration(
     state: &AppState,
     integration_id: &str,
@@ -107,6 +109,11 @@ pub async fn signing_integration(
         .and_then(Value::as_str)
         .unwrap_or_default();
     signing::verify(key, message, signature).map_err(refused)?;
+    // Signed requests and sockets count as the tenant's engine API requests.
+    state
+        .limiter
+        .check(Limit::Engine, Key::Tenant(integration.tenant_id))
+        .await?;
     let expires = (ts + signing::WINDOW_SECS + 1) * 1000;
     if !state.store.use_signature(signature.trim(), expires).await? {
         return Err(refused(signing::SignatureError::Replayed));

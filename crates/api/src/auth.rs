@@ -1,5 +1,6 @@
 //! Bearer authentication of the portal and engine APIs (SPEC 2): EdDSA tokens of this server,
-//! not expired, whose client secret still exists, of the route's scope.
+//! not expired, whose client secret still exists, of the route's scope. An authenticated
+//! request takes a token from its tenant's rate limit of the scope (portal or engine).
 
 use poem::Request;
 use poem_openapi::auth::Bearer;
@@ -8,6 +9,7 @@ use switchboard_domain::identity::Scope;
 use switchboard_domain::token::{self, Claims};
 
 use crate::error::ApiError;
+use crate::rate_limit::{Key, Limit};
 use crate::state::AppState;
 
 /// A verified token of scope `portal-api`.
@@ -38,7 +40,8 @@ pub async fn verify(req: &Request, token: &str, scope: Scope) -> Result<Claims, 
     verify_token(state, token, scope).await
 }
 
-/// Verifies a token against the state: 401/102 unless valid, 403/101 for the other scope.
+/// Verifies a token against the state: 401/102 unless valid, 403/101 for the other scope,
+/// 429/429 past the tenant's rate limit of the scope.
 pub async fn verify_token(state: &AppState, token: &str, scope: Scope) -> Result<Claims, ApiError> {
     let now = chrono::Utc::now().timestamp();
     let claims = match state.verified_token(token) {
@@ -60,11 +63,16 @@ pub async fn verify_token(state: &AppState, token: &str, scope: Scope) -> Result
     if !state.secret_is_active(claims.sid).await? {
         return Err(ApiError::unauthorized("The access token has been revoked."));
     }
-    match claims.scope() {
-        Some(s) if s == scope => Ok(claims),
-        _ => Err(ApiError::forbidden(&format!(
+    if claims.scope() != Some(scope) {
+        return Err(ApiError::forbidden(&format!(
             "This route requires a token of scope '{}'.",
             scope.as_str()
-        ))),
+        )));
     }
+    let limit = match scope {
+        Scope::Portal => Limit::Portal,
+        Scope::Engine => Limit::Engine,
+    };
+    state.limiter.check(limit, Key::Tenant(claims.tid)).await?;
+    Ok(claims)
 }

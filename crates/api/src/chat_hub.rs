@@ -6,7 +6,9 @@
 //! bounded queue cuts off a client that does not keep up with close code 4008) and loops over:
 //! live frames, the client's frames (`activity`, accepted through the engine's service and
 //! answered by `ack` or `error`; `resume`, replayed from storage with the same frame builder as
-//! the live path), a keep-alive ping, and the server's shutdown (close code 1001).
+//! the live path), a keep-alive ping, and the server's shutdown (close code 1001). A client
+//! frame past the tenant's frame rate limit is answered by an `error` frame with status 429 and
+//! not executed; the socket stays open.
 //!
 //! A socket lives no longer than its credentials ([`CLOSE_CREDENTIALS`], 4401): a token-opened
 //! socket closes at the token's `exp`, and each node checks the credentials of all its open
@@ -43,6 +45,7 @@ use tokio::sync::{watch, Notify};
 use crate::activities::signing_integration;
 use crate::auth::verify_token;
 use crate::error::{ApiError, Code, Resource};
+use crate::rate_limit::{Key, Limit};
 use crate::state::AppState;
 
 /// The largest client frame handled; a larger one is answered with an `error` frame and the
@@ -390,7 +393,21 @@ impl Session {
             );
             return send(sink, error_frame(&Value::Null, &err)).await;
         }
-        let frame: Value = match serde_json::from_str(&text) {
+        let parsed = serde_json::from_str::<Value>(&text);
+        // Every frame counts, valid or not; one over the tenant's limit is not executed.
+        if let Err(refused) = self
+            .state
+            .limiter
+            .check(Limit::Frames, Key::Tenant(self.tenant))
+            .await
+        {
+            let reference = match &parsed {
+                Ok(Value::Object(o)) => o.get("ref").cloned().unwrap_or(Value::Null),
+                _ => Value::Null,
+            };
+            return send(sink, error_frame(&reference, &refused.into())).await;
+        }
+        let frame: Value = match parsed {
             Ok(v @ Value::Object(_)) => v,
             Ok(_) => {
                 let err = ApiError::new(Code::InvalidBody, "A frame must be a JSON object.");

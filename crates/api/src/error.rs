@@ -5,7 +5,7 @@
 use poem::error::ResponseError;
 use poem::http::{header, StatusCode};
 use poem::{IntoResponse, Response};
-use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, Registry};
+use poem_openapi::registry::{MetaHeader, MetaMediaType, MetaResponse, MetaResponses, Registry};
 use poem_openapi::types::{ToJSON, Type};
 use poem_openapi::{ApiResponse, Object};
 use switchboard_domain::routing::RouteError;
@@ -240,6 +240,16 @@ impl From<switchboard_storage::Error> for ApiError {
     }
 }
 
+impl From<crate::rate_limit::Refused> for ApiError {
+    /// A request over its rate limit: 429/429 with `Retry-After`.
+    fn from(r: crate::rate_limit::Refused) -> Self {
+        Self {
+            retry_after: Some(r.retry_after),
+            ..Self::new(Code::RateLimited, r.to_string())
+        }
+    }
+}
+
 impl From<RouteError> for ApiError {
     /// A routing refusal: its code here, its sentence from the domain.
     fn from(e: RouteError) -> Self {
@@ -299,6 +309,16 @@ impl ApiResponse for ApiError {
                 one(409, "A resource with the same name already exists (code 106)."),
                 one(413, "The body is larger than 1 MiB (code 300)."),
                 one(415, "The content type is not the route's (code 300)."),
+                MetaResponse {
+                    headers: vec![MetaHeader {
+                        name: "Retry-After".to_owned(),
+                        description: Some("Whole seconds to wait before the next request (at least 1).".to_owned()),
+                        required: true,
+                        deprecated: false,
+                        schema: u64::schema_ref(),
+                    }],
+                    ..one(429, "A rate limit is reached (code 429): per tenant on the portal and engine APIs, per client IP address on `/connect/token` and without credentials. Retry after `Retry-After` seconds.")
+                },
                 one(500, "An internal error (code 100); nothing internal is disclosed."),
             ],
         }

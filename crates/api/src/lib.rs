@@ -19,6 +19,7 @@ pub mod health;
 pub mod hubs;
 pub mod integrations;
 pub mod paging;
+pub mod rate_limit;
 pub mod slack;
 pub mod state;
 pub mod token;
@@ -82,14 +83,18 @@ pub fn openapi_service() -> OpenApiService<Apis, ()> {
          or on the first start for the `default` tenant), then send it as `Authorization: Bearer …`. \
          Portal routes (hubs, integrations, clients) take a `portal-api` token; engine routes \
          (conversations, activities) an `engine-api` token. Every error answers \
-         `{ status, errors: [ { code, description } ] }`; descriptions end with `(code: XXX000NNN)`.\n\n\
+         `{ status, errors: [ { code, description } ] }`; descriptions end with `(code: XXX000NNN)`. \
+         Past a rate limit (per tenant on the portal and engine APIs and websocket frames, per \
+         client IP address on `/connect/token` and without credentials) a request answers 429 \
+         (code 429) with `Retry-After` in seconds.\n\n\
          Live delivery: `GET /engine-chat-hub?iId={integrationId}[&cId={conversationId}]` upgrades to a \
          websocket for a Direct integration (engine token as `Authorization: Bearer` or \
          `access_token`, or the integration-signed `ts` and `sig` = base64 Ed25519 signature of \
          `{iId}.{ts}`). Server frames: `{type: activity, payload}`, `{type: ack, ref, eventId, \
          interactionId}`, `{type: error, ref, status, errors}`. Client frames: `{type: activity, ref, \
          conversationId, activity}` and `{type: resume, leid}`. Frames over 256 KiB get an error \
-         frame, over 1 MiB close the connection (1009). A client that does not keep up is closed \
+         frame, over 1 MiB close the connection (1009); a frame past the tenant's frame rate limit gets an \
+         error frame with status 429 and is not executed. A client that does not keep up is closed \
          with 4008, a deleted or paused integration's sockets with 4403, all sockets with 1001 on \
          shutdown. A socket closes with 4401 when its credentials expire or are revoked: at its \
          token's `exp`, within 5 s of the revocation of the token's client secret, and (opened \
@@ -107,7 +112,8 @@ pub fn app(state: AppState, metrics: MetricsRenderer) -> impl Endpoint<Output = 
     let api = openapi_service();
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
-    ErrorFormat(
+    let limiter = state.clone();
+    ErrorFormat(rate_limit::ClientLimits::new(
         Route::new()
             .nest("/", api)
             .at("/openapi.json", spec)
@@ -117,7 +123,8 @@ pub fn app(state: AppState, metrics: MetricsRenderer) -> impl Endpoint<Output = 
             .data(metrics)
             .with(CatchPanic::new().with_handler(error::panic_response))
             .into_endpoint(),
-    )
+        limiter,
+    ))
 }
 
 /// Renders every error, whatever its origin, in the format of SPEC 1 with the prefix of the

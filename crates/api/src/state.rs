@@ -1,6 +1,6 @@
 //! What every handler shares: the engine's service, the store (for the portal's reads and
-//! writes), the server's token key, configuration, this node's websocket sessions, and the
-//! caches of verified tokens and client secrets. The hub cache belongs to the engine.
+//! writes), the server's token key, configuration, this node's websocket sessions, the rate
+//! limiter, and the caches of verified tokens and client secrets. The hub cache belongs to the engine.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -35,6 +35,11 @@ pub struct ApiConfig {
     /// How often a websocket session pings its client; a client silent for two intervals is
     /// disconnected.
     pub ws_ping_interval: Duration,
+    /// The rate of each rate limit.
+    pub rate_limits: crate::rate_limit::Limits,
+    /// The header that holds the client's IP address, set by the operator's proxy (its last
+    /// address counts); `None`: the peer address of the connection.
+    pub client_ip_header: Option<poem::http::HeaderName>,
 }
 
 impl Default for ApiConfig {
@@ -45,6 +50,8 @@ impl Default for ApiConfig {
             slack_client_id: String::new(),
             slack_client_secret: String::new(),
             ws_ping_interval: Duration::from_secs(30),
+            rate_limits: crate::rate_limit::Limits::default(),
+            client_ip_header: None,
         }
     }
 }
@@ -69,6 +76,8 @@ pub struct Inner {
     pub shutdown: watch::Receiver<bool>,
     /// The credentials of this node's websockets, checked while they are open.
     pub ws_credentials: Arc<crate::chat_hub::CredentialWatch>,
+    /// The rate limits of every route and websocket (SPEC 1, code 429).
+    pub limiter: crate::rate_limit::RateLimiter,
     secrets: Mutex<HashMap<SecretId, (bool, Instant)>>,
     /// Tokens whose signature was verified, with their claims: a token's signature is checked
     /// once, its expiry and its secret's revocation on every use.
@@ -99,6 +108,7 @@ impl AppState {
         Ok(Self(Arc::new(Inner {
             store: engine.store().clone(),
             engine,
+            limiter: crate::rate_limit::RateLimiter::new(config.rate_limits),
             signing,
             verifying,
             config,

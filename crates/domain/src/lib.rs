@@ -15,7 +15,7 @@
 //!   messages, events, inbound validation and stored copies (SPEC 4); [`clock`]: the `eventId`
 //!   clock.
 //! - [`routing`]: who receives an activity (SPEC 5.1–5.4); [`filter`]: System event filters;
-//!   [`webhook`]: webhook delivery rules (SPEC 5.5).
+//!   [`webhook`]: webhook delivery rules (SPEC 5.5); [`rate`]: rate limits as token buckets.
 //!
 //! A module whose tests outweigh its code keeps them in a sibling `tests.rs`
 //! (`integration/tests.rs`).
@@ -35,6 +35,7 @@ pub mod json;
 pub mod keys;
 pub mod limits;
 pub mod paging;
+pub mod rate;
 pub mod routing;
 pub mod signing;
 pub mod time;

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use poem::http::HeaderName;
+use switchboard_domain::rate::Rate;
 use switchboard_storage::EncryptionKey;
 
 /// Switchboard: a hub-centric, multi-tenant unified messaging platform.
@@ -149,6 +151,36 @@ pub struct ServeArgs {
     #[arg(long, env = "SWITCHBOARD_SWEEP_INTERVAL", default_value = "60s", value_parser = parse_duration)]
     pub sweep_interval: Duration,
 
+    /// Rate limit of each tenant's portal API requests, as `COUNT/UNIT:BURST` (UNIT `s`, `m` or
+    /// `h`): on average COUNT per UNIT, up to BURST at once; past it 429 with `Retry-After`.
+    #[arg(long, env = "SWITCHBOARD_RATE_LIMIT_PORTAL", default_value = "100/s:500", value_parser = Rate::parse)]
+    pub rate_limit_portal: Rate,
+
+    /// Rate limit of each tenant's engine API requests (`/api/v1/…` with an engine token,
+    /// `/inbound/…`, websocket upgrades), as `COUNT/UNIT:BURST`.
+    #[arg(long, env = "SWITCHBOARD_RATE_LIMIT_ENGINE", default_value = "1000/s:2000", value_parser = Rate::parse)]
+    pub rate_limit_engine: Rate,
+
+    /// Rate limit of the websocket frames sent by each tenant's clients, as `COUNT/UNIT:BURST`;
+    /// past it a frame is answered by an `error` frame with status 429 and not executed.
+    #[arg(long, env = "SWITCHBOARD_RATE_LIMIT_WS_FRAMES", default_value = "500/s:1000", value_parser = Rate::parse)]
+    pub rate_limit_ws_frames: Rate,
+
+    /// Rate limit of `POST /connect/token` per client IP address, as `COUNT/UNIT:BURST`.
+    #[arg(long, env = "SWITCHBOARD_RATE_LIMIT_TOKEN", default_value = "10/s:100", value_parser = Rate::parse)]
+    pub rate_limit_token: Rate,
+
+    /// Rate limit of requests without credentials per client IP address (all routes but
+    /// `/connect/token`, `/healthz`, `/readyz` and `/metrics`), as `COUNT/UNIT:BURST`.
+    #[arg(long, env = "SWITCHBOARD_RATE_LIMIT_PUBLIC", default_value = "50/s:500", value_parser = Rate::parse)]
+    pub rate_limit_public: Rate,
+
+    /// The request header that holds the client's IP address, set by the operator's proxy
+    /// (e.g. `X-Forwarded-For`: its last address counts). Unset: the peer address of the
+    /// connection. Set it only behind a proxy that sets the header: clients can send it too.
+    #[arg(long, env = "SWITCHBOARD_CLIENT_IP_HEADER", value_parser = parse_header_name)]
+    pub client_ip_header: Option<HeaderName>,
+
     /// The longest a client may take to send a request's line and headers, from their first
     /// byte (for a connection's first request, from its opening); past it the connection is
     /// closed.
@@ -213,6 +245,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         _ => return Err(format!("'{s}' has an unknown unit (use ms, s, m, h or d)")),
     };
     Ok(Duration::from_secs(secs))
+}
+
+/// Parses an HTTP header name.
+pub fn parse_header_name(s: &str) -> Result<HeaderName, String> {
+    HeaderName::from_bytes(s.trim().as_bytes())
+        .map_err(|_| format!("'{s}' is not an HTTP header name such as X-Forwarded-For"))
 }
 
 /// Parses a comma-separated retry schedule (at least one delay, each at most 24 h).
@@ -346,6 +384,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("token-ttl"), "{err}");
+        let err = Cli::try_parse_from(["switchboard", "serve", "--rate-limit-portal", "fast"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("rate-limit-portal") && err.contains("100/s:500"),
+            "{err}"
+        );
+        let err = Cli::try_parse_from(["switchboard", "serve", "--client-ip-header", "a b"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("client-ip-header"), "{err}");
         let db = DbArgs {
             database_url: "postgres://x/y".into(),
             encryption_key: None,

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use poem::EndpointExt;
+use switchboard_api::rate_limit::{Limits, RedisBuckets};
 use switchboard_api::{ApiConfig, AppState};
 use switchboard_delivery::bus::{Bus, MemoryBus, RedisBus};
 use switchboard_delivery::live::{LiveRegistry, QueueLimits};
@@ -123,6 +124,14 @@ pub async fn run(
         slack_client_id: serve.slack_client_id.clone(),
         slack_client_secret: serve.slack_client_secret.clone(),
         ws_ping_interval: serve.ws_ping_interval.max(MIN_INTERVAL),
+        rate_limits: Limits {
+            portal: serve.rate_limit_portal,
+            engine: serve.rate_limit_engine,
+            frames: serve.rate_limit_ws_frames,
+            token: serve.rate_limit_token,
+            public: serve.rate_limit_public,
+        },
+        client_ip_header: serve.client_ip_header.clone(),
     };
     let live = LiveRegistry::new(QueueLimits {
         max_frames: usize::try_from(serve.ws_queue).unwrap_or(usize::MAX),
@@ -140,6 +149,12 @@ pub async fn run(
     let engine = Engine::new(store, bus);
     let state = AppState::new(engine.clone(), seed, api_config, live, stop_rx.clone())
         .map_err(|e| Error::Config(format!("the HTTP client for outgoing API calls: {e}")))?;
+    if let Some(url) = serve.redis_url.as_deref().filter(|u| !u.is_empty()) {
+        let shared = RedisBuckets::connect(url)
+            .await
+            .map_err(|e| Error::Config(format!("REDIS_URL (rate limits): {e}")))?;
+        state.limiter.share(shared);
+    }
     let worker = WebhookWorker::new(
         engine.store().clone(),
         WebhookConfig {

@@ -16,6 +16,7 @@ mod live;
 mod multinode;
 mod node;
 mod operations;
+mod rate_limits;
 mod sender_hub;
 mod sizes;
 mod slow_clients;
