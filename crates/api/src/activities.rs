@@ -4,20 +4,24 @@
 //! copies.
 
 use poem::web::Data;
-use poem::{Request, RequestBody};
+use poem::{IntoResponse, Request, RequestBody};
 use poem_openapi::auth::ApiKey;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::registry::Registry;
-use poem_openapi::types::{ParseFromJSON, ToJSON};
+use poem_openapi::payload::Payload;
+use poem_openapi::registry::{MetaSchemaRef, Registry};
+use poem_openapi::types::{ParseFromJSON, ToJSON, Type};
 use poem_openapi::{
-    ApiExtractor, ApiExtractorType, ExtractParamOptions, Object, OpenApi, SecurityScheme,
+    ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOptions, Object, OpenApi,
+    SecurityScheme,
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use switchboard_domain::activity::validate_inbound;
 use switchboard_domain::channel::{Channel, IntegrationType};
 use switchboard_domain::ids::{ConversationId, IntegrationId, TenantId};
+use switchboard_domain::limits::{MAX_LISTED_BYTES, MAX_LISTED_COPIES};
+use switchboard_domain::paging::CopyBound;
 use switchboard_domain::signing;
 use switchboard_domain::time::now_millis;
 use switchboard_engine::{AcceptOutcome, Accepted, Idempotency, Keyed};
@@ -32,9 +36,6 @@ use crate::Tags;
 
 /// The longest `Idempotency-Key`, in bytes.
 pub const MAX_IDEMPOTENCY_KEY: usize = 255;
-
-/// Most copies answered by one call of the activities list.
-pub const MAX_LISTED: u64 = 10_000;
 
 /// Documents the integration-signed scheme: `x-signature` with `x-integration-id` and
 /// `x-timestamp` (see SPEC 4). Checked by [`InboundAuth`].
@@ -178,15 +179,20 @@ pub struct InboundIn {
     /// `message` or `event`, as the payload given.
     #[oai(rename = "type")]
     pub kind: String,
-    /// Your own id of the activity, echoed back.
+    /// Your own id of the activity, echoed back: at most 1,024 characters.
+    #[oai(validator(max_length = 1024))]
     pub external_id: Option<String>,
     /// Left out: the conversation's customer integration (or, for a signed request, the
     /// signing integration). Required for an Agent or Bot integration of the hub.
     pub sender: Option<SenderIn>,
     /// Exactly one of `message` and `event`. Types: text, image, video, audio, attachment,
-    /// youtube, vimeo, location, contact, card, carousel, list.
+    /// youtube, vimeo, location, contact, card, carousel, list. Lengths, in characters:
+    /// `text` at most 65,536; `url` (media, link actions) 8,192; `title`, `caption`,
+    /// `subtitle` and a location's `address` 1,024; an action's `payload` 8,192; any other
+    /// string (a contact's details, properties of your own) 65,536.
     pub message: Option<Value>,
-    /// Types: seen, typing_on, typing_off, payload, handover, takeover, release.
+    /// Types: seen, typing_on, typing_off, payload, handover, takeover, release. A payload
+    /// event's `payloadType` is at most 8,192 characters, its `payload` at most 64 KiB as JSON.
     pub event: Option<Value>,
 }
 
@@ -298,7 +304,11 @@ impl ActivitiesApi {
     ///
     /// The conversation's activity copies (one per recipient; System and echo copies left
     /// out) whose sender or recipient is of `type`, with `eventId` greater than `leid`, oldest
-    /// first; at most 10,000 per call.
+    /// first. One answer holds at most 1,000 copies and 4 MiB of JSON, in whole events (the
+    /// copies of one `eventId` are never split; a single event larger than that is answered
+    /// alone). When more may follow, the `Link` header gives the next request,
+    /// `<…?type=T&leid=N>; rel="next"`, where N is the last `eventId` answered; without it,
+    /// the list is complete.
     // SPEC 4
     #[oai(
         path = "/api/v1/interactions/activities/:conversationId",
@@ -315,7 +325,7 @@ impl ActivitiesApi {
         party: Query<Option<String>>,
         /// Only copies with a greater `eventId` (default 0).
         leid: Query<Option<String>>,
-    ) -> Result<Json<Vec<Value>>, ApiError> {
+    ) -> Result<ListResponse, ApiError> {
         let tenant = auth.0.tid;
         let party = match party.0.as_deref() {
             None | Some("") => {
@@ -350,15 +360,76 @@ impl ActivitiesApi {
             .get_conversation(tenant, conversation)
             .await
             .map_err(ApiError::storage(Resource::Conversation))?;
-        let bodies = state
+        let bound = CopyBound {
+            count: MAX_LISTED_COPIES,
+            bytes: MAX_LISTED_BYTES,
+        };
+        let page = state
             .store
-            .conversation_activities(tenant, conversation, party, leid, MAX_LISTED)
+            .conversation_activities(tenant, conversation, party, leid, bound)
             .await?;
-        let copies = bodies
-            .iter()
-            .map(|b| serde_json::from_str(b).map_err(|_| ApiError::internal()))
-            .collect::<Result<Vec<Value>, _>>()?;
-        Ok(Json(copies))
+        let next = page.next.map(|leid| {
+            format!(
+                "</api/v1/interactions/activities/{}?type={}&leid={leid}>; rel=\"next\"",
+                id.0,
+                party.as_str()
+            )
+        });
+        Ok(ListResponse::Ok(RawJsonArray::new(&page.bodies), next))
+    }
+}
+
+/// An answer of the activities list.
+#[derive(ApiResponse)]
+pub enum ListResponse {
+    /// The copies, oldest first.
+    #[oai(status = 200)]
+    Ok(
+        RawJsonArray,
+        /// `<…?type=T&leid=N>; rel="next"` when more copies may follow: ask again with it.
+        #[oai(header = "Link")]
+        Option<String>,
+    ),
+}
+
+/// A JSON array of stored JSON values, written as they are stored (never parsed again);
+/// documented as an array of objects.
+pub struct RawJsonArray(String);
+
+impl RawJsonArray {
+    /// The array of `items`, each already JSON.
+    pub fn new(items: &[String]) -> Self {
+        let len = items.iter().map(|i| i.len() + 1).sum::<usize>() + 2;
+        let mut out = String::with_capacity(len);
+        out.push('[');
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(item);
+        }
+        out.push(']');
+        Self(out)
+    }
+}
+
+impl Payload for RawJsonArray {
+    const CONTENT_TYPE: &'static str = "application/json; charset=utf-8";
+
+    fn schema_ref() -> MetaSchemaRef {
+        <Vec<Value> as Type>::schema_ref()
+    }
+
+    fn register(registry: &mut Registry) {
+        <Vec<Value> as Type>::register(registry);
+    }
+}
+
+impl IntoResponse for RawJsonArray {
+    fn into_response(self) -> poem::Response {
+        poem::Response::builder()
+            .content_type(Self::CONTENT_TYPE)
+            .body(self.0)
     }
 }
 

@@ -5,6 +5,7 @@ use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 use switchboard_domain::ids::{ClientId, SecretId};
+use switchboard_domain::limits::MAX_NAME_LEN;
 use switchboard_domain::time::{now_millis, parse_rfc3339, rfc3339};
 use switchboard_domain::{json, Violation, Violations};
 use switchboard_storage::SecretInfo;
@@ -59,7 +60,8 @@ pub struct ClientOut {
 #[derive(Object)]
 #[oai(rename_all = "camelCase")]
 pub struct SecretIn {
-    /// A name to tell it apart.
+    /// A name to tell it apart: 1 to 200 characters.
+    #[oai(validator(max_length = 200))]
     pub name: String,
     /// When it stops working (RFC 3339, in the future); absent for never.
     pub expiration: Option<String>,
@@ -135,11 +137,11 @@ impl ClientsApi {
         let name = json::string(obj, "", "name", true, &mut v);
         if name
             .as_deref()
-            .is_some_and(|n| n.trim().is_empty() || n.chars().count() > 200)
+            .is_some_and(|n| n.trim().is_empty() || n.chars().count() > MAX_NAME_LEN)
         {
             v.push(Violation::out_of_range(
                 "name",
-                "must be 1 to 200 characters long",
+                &format!("must be 1 to {MAX_NAME_LEN} characters long"),
             ));
         }
         let expiration = match json::string(obj, "", "expiration", false, &mut v) {

@@ -34,8 +34,14 @@ pub struct EstablishIn {
     /// A Customer integration of the tenant.
     pub integration_id: Uuid,
     /// Any string (1 to 1024 characters) that identifies the customer within the integration.
+    #[oai(validator(max_length = 1024))]
     pub binding: String,
-    /// Collections of string key/values, merged key by key into an open conversation's.
+    /// Collections of string key/values, merged key by key into an open conversation's. What
+    /// would be stored (the merged properties, with their defaults) holds at most 32
+    /// collections of at most 64 keys each, names (of collections and keys) of at most 256
+    /// characters, values of at most 4,096 characters, and at most 16,384 bytes as JSON in all;
+    /// past a cap the establish is refused (400, code 206) and nothing changes.
+    #[oai(validator(max_properties = 32))]
     pub properties: Option<Properties>,
 }
 

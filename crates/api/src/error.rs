@@ -231,6 +231,7 @@ impl From<switchboard_storage::Error> for ApiError {
             switchboard_storage::Error::Conflict => {
                 Self::conflict("A resource with this name already exists.")
             }
+            switchboard_storage::Error::Invalid(v) => v.into(),
             other => {
                 tracing::error!(error = %other, "storage error");
                 Self::internal()

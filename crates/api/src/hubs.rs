@@ -22,8 +22,10 @@ use crate::Tags;
 #[oai(rename_all = "camelCase")]
 pub struct HubIn {
     /// 1 to 200 characters, unique within the tenant.
+    #[oai(validator(max_length = 200))]
     pub name: String,
-    /// What the hub is for.
+    /// What the hub is for: at most 4,096 characters.
+    #[oai(validator(max_length = 4096))]
     pub description: String,
     /// Close conversations idle for this many days (0, the default, never closes them).
     pub close_dormant_conversation: Option<i64>,
@@ -35,7 +37,9 @@ pub struct HubIn {
 #[derive(Object)]
 #[oai(rename_all = "camelCase")]
 pub struct HubPatch {
+    #[oai(validator(max_length = 200))]
     pub name: Option<String>,
+    #[oai(validator(max_length = 4096))]
     pub description: Option<String>,
     pub close_dormant_conversation: Option<i64>,
     pub status_id: Option<i32>,

@@ -29,7 +29,8 @@ pub struct IntegrationIn {
     /// Twitter 109, Mailgun 110, MessageBird 111, Email 112, Apn 201, Fcm 202, Slack 1001.
     /// Cannot change on update.
     pub channel_id: String,
-    /// Unique within the hub.
+    /// 1 to 200 characters, unique within the hub.
+    #[oai(validator(max_length = 200))]
     pub name: String,
     /// 3000 Active (default) or 3002 Paused.
     pub status_id: Option<i32>,
@@ -46,7 +47,8 @@ pub struct IntegrationIn {
     /// `senderId`*; Slack either `code`* and `nonce`* or `botAccessToken`*, `teamId`*,
     /// `defaultPublicChannel`, `appAccessToken`, `botName`. On update, the configuration, when
     /// given, replaces the old one whole; `"regenerateKeys": true` makes a new signing key pair
-    /// for Direct and System integrations.
+    /// for Direct and System integrations. A string value is at most 4,096 characters, except
+    /// `webhookUrl` (8,192) and Apn's `certificate` (65,536); `start` is at most 64 KiB as JSON.
     pub configuration: Value,
 }
 
@@ -59,7 +61,8 @@ pub struct IntegrationIn {
 pub struct IntegrationUpdate {
     /// The same channel, by name or number; another value is refused (400, code 206).
     pub channel_id: Option<String>,
-    /// Unique within the hub.
+    /// 1 to 200 characters, unique within the hub.
+    #[oai(validator(max_length = 200))]
     pub name: Option<String>,
     /// 3000 Active or 3002 Paused.
     pub status_id: Option<i32>,

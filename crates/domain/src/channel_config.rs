@@ -15,19 +15,22 @@ use crate::channel::{Channel, IntegrationType};
 use crate::error::{Violation, Violations};
 use crate::integration::SlackOAuth;
 use crate::json;
+use crate::limits;
 
 /// What a configuration value must look like.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ValueKind {
-    /// A non-blank string.
+    /// A non-blank string of at most [`limits::MAX_CONFIG_TEXT_LEN`] characters (so are the
+    /// other string kinds but URLs and base64).
     Text,
     /// A boolean.
     Boolean,
     /// `Customer`, `Agent` or `Bot` (any case in, canonical out).
     IntegrationType,
-    /// An absolute http or https URL.
+    /// An absolute http or https URL of at most [`limits::MAX_URL_LEN`] characters.
     WebhookUrl,
-    /// An array of message objects, each with a string `type` (may be empty).
+    /// An array of message objects, each with a string `type` (may be empty), at most
+    /// [`limits::MAX_START_BYTES`] bytes as JSON.
     Start,
     /// A non-empty array of System event filters (SPEC 5.4), duplicates removed.
     Events,
@@ -37,7 +40,8 @@ pub enum ValueKind {
     EmailAddress,
     /// An email address on the configuration's `domain` (Mailgun).
     MailgunAddress,
-    /// Base64 (standard alphabet, padding optional, whitespace ignored).
+    /// Base64 (standard alphabet, padding optional, whitespace ignored), at most
+    /// [`limits::MAX_CERTIFICATE_LEN`] characters.
     Base64,
 }
 
@@ -366,11 +370,20 @@ fn check_value(kind: ValueKind, property: &str, val: &Value, v: &mut Violations)
                 None
             }
         },
-        Start => check_start(property, val, v),
+        Start => check_start(property, val, v)
+            .filter(|start| limits::check_json_bytes(property, start, limits::MAX_START_BYTES, v)),
         Events => check_events(property, val, v),
         AllowedOrigins => check_origins(property, val, v),
         Text | ValueKind::IntegrationType | WebhookUrl | EmailAddress | MailgunAddress | Base64 => {
             let s = non_blank(property, val, v)?;
+            let max = match kind {
+                WebhookUrl => limits::MAX_URL_LEN,
+                Base64 => limits::MAX_CERTIFICATE_LEN,
+                _ => limits::MAX_CONFIG_TEXT_LEN,
+            };
+            if !limits::check_len(property, s, max, v) {
+                return None;
+            }
             check_string(kind, property, s, v).map(Value::String)
         }
     }

@@ -12,8 +12,7 @@ use crate::json;
 use crate::routing::{ConversationView, Mode};
 use crate::time::Millis;
 
-/// Longest `binding`, in characters.
-pub const MAX_BINDING_LEN: usize = 1024;
+pub use crate::limits::MAX_BINDING_LEN;
 
 /// `open` or `closed`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -129,7 +128,9 @@ pub fn validate_establish(body: &Value) -> Result<Establish, Violations> {
 }
 
 /// Checks that `value` is an object of collections, each an object of string values (WrongType
-/// otherwise; InvalidFormat for a NUL character). A `null` collection or value counts as absent.
+/// otherwise; InvalidFormat for a NUL character), within the caps of
+/// [`crate::limits::check_properties`] (OutOfRange). A `null` collection or value counts as
+/// absent. What is stored must be checked again once merged ([`merged_properties`]).
 pub fn validate_properties(
     value: &Value,
     path: &str,
@@ -169,7 +170,25 @@ pub fn validate_properties(
             _ => v.push(Violation::wrong_type(&at, "an object of string values")),
         }
     }
+    if v.len() == before {
+        crate::limits::check_properties(path, &out, v);
+    }
     (v.len() == before).then_some(out)
+}
+
+/// `given` merged into `stored` ([`merge_properties`]), if the result is within the caps of
+/// [`crate::limits::check_properties`]: what an establish of an open conversation stores.
+/// Checking the merged result, not only what was given, keeps repeated establishes from
+/// growing the properties past a cap.
+pub fn merged_properties(
+    stored: &Map<String, Value>,
+    given: &Map<String, Value>,
+) -> Result<Map<String, Value>, Violations> {
+    let mut merged = stored.clone();
+    merge_properties(&mut merged, given);
+    let mut v = Violations::default();
+    crate::limits::check_properties("properties", &merged, &mut v);
+    v.into_result(merged)
 }
 
 /// Merges `given` into `stored` key by key within each collection; new values win.
@@ -345,6 +364,40 @@ mod tests {
             Value::Object(stored),
             json!({"profile": {"device": "WebChat", "full name": "Jane Doe", "email": "j@d.e"},
                    "tags": {"x": "1"}, "crm": {"id": "7"}})
+        );
+    }
+
+    #[test]
+    fn the_merged_result_is_held_to_the_caps() {
+        let half: Map<String, Value> = (0..32).map(|k| (format!("k{k}"), json!("v"))).collect();
+        let stored = json!({ "crm": half }).as_object().unwrap().clone();
+        let more: Map<String, Value> = (32..65).map(|k| (format!("k{k}"), json!("v"))).collect();
+        let given = json!({ "crm": more }).as_object().unwrap().clone();
+        // Each alone is within the cap of 64 keys; merged, they are not.
+        let mut v = Violations::default();
+        assert!(validate_properties(&Value::Object(given.clone()), "properties", &mut v).is_some());
+        let err = merged_properties(&stored, &given).unwrap_err();
+        assert_eq!(
+            err.0[0].message,
+            "Property 'properties.crm' must hold at most 64 keys (it would hold 65)."
+        );
+        // Overwriting existing keys does not grow them.
+        let again = json!({ "crm": { "k0": "w" } }).as_object().unwrap().clone();
+        assert_eq!(
+            merged_properties(&stored, &again).unwrap()["crm"]["k0"],
+            "w"
+        );
+    }
+
+    #[test]
+    fn given_properties_past_a_cap_are_refused() {
+        let got = kinds(validate_establish(&json!({
+            "integrationId": IntegrationId::new().to_string(), "binding": "b",
+            "properties": { "crm": { "bio": "x".repeat(4_097) } }
+        })));
+        assert_eq!(
+            got,
+            [(ViolationKind::OutOfRange, "properties.crm.bio".to_owned())]
         );
     }
 

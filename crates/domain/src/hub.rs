@@ -7,8 +7,7 @@ use crate::ids::{HubId, TenantId};
 use crate::json;
 use crate::time::Millis;
 
-/// Longest hub name.
-pub const MAX_NAME_LEN: usize = 200;
+pub use crate::limits::{MAX_DESCRIPTION_LEN, MAX_NAME_LEN};
 
 /// Largest `closeDormantConversation`: the 32-bit integer of the seed API. It also keeps
 /// "days in milliseconds" arithmetic far from overflowing.
@@ -62,13 +61,14 @@ pub struct HubDraft {
     pub status: HubStatus,
 }
 
-/// Validates a create body: `name`* (1..=200 chars), `description`*, `closeDormantConversation`
+/// Validates a create body: `name`* (1..=200 chars), `description`* (at most
+/// [`MAX_DESCRIPTION_LEN`] chars), `closeDormantConversation`
 /// (days >= 0, default 0), `statusId` (2000 or 2002, default 2000). Unknown keys are ignored.
 pub fn validate_create(body: &Value) -> Result<HubDraft, Violations> {
     let obj = json::object(body, "").map_err(Violations::from)?;
     let mut v = Violations::default();
     let name = json::string(obj, "", "name", true, &mut v);
-    let description = json::string(obj, "", "description", true, &mut v);
+    let description = json::text(obj, "", "description", true, MAX_DESCRIPTION_LEN, &mut v);
     let dormant = json::integer(obj, "", "closeDormantConversation", false, &mut v);
     let status = json::integer(obj, "", "statusId", false, &mut v);
     let name_given = name.is_some();
@@ -86,7 +86,7 @@ pub fn validate_patch(body: &Value, current: &Hub) -> Result<HubDraft, Violation
     let obj = json::object(body, "").map_err(Violations::from)?;
     let mut v = Violations::default();
     let name = json::string(obj, "", "name", false, &mut v);
-    let description = json::string(obj, "", "description", false, &mut v);
+    let description = json::text(obj, "", "description", false, MAX_DESCRIPTION_LEN, &mut v);
     let dormant = json::integer(obj, "", "closeDormantConversation", false, &mut v);
     let status = json::integer(obj, "", "statusId", false, &mut v);
     let name_given = name.is_some();
@@ -113,7 +113,7 @@ fn finish(
         if len == 0 || len > MAX_NAME_LEN || draft.name.trim().is_empty() {
             v.push(Violation::out_of_range(
                 "name",
-                "must be 1 to 200 characters long",
+                &format!("must be 1 to {MAX_NAME_LEN} characters long"),
             ));
         }
     }
@@ -188,6 +188,32 @@ mod tests {
         };
         assert!(ok(0) && ok(30) && ok(i64::from(i32::MAX)));
         assert!(!ok(-1) && !ok(i64::from(i32::MAX) + 1) && !ok(i64::MAX));
+    }
+
+    #[test]
+    fn description_length_bounds() {
+        let body = |n: usize| json!({ "name": "n", "description": "é".repeat(n) });
+        assert!(validate_create(&body(MAX_DESCRIPTION_LEN)).is_ok());
+        let err = validate_create(&body(1_000_000)).unwrap_err();
+        assert_eq!(
+            err.0,
+            [Violation::out_of_range(
+                "description",
+                "must be at most 4096 characters long"
+            )]
+        );
+        let hub = Hub {
+            id: HubId::new(),
+            tenant_id: TenantId::new(),
+            name: "n".into(),
+            description: String::new(),
+            close_dormant_conversation: 0,
+            status: HubStatus::Active,
+            created: 0,
+            modified: 0,
+        };
+        assert!(validate_patch(&json!({ "description": "x".repeat(4_097) }), &hub).is_err());
+        assert!(validate_patch(&json!({ "description": "x".repeat(4_096) }), &hub).is_ok());
     }
 
     #[test]

@@ -87,8 +87,7 @@ pub struct UpdateOutcome {
     pub warning: Option<String>,
 }
 
-/// Longest integration name, in characters.
-pub const MAX_NAME_LEN: usize = 200;
+pub use crate::limits::MAX_NAME_LEN;
 
 /// The domain of the `incomingAddress` generated for Email integrations: mail sent to
 /// `<32 lower-case hex chars>@inbound.switchboard.local` enters that integration.
@@ -289,7 +288,7 @@ fn read_name(obj: &Map<String, Value>, required: bool, v: &mut Violations) -> Op
     if len == 0 || len > MAX_NAME_LEN || name.trim().is_empty() {
         v.push(Violation::out_of_range(
             "name",
-            "must be 1 to 200 characters long and not blank",
+            &format!("must be 1 to {MAX_NAME_LEN} characters long and not blank"),
         ));
         return None;
     }

@@ -66,6 +66,20 @@ pub fn string(
     }
 }
 
+/// A free-text string property: [`string`], then at most `max` characters
+/// ([`crate::limits::check_len`], OutOfRange past it).
+pub fn text(
+    obj: &Map<String, Value>,
+    prefix: &str,
+    key: &str,
+    required: bool,
+    max: usize,
+    v: &mut Violations,
+) -> Option<String> {
+    let s = string(obj, prefix, key, required, v)?;
+    crate::limits::check_len(&path(prefix, key), &s, max, v).then_some(s)
+}
+
 /// An integer property (a JSON number without fraction).
 pub fn integer(
     obj: &Map<String, Value>,

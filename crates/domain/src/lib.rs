@@ -5,7 +5,8 @@
 //! the API decides its SPEC 1 code.
 //!
 //! - [`ids`]: typed ids; [`time`]: epoch milliseconds; [`json`]: reading loose JSON bodies;
-//!   [`error`]: violations; [`paging`]: `pageNumber` and `pageSize`.
+//!   [`error`]: violations; [`paging`]: `pageNumber` and `pageSize`; [`limits`]: every size
+//!   limit (string lengths, the caps of `properties`).
 //! - [`hub`], [`integration`]: hubs and integrations (SPEC 3); [`channel`]: the channel
 //!   catalogue; [`channel_config`]: each channel's `configuration` keys and their checks.
 //! - [`identity`]: client scopes and secrets; [`token`]: access tokens (SPEC 2); [`keys`]:
@@ -32,6 +33,7 @@ pub mod ids;
 pub mod integration;
 pub mod json;
 pub mod keys;
+pub mod limits;
 pub mod paging;
 pub mod rate;
 pub mod routing;

@@ -30,6 +30,7 @@ use switchboard_domain::channel::IntegrationType;
 use switchboard_domain::clock::EventIdClock;
 use switchboard_domain::conversation::{Conversation, ConversationState};
 use switchboard_domain::ids::{ConversationId, HubId, IntegrationId, TenantId};
+use switchboard_domain::paging::{copies_page_end, CopyBound};
 use switchboard_domain::routing::{Mode, Reach, Route};
 use switchboard_domain::time::{now_millis, Millis};
 use switchboard_domain::webhook::DeliveryKind;
@@ -41,6 +42,15 @@ use crate::doors::{Then, Tx};
 use crate::entities::{activity, conversation, idempotency_key, used_signature};
 use crate::group::all_or_each;
 use crate::{Error, Result, Store};
+
+/// One answer of a conversation's copies ([`Store::conversation_activities`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CopyPage {
+    /// The stored JSON of each copy, oldest first.
+    pub bodies: Vec<String>,
+    /// The `eventId` to ask again from (`leid`) when more copies may follow.
+    pub next: Option<Millis>,
+}
 
 /// How long an `Idempotency-Key` is remembered: 24 hours.
 pub const IDEMPOTENCY_TTL_MS: Millis = 24 * 3_600_000;
@@ -567,38 +577,78 @@ impl Store {
     }
 
     /// The conversation's copies whose sender or recipient is of `party_type`, System and echo
-    /// copies left out, with `eventId` > `after`, oldest first, at most `limit`.
+    /// copies left out, with `eventId` > `after`, oldest first, within `bound`: whole events
+    /// only (the first one even past the bound), see [`copies_page_end`]. The stored JSON of
+    /// each copy is answered as it is, with where the next answer starts.
+    ///
+    /// The sizes of the copies are read first (at most `bound.count + 1` of them), then the
+    /// bodies of the events that fit, so that no more than one answer is ever held.
     pub async fn conversation_activities(
         &self,
         tenant: TenantId,
         conversation: ConversationId,
         party_type: IntegrationType,
         after: Millis,
-        limit: u64,
-    ) -> Result<Vec<String>> {
-        let t = party_type.as_str();
-        let query = activity::Entity::find()
-            .select_only()
-            .column(activity::Column::Body)
-            .filter(activity::Column::TenantId.eq(tenant.as_uuid()))
-            .filter(activity::Column::ConversationId.eq(conversation.as_uuid()))
-            .filter(activity::Column::EventId.gt(after))
-            .filter(activity::Column::IsEcho.eq(false))
-            .filter(activity::Column::RecipientType.ne(IntegrationType::System.as_str()))
-            .filter(
-                activity::Column::SenderType
-                    .eq(t)
-                    .or(activity::Column::RecipientType.eq(t)),
-            )
-            .order_by_asc(activity::Column::EventId)
-            .order_by_asc(activity::Column::Id)
+        bound: CopyBound,
+    ) -> Result<CopyPage> {
+        let copies = || {
+            let t = party_type.as_str();
+            activity::Entity::find()
+                .select_only()
+                .filter(activity::Column::TenantId.eq(tenant.as_uuid()))
+                .filter(activity::Column::ConversationId.eq(conversation.as_uuid()))
+                .filter(activity::Column::EventId.gt(after))
+                .filter(activity::Column::IsEcho.eq(false))
+                .filter(activity::Column::RecipientType.ne(IntegrationType::System.as_str()))
+                .filter(
+                    activity::Column::SenderType
+                        .eq(t)
+                        .or(activity::Column::RecipientType.eq(t)),
+                )
+                .order_by_asc(activity::Column::EventId)
+                .order_by_asc(activity::Column::Id)
+        };
+        let bytes = if self.is_postgres() {
+            "CAST(octet_length(body) AS BIGINT)"
+        } else {
+            "length(CAST(body AS BLOB))"
+        };
+        let sizes = copies()
+            .column(activity::Column::EventId)
+            .expr_as(Expr::cust(bytes), "size")
             // Bound as a signed 64-bit integer: a larger limit would panic in the driver.
-            .limit(limit.min(i64::MAX as u64));
-        self.read_rows(query.build(self.backend()), &[("body", ColumnType::Text)])
+            .limit(bound.count.saturating_add(1).min(i64::MAX as u64));
+        let sizes = self
+            .read_rows(
+                sizes.build(self.backend()),
+                &[
+                    ("event_id", ColumnType::BigInteger),
+                    ("size", ColumnType::BigInteger),
+                ],
+            )
+            .await?
+            .iter()
+            .map(|row| {
+                let size: i64 = row.try_get("", "size")?;
+                Ok((row.try_get("", "event_id")?, size.max(0) as u64))
+            })
+            .collect::<Result<Vec<(Millis, u64)>>>()?;
+        let Some(end) = copies_page_end(&sizes, bound) else {
+            return Ok(CopyPage::default());
+        };
+        let bodies = copies()
+            .column(activity::Column::Body)
+            .filter(activity::Column::EventId.lte(end.last));
+        let bodies = self
+            .read_rows(bodies.build(self.backend()), &[("body", ColumnType::Text)])
             .await?
             .iter()
             .map(|row| Ok(row.try_get("", "body")?))
-            .collect()
+            .collect::<Result<Vec<String>>>()?;
+        Ok(CopyPage {
+            bodies,
+            next: end.more.then_some(end.last),
+        })
     }
 
     /// The copies received by `integration` with `eventId` > `after` (of one conversation when

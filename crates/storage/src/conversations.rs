@@ -21,9 +21,10 @@ use sea_orm::{
 use serde_json::{Map, Value};
 use switchboard_domain::activity::ConversationReason;
 use switchboard_domain::conversation::{
-    dormant_before, merge_properties, Conversation, ConversationState,
+    dormant_before, merged_properties, Conversation, ConversationState,
 };
 use switchboard_domain::ids::{ConversationId, HubId, IntegrationId, TenantId};
+use switchboard_domain::limits;
 use switchboard_domain::routing::{Mode, Route};
 use switchboard_domain::time::Millis;
 
@@ -138,7 +139,8 @@ enum Opened {
 
 /// In `tx`: the open conversation of `new`'s binding with `given` properties merged in, or
 /// `new` stored as it is. `Conflict` when a concurrent establish stored one first; `NotFound`
-/// when the integration or hub is gone.
+/// when the integration or hub is gone; `Invalid` when the properties it would store (merged,
+/// or `new`'s with their defaults) are past a cap of `domain::limits`.
 async fn open_in(tx: &Tx<'_>, new: &Conversation, given: &Map<String, Value>) -> Result<Opened> {
     let binding = || {
         conversation::Column::TenantId
@@ -165,7 +167,7 @@ async fn open_in(tx: &Tx<'_>, new: &Conversation, given: &Map<String, Value>) ->
             .ok_or(Error::NotFound)?;
         let mut conversation = to_conversation(row)?;
         if !given.is_empty() {
-            merge_properties(&mut conversation.properties, given);
+            conversation.properties = merged_properties(&conversation.properties, given)?;
             tx.run(
                 conversation::Entity::update_many()
                     .col_expr(
@@ -179,6 +181,9 @@ async fn open_in(tx: &Tx<'_>, new: &Conversation, given: &Map<String, Value>) ->
         return Ok(Opened::Existing(conversation));
     }
 
+    let mut v = switchboard_domain::Violations::default();
+    limits::check_properties("properties", &new.properties, &mut v);
+    v.into_result(())?;
     tx.insert_child(conversation::Entity::insert(conversation::ActiveModel {
         id: Set(new.id.as_uuid()),
         tenant_id: Set(new.tenant_id.as_uuid()),

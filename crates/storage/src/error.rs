@@ -12,9 +12,19 @@ pub enum Error {
     /// A unique constraint refused the write (a duplicate name).
     #[error("already exists")]
     Conflict,
+    /// A rule of the domain refused what the write would store, as it is in the transaction
+    /// (the properties of a conversation, merged, past their caps): 400 with these violations.
+    #[error("refused: {0}")]
+    Invalid(switchboard_domain::Violations),
     /// Anything else: connection, query, migration, decryption. For logs, not for clients.
     #[error("database error: {0}")]
     Db(String),
+}
+
+impl From<switchboard_domain::Violations> for Error {
+    fn from(v: switchboard_domain::Violations) -> Self {
+        Error::Invalid(v)
+    }
 }
 
 /// A storage result.

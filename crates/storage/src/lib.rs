@@ -47,7 +47,9 @@ use sea_orm::{
 };
 use switchboard_migration::{Migrator, MigratorTrait};
 
-pub use activities::{AppendOutcome, Appended, Idempotency, ResumeItem, IDEMPOTENCY_TTL_MS};
+pub use activities::{
+    AppendOutcome, Appended, CopyPage, Idempotency, ResumeItem, IDEMPOTENCY_TTL_MS,
+};
 pub use conversations::{CloseOutcome, Closed, Closing, Established, NewConversation};
 pub use crypto::EncryptionKey;
 pub use deliveries::{Attempt, Claimed, Delivery, Notification, Settle};

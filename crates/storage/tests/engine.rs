@@ -27,6 +27,7 @@ use switchboard_domain::conversation::{
 use switchboard_domain::hub::{Hub, MAX_DORMANT_DAYS};
 use switchboard_domain::ids::{ConversationId, IntegrationId, TenantId};
 use switchboard_domain::integration::{validate_create, Integration};
+use switchboard_domain::paging::CopyBound;
 use switchboard_domain::routing::{self, HubMember, Mode, Route};
 use switchboard_domain::time::{now_millis, Millis};
 use switchboard_storage::{
@@ -1042,9 +1043,16 @@ async fn appends_that_share_a_group_commit_keep_their_own_outcome(db: &TestDb) {
             // Stored: exactly what was answered, for the customer's side.
             let stored = ctx
                 .store
-                .conversation_activities(ctx.tenant, c.id, IntegrationType::Customer, 0, 1000)
+                .conversation_activities(
+                    ctx.tenant,
+                    c.id,
+                    IntegrationType::Customer,
+                    0,
+                    count_bound(1000),
+                )
                 .await
-                .unwrap();
+                .unwrap()
+                .bodies;
             let mut answered = ids.clone();
             answered.sort_unstable();
             let stored_ids: Vec<Millis> = stored.iter().map(|s| activity(s).event_id).collect();
@@ -1104,9 +1112,16 @@ async fn append_to_a_closed_conversation_stores_nothing(db: &TestDb) {
         .is_empty());
     assert!(ctx
         .store
-        .conversation_activities(ctx.tenant, c.id, IntegrationType::Customer, 0, 100)
+        .conversation_activities(
+            ctx.tenant,
+            c.id,
+            IntegrationType::Customer,
+            0,
+            count_bound(100)
+        )
         .await
         .unwrap()
+        .bodies
         .is_empty());
     assert_eq!(
         ctx.store
@@ -1532,6 +1547,14 @@ async fn handover_release_and_takeover_persist_the_mode(db: &TestDb) {
     assert_eq!(again.conversation.mode, Mode::Agent);
 }
 
+/// A bound of `count` copies and no byte limit.
+fn count_bound(count: u64) -> CopyBound {
+    CopyBound {
+        count,
+        bytes: u64::MAX,
+    }
+}
+
 async fn conversation_activities_filter_by_party_and_page(db: &TestDb) {
     let ctx = Ctx::new(db).await;
     let customer = ctx
@@ -1573,9 +1596,10 @@ async fn conversation_activities_filter_by_party_and_page(db: &TestDb) {
         let tenant = ctx.tenant;
         async move {
             store
-                .conversation_activities(tenant, id, t, after, limit)
+                .conversation_activities(tenant, id, t, after, count_bound(limit))
                 .await
                 .unwrap()
+                .bodies
         }
     };
     let labels = |copies: &[String]| copies.iter().map(|c| label(c)).collect::<Vec<_>>();
@@ -1634,9 +1658,10 @@ async fn conversation_activities_filter_by_party_and_page(db: &TestDb) {
     let stranger = tenant(&ctx.store).await;
     assert!(ctx
         .store
-        .conversation_activities(stranger, id, IntegrationType::Customer, 0, 100)
+        .conversation_activities(stranger, id, IntegrationType::Customer, 0, count_bound(100))
         .await
         .unwrap()
+        .bodies
         .is_empty());
 }
 
@@ -2043,9 +2068,16 @@ async fn deleting_an_integration_or_hub_removes_its_conversations(db: &TestDb) {
     );
     assert!(ctx
         .store
-        .conversation_activities(ctx.tenant, c1.id, IntegrationType::Customer, 0, 100)
+        .conversation_activities(
+            ctx.tenant,
+            c1.id,
+            IntegrationType::Customer,
+            0,
+            count_bound(100)
+        )
         .await
         .unwrap()
+        .bodies
         .is_empty());
     // Whoever still holds it: an append is refused, a close not found, an establish too.
     assert_eq!(
@@ -2256,9 +2288,16 @@ async fn a_sqlite_files_wal_stays_bounded_under_sustained_appends() {
     let other = db.reopen(common::key()).await;
     for c in conversations {
         let stored = other
-            .conversation_activities(ctx.tenant, c, IntegrationType::Customer, 0, 10_000)
+            .conversation_activities(
+                ctx.tenant,
+                c,
+                IntegrationType::Customer,
+                0,
+                count_bound(10_000),
+            )
             .await
-            .unwrap();
+            .unwrap()
+            .bodies;
         // The opening's copies and every message.
         assert!(stored.len() >= EACH, "{} of {EACH} stored", stored.len());
     }

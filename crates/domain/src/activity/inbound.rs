@@ -14,6 +14,10 @@ use super::{
 use crate::error::{Violation, ViolationKind, Violations};
 use crate::ids::IntegrationId;
 use crate::json;
+use crate::limits::{
+    self, MAX_EVENT_PAYLOAD_BYTES, MAX_EXTERNAL_ID_LEN, MAX_PAYLOAD_LEN, MAX_TEXT_LEN,
+    MAX_TITLE_LEN, MAX_URL_LEN,
+};
 
 /// The `message` or the `event` of an activity.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -79,7 +83,7 @@ pub fn validate_inbound(body: &Value) -> Result<InboundActivity, Violations> {
         None => None,
     };
 
-    let external_id = json::string(obj, "", "externalId", false, &mut v);
+    let external_id = json::text(obj, "", "externalId", false, MAX_EXTERNAL_ID_LEN, &mut v);
 
     let sender = match json::field(obj, "sender") {
         None => None,
@@ -158,7 +162,8 @@ pub fn validate_inbound(body: &Value) -> Result<InboundActivity, Violations> {
 ///
 /// Unknown `type` is OutOfRange; a missing required property Required, a wrong JSON type WrongType,
 /// a URL that is not absolute http(s) InvalidFormat, an empty collection Empty, a coordinate out of
-/// range OutOfRange. Properties the model does not name are kept in `extra`.
+/// range OutOfRange, a string longer than its limit in [`crate::limits`] OutOfRange. Properties
+/// the model does not name are kept in `extra`.
 pub fn validate_message(value: &Value, path: &str, v: &mut Violations) -> Option<Message> {
     let Some(obj) = value.as_object() else {
         v.push(Violation::wrong_type(path, "an object"));
@@ -175,7 +180,7 @@ pub fn validate_message(value: &Value, path: &str, v: &mut Violations) -> Option
         "youtube" => media_message(obj, path, v).map(Message::Youtube),
         "vimeo" => media_message(obj, path, v).map(Message::Vimeo),
         "location" => location_message(obj, path, v).map(Message::Location),
-        "contact" => Some(Message::Contact(extra(obj, &[]))),
+        "contact" => Some(Message::Contact(extra(obj, path, &[], v))),
         "card" => item(obj, path, v).map(Message::Card),
         "carousel" => items_message(obj, path, v).map(Message::Carousel),
         "list" => items_message(obj, path, v).map(Message::List),
@@ -209,10 +214,13 @@ pub fn validate_event(value: &Value, path: &str, v: &mut Violations) -> Option<E
         "takeover" => Some(Event::Takeover),
         "release" => Some(Event::Release),
         "payload" => {
-            let payload_type = json::string(obj, path, "payloadType", true, v);
-            let payload = json::field(obj, "payload").cloned();
-            if payload.is_none() {
-                v.push(Violation::required(&json::path(path, "payload")));
+            let payload_type = json::text(obj, path, "payloadType", true, MAX_PAYLOAD_LEN, v);
+            let at = json::path(path, "payload");
+            let payload = json::field(obj, "payload")
+                .filter(|p| limits::check_json_bytes(&at, p, MAX_EVENT_PAYLOAD_BYTES, v))
+                .cloned();
+            if json::field(obj, "payload").is_none() {
+                v.push(Violation::required(&at));
             }
             Some(Event::Payload {
                 payload_type: payload_type?,
@@ -232,17 +240,31 @@ pub fn validate_event(value: &Value, path: &str, v: &mut Violations) -> Option<E
     }
 }
 
-/// The properties of `obj` other than `type` and `known`.
-fn extra(obj: &Map<String, Value>, known: &[&str]) -> Extra {
+/// The properties of `obj` other than `type` and `known`, kept as given; a `subtitle` string
+/// is held to [`MAX_TITLE_LEN`], every other string in them to
+/// [`limits::MAX_OTHER_TEXT_LEN`].
+fn extra(obj: &Map<String, Value>, path: &str, known: &[&str], v: &mut Violations) -> Extra {
     obj.iter()
         .filter(|(k, _)| k.as_str() != "type" && !known.contains(&k.as_str()))
-        .map(|(k, val)| (k.clone(), val.clone()))
+        .map(|(k, val)| {
+            let at = json::path(path, k);
+            match val {
+                Value::String(s) if k == "subtitle" => {
+                    limits::check_len(&at, s, MAX_TITLE_LEN, v);
+                }
+                _ => {
+                    limits::check_len(&at, k, limits::MAX_OTHER_TEXT_LEN, v);
+                    limits::check_other_strings(&at, val, v);
+                }
+            }
+            (k.clone(), val.clone())
+        })
         .collect()
 }
 
 fn text_message(obj: &Map<String, Value>, path: &str, v: &mut Violations) -> Option<TextMessage> {
     let before = v.0.len();
-    let text = json::string(obj, path, "text", false, v);
+    let text = json::text(obj, path, "text", false, MAX_TEXT_LEN, v);
     if text.as_deref().is_some_and(str::is_empty) {
         v.push(Violation::out_of_range(
             &json::path(path, "text"),
@@ -261,24 +283,26 @@ fn text_message(obj: &Map<String, Value>, path: &str, v: &mut Violations) -> Opt
             format!("A text message at '{path}' must have 'text', 'items' or 'actions'."),
         ));
     }
-    (v.0.len() == before).then(|| TextMessage {
+    let extra = extra(obj, path, &["text", "items", "actions"], v);
+    (v.0.len() == before).then_some(TextMessage {
         text,
         items,
         actions,
-        extra: extra(obj, &["text", "items", "actions"]),
+        extra,
     })
 }
 
 fn media_message(obj: &Map<String, Value>, path: &str, v: &mut Violations) -> Option<MediaMessage> {
     let before = v.0.len();
     let url = http_url(obj, path, "url", true, v);
-    let title = json::string(obj, path, "title", false, v);
-    let caption = json::string(obj, path, "caption", false, v);
+    let title = json::text(obj, path, "title", false, MAX_TITLE_LEN, v);
+    let caption = json::text(obj, path, "caption", false, MAX_TITLE_LEN, v);
+    let extra = extra(obj, path, &["url", "title", "caption"], v);
     (v.0.len() == before).then(|| MediaMessage {
         url: url.unwrap_or_default(),
         title,
         caption,
-        extra: extra(obj, &["url", "title", "caption"]),
+        extra,
     })
 }
 
@@ -288,7 +312,7 @@ fn location_message(
     v: &mut Violations,
 ) -> Option<LocationMessage> {
     let before = v.0.len();
-    let address = json::string(obj, path, "address", false, v);
+    let address = json::text(obj, path, "address", false, MAX_TITLE_LEN, v);
     let latitude = coordinate(obj, path, "latitude", 90.0, v);
     let longitude = coordinate(obj, path, "longitude", 180.0, v);
     let lat_given = json::field(obj, "latitude").is_some();
@@ -305,11 +329,12 @@ fn location_message(
         )),
         _ => {}
     }
-    (v.0.len() == before).then(|| LocationMessage {
+    let extra = extra(obj, path, &["address", "latitude", "longitude"], v);
+    (v.0.len() == before).then_some(LocationMessage {
         address,
         latitude,
         longitude,
-        extra: extra(obj, &["address", "latitude", "longitude"]),
+        extra,
     })
 }
 
@@ -348,9 +373,10 @@ fn items_message(obj: &Map<String, Value>, path: &str, v: &mut Violations) -> Op
         return None;
     }
     let items = optional_list(obj, path, "items", v, item_at);
+    let extra = extra(obj, path, &["items"], v);
     (v.0.len() == before).then(|| ItemsMessage {
         items: items.unwrap_or_default(),
-        extra: extra(obj, &["items"]),
+        extra,
     })
 }
 
@@ -396,12 +422,13 @@ fn item_at(value: &Value, path: &str, v: &mut Violations) -> Option<Item> {
 
 fn item(obj: &Map<String, Value>, path: &str, v: &mut Violations) -> Option<Item> {
     let before = v.0.len();
-    let title = json::string(obj, path, "title", false, v);
+    let title = json::text(obj, path, "title", false, MAX_TITLE_LEN, v);
     let actions = optional_list(obj, path, "actions", v, action_at);
-    (v.0.len() == before).then(|| Item {
+    let extra = extra(obj, path, &["title", "actions"], v);
+    (v.0.len() == before).then_some(Item {
         title,
         actions,
-        extra: extra(obj, &["title", "actions"]),
+        extra,
     })
 }
 
@@ -412,14 +439,14 @@ fn action_at(value: &Value, path: &str, v: &mut Violations) -> Option<Action> {
     };
     let before = v.0.len();
     let type_name = json::string(obj, path, "type", true, v);
-    let title = json::string(obj, path, "title", true, v);
+    let title = json::text(obj, path, "title", true, MAX_TITLE_LEN, v);
     let action = match type_name.as_deref() {
         Some(t @ ("postback" | "reply")) => {
-            let payload = json::string(obj, path, "payload", true, v);
+            let payload = json::text(obj, path, "payload", true, MAX_PAYLOAD_LEN, v);
             let a = PayloadAction {
                 title: title.unwrap_or_default(),
                 payload: payload.unwrap_or_default(),
-                extra: extra(obj, &["title", "payload"]),
+                extra: extra(obj, path, &["title", "payload"], v),
             };
             Some(if t == "postback" {
                 Action::Postback(a)
@@ -432,7 +459,7 @@ fn action_at(value: &Value, path: &str, v: &mut Violations) -> Option<Action> {
             Some(Action::Link(LinkAction {
                 title: title.unwrap_or_default(),
                 url: url.unwrap_or_default(),
-                extra: extra(obj, &["title", "url"]),
+                extra: extra(obj, path, &["title", "url"], v),
             }))
         }
         Some(other) => {
@@ -450,7 +477,8 @@ fn action_at(value: &Value, path: &str, v: &mut Violations) -> Option<Action> {
     action.filter(|_| v.0.len() == before)
 }
 
-/// A string property holding an absolute http(s) URL (InvalidFormat otherwise).
+/// A string property holding an absolute http(s) URL (InvalidFormat otherwise) of at most
+/// [`MAX_URL_LEN`] characters (OutOfRange).
 fn http_url(
     obj: &Map<String, Value>,
     path: &str,
@@ -458,7 +486,7 @@ fn http_url(
     required: bool,
     v: &mut Violations,
 ) -> Option<String> {
-    let s = json::string(obj, path, key, required, v)?;
+    let s = json::text(obj, path, key, required, MAX_URL_LEN, v)?;
     let ok = url::Url::parse(&s)
         .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
     if ok {

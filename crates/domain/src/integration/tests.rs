@@ -1355,3 +1355,32 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn configuration_strings_and_start_have_maxima() {
+    use crate::limits::{MAX_CONFIG_TEXT_LEN, MAX_START_BYTES};
+    let telegram = |n: usize| create_config(Channel::Telegram, json!({ "token": "t".repeat(n) }));
+    assert!(telegram(MAX_CONFIG_TEXT_LEN).is_ok());
+    let err = telegram(MAX_CONFIG_TEXT_LEN + 1).unwrap_err();
+    assert_eq!(
+        pairs(&err),
+        [(ViolationKind::OutOfRange, "configuration.token")]
+    );
+    assert_eq!(
+        err.0[0].message,
+        "Property 'configuration.token' must be at most 4096 characters long."
+    );
+    // `[{"type":"text","text":"…"}]` is 27 bytes besides the text.
+    let start = |n: usize| {
+        create_config(
+            Channel::Direct,
+            json!({ "integrationType": "Customer",
+                    "start": [{ "type": "text", "text": "x".repeat(n) }] }),
+        )
+    };
+    assert!(start(MAX_START_BYTES - 27).is_ok());
+    assert_eq!(
+        pairs(&start(MAX_START_BYTES - 26).unwrap_err()),
+        [(ViolationKind::OutOfRange, "configuration.start")]
+    );
+}

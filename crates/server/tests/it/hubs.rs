@@ -713,11 +713,9 @@ async fn delete_hub_removes_its_pending_deliveries_and_closes_its_sockets_with_4
     // Its sockets are closed with 4403, and cannot come back.
     assert_eq!(close_code(&mut everything).await, (4403, 0));
     assert_eq!(close_code(&mut one).await, (4403, 0));
-    let (status, body) = s
-        .ws_try(&format!("iId={desk}"), Some(&s.a.engine))
-        .await
-        .err()
-        .expect("no socket for a deleted hub's integration");
+    let Err((status, body)) = s.ws_try(&format!("iId={desk}"), Some(&s.a.engine)).await else {
+        panic!("a socket for a deleted hub's integration");
+    };
     assert_error(status, &body, 404, "ENG", &[6000]);
     // Its pending delivery is gone: not listed, not to be replayed.
     let (status, body) = s

@@ -395,7 +395,8 @@ async fn a_client_that_stops_reading_is_cut_off_with_4008() {
     let q = format!("iId={}", x.agent);
     let mut stalled = s.ws(&q, Some(&s.a.engine)).await;
     let mut reader = s.ws(&q, Some(&s.a.engine)).await;
-    let big = "y".repeat(200 * 1024);
+    // 200 KiB in 51,200 four-byte characters: within the 65,536 characters of a text.
+    let big = "\u{1F600}".repeat(50 * 1024);
     let reading = tokio::spawn(async move {
         let mut n = 0;
         while n < 100 {

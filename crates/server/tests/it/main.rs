@@ -18,6 +18,7 @@ mod node;
 mod operations;
 mod rate_limits;
 mod sender_hub;
+mod sizes;
 mod slow_clients;
 mod webhook_crash;
 mod webhooks;

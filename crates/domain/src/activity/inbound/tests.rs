@@ -528,3 +528,29 @@ fn arb_json() -> impl Strategy<Value = Value> {
         ]
     })
 }
+
+#[test]
+fn strings_payloads_and_own_properties_have_maxima() {
+    use crate::limits::{MAX_EVENT_PAYLOAD_BYTES, MAX_OTHER_TEXT_LEN, MAX_TEXT_LEN};
+    let range = |p: &str| vec![(ViolationKind::OutOfRange, p.to_owned())];
+    assert!(message(json!({ "type": "text", "text": "é".repeat(MAX_TEXT_LEN) })).is_ok());
+    assert_eq!(
+        message_kinds(json!({ "type": "text", "text": "é".repeat(MAX_TEXT_LEN + 1) })),
+        range("message.text")
+    );
+    // Properties the model keeps as given, however deep.
+    let contact = |n: usize| json!({ "type": "contact", "phones": [{ "note": "x".repeat(n) }] });
+    assert!(message(contact(MAX_OTHER_TEXT_LEN)).is_ok());
+    assert_eq!(
+        message_kinds(contact(MAX_OTHER_TEXT_LEN + 1)),
+        range("message.phones[0].note")
+    );
+    // A payload event's payload, as JSON: `"…"` is two bytes more than its text.
+    let payload =
+        |n: usize| json!({ "type": "payload", "payloadType": "t", "payload": "x".repeat(n) });
+    assert!(event(payload(MAX_EVENT_PAYLOAD_BYTES - 2)).is_ok());
+    assert_eq!(
+        event(payload(MAX_EVENT_PAYLOAD_BYTES - 1)).unwrap_err(),
+        range("event.payload")
+    );
+}
