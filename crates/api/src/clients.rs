@@ -16,6 +16,9 @@ use crate::error::{ApiError, Resource};
 use crate::state::AppState;
 use crate::Tags;
 
+/// The longest name of a secret, in characters.
+pub const MAX_SECRET_NAME_LEN: usize = 200;
+
 /// A client secret as listed: only its first 6 characters are shown.
 #[derive(Object)]
 #[oai(rename_all = "camelCase")]
@@ -135,11 +138,11 @@ impl ClientsApi {
         let name = json::string(obj, "", "name", true, &mut v);
         if name
             .as_deref()
-            .is_some_and(|n| n.trim().is_empty() || n.chars().count() > 200)
+            .is_some_and(|n| n.trim().is_empty() || n.chars().count() > MAX_SECRET_NAME_LEN)
         {
             v.push(Violation::out_of_range(
                 "name",
-                "must be 1 to 200 characters long",
+                &format!("must be 1 to {MAX_SECRET_NAME_LEN} characters long"),
             ));
         }
         let expiration = match json::string(obj, "", "expiration", false, &mut v) {
