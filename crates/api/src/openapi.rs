@@ -142,21 +142,34 @@ const JSON_BODIES: &[&str] = &[
     "SenderIn",
 ];
 
+/// The names of the properties `schema` requires.
+fn required_of(schema: &Node) -> Vec<String> {
+    match schema.get("required") {
+        Some(Node::Array(items)) => items
+            .iter()
+            .filter_map(|n| n.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 fn state_body_rules(doc: &mut Node) {
-    for name in JSON_BODIES {
-        let s = schema(doc, name);
-        let required: Vec<String> = match s.get("required") {
-            Some(Node::Array(items)) => items
-                .iter()
-                .filter_map(|n| n.as_str().map(str::to_owned))
-                .collect(),
-            _ => Vec::new(),
-        };
+    // poem writes an absent `Option` as `null` in answers, and the domain reads `null` as absent
+    // in requests: every optional property of poem's schemas may be null.
+    for s in doc.at(&["components", "schemas"]).object().values_mut() {
+        let required = required_of(s);
         if let Some(Node::Object(props)) = s.object().get_mut("properties") {
             for (key, p) in props.iter_mut() {
                 if !required.contains(key) {
                     p.merge(json!({ "nullable": true }));
                 }
+            }
+        }
+    }
+    for name in JSON_BODIES {
+        let s = schema(doc, name);
+        if let Some(Node::Object(props)) = s.object().get_mut("properties") {
+            for p in props.values_mut() {
                 let is_plain_string = p.get("type").and_then(Node::as_str) == Some("string")
                     && p.get("format").is_none()
                     && p.get("enum").is_none();
@@ -167,6 +180,11 @@ fn state_body_rules(doc: &mut Node) {
         }
     }
 
+    // The token request (api::token): an empty field counts as absent.
+    property(doc, "TokenIn", "grant_type").merge(json!({ "enum": ["client_credentials"] }));
+    property(doc, "TokenIn", "client_id").merge(json!({ "minLength": 1 }));
+    property(doc, "TokenIn", "client_secret").merge(json!({ "minLength": 1 }));
+
     // Hubs (switchboard_domain::hub).
     for name in ["HubIn", "HubPatch"] {
         property(doc, name, "name").merge(json!({
@@ -175,7 +193,7 @@ fn state_body_rules(doc: &mut Node) {
         property(doc, name, "closeDormantConversation")
             .merge(json!({ "minimum": 0, "maximum": hub::MAX_DORMANT_DAYS }));
         property(doc, name, "statusId").merge(json!({
-            "enum": [hub::HubStatus::Active.id(), hub::HubStatus::Paused.id()],
+            "enum": [hub::HubStatus::Active.id(), hub::HubStatus::Paused.id(), null],
         }));
     }
 
@@ -188,6 +206,7 @@ fn state_body_rules(doc: &mut Node) {
             "enum": [
                 integration::IntegrationStatus::Active.id(),
                 integration::IntegrationStatus::Paused.id(),
+                null,
             ],
         }));
         property(doc, name, "channelId").merge(channel_id_schema());
@@ -208,10 +227,15 @@ fn state_body_rules(doc: &mut Node) {
             "title": c.name(),
             "properties": { "channelId": channel_id, "configuration": { "$ref": reference } },
         }));
+        let mut update_channel_id = channel_id.clone();
+        update_channel_id["enum"]
+            .as_array_mut()
+            .expect("an enum")
+            .push(Value::Null);
         update_branches.push(json!({
             "title": c.name(),
             "properties": {
-                "channelId": channel_id,
+                "channelId": update_channel_id,
                 "configuration": { "nullable": true, "allOf": [{ "$ref": reference }] },
             },
         }));
@@ -254,11 +278,19 @@ fn state_body_rules(doc: &mut Node) {
         "oneOf": [
             {
                 "required": ["message"],
-                "properties": { "type": { "enum": ["message"] }, "event": absent },
+                "properties": {
+                    "type": { "enum": ["message"] },
+                    "message": { "type": "object" },
+                    "event": absent,
+                },
             },
             {
                 "required": ["event"],
-                "properties": { "type": { "enum": ["event"] }, "message": absent },
+                "properties": {
+                    "type": { "enum": ["event"] },
+                    "event": { "type": "object" },
+                    "message": absent,
+                },
             },
         ],
     }));
