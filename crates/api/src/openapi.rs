@@ -257,9 +257,11 @@ fn state_body_rules(doc: &mut Node) {
         "minLength": 1, "maxLength": conversation::MAX_BINDING_LEN,
     }));
     property(doc, "EstablishIn", "properties").merge(json!({
+        "propertyNames": { "pattern": NO_NUL },
         "additionalProperties": {
             "type": "object",
             "nullable": true,
+            "propertyNames": { "pattern": NO_NUL },
             "additionalProperties": { "type": "string", "nullable": true, "pattern": NO_NUL },
         },
     }));
@@ -296,9 +298,11 @@ fn state_body_rules(doc: &mut Node) {
     }));
 }
 
-/// An absolute http or https URL. Lower-case letters and digits in the host keep every generated
-/// URL one that the URL parser (with IDNA) takes; the server takes any absolute http(s) URL.
-const HTTP_URL: &str = r"^https?://[a-z0-9]+(\.[a-z0-9]+)*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~-]*)*$";
+/// An absolute http or https URL. Lower-case letters and digits in the host, the last label
+/// starting with a letter (else the URL parser reads an IPv4 address), keep every URL of the
+/// pattern one that the server's parser takes; the server takes any absolute http(s) URL.
+const HTTP_URL: &str =
+    r"^https?://([a-z0-9]+\.)*[a-z][a-z0-9]*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~-]*)*$";
 
 /// `Message`, `Item`, `Action` and `Event` (switchboard_domain::activity::inbound): `null`
 /// counts as absent, properties not named are kept as given.
