@@ -232,12 +232,15 @@ fn state_body_rules(doc: &mut Node) {
             .as_array_mut()
             .expect("an enum")
             .push(Value::Null);
+        // TwilioSMS, Messenger and Slack ignore an update's configuration, whatever it holds.
+        let update_configuration = if c.ignores_config_updates() {
+            json!({ "description": "Ignored (the answer carries a `Warning`)." })
+        } else {
+            json!({ "nullable": true, "allOf": [{ "$ref": reference }] })
+        };
         update_branches.push(json!({
             "title": c.name(),
-            "properties": {
-                "channelId": update_channel_id,
-                "configuration": { "nullable": true, "allOf": [{ "$ref": reference }] },
-            },
+            "properties": { "channelId": update_channel_id, "configuration": update_configuration },
         }));
     }
     property(doc, "IntegrationIn", "configuration").merge(json!({ "type": "object" }));
@@ -256,12 +259,14 @@ fn state_body_rules(doc: &mut Node) {
     property(doc, "EstablishIn", "binding").merge(json!({
         "minLength": 1, "maxLength": conversation::MAX_BINDING_LEN,
     }));
+    // OpenAPI 3.0 has no `propertyNames`: the description says that names hold no NUL either.
     property(doc, "EstablishIn", "properties").merge(json!({
-        "propertyNames": { "pattern": NO_NUL },
+        "description": "Collections of string key/values, merged key by key into an open \
+            conversation's. No name or value may hold a NUL character; a null collection or value \
+            counts as absent.",
         "additionalProperties": {
             "type": "object",
             "nullable": true,
-            "propertyNames": { "pattern": NO_NUL },
             "additionalProperties": { "type": "string", "nullable": true, "pattern": NO_NUL },
         },
     }));
