@@ -31,9 +31,21 @@ if [ -z "$bin" ]; then
   bin="$CARGO_TARGET_DIR/release/switchboard"
 fi
 
+# A Python of 3.12 or later when there is one: on 3.11, hypothesis's reading of lambda sources
+# sometimes dies in CPython's parser ("AST constructor recursion depth mismatch"), an error of the
+# tool that would count as a failed run.
+pick_python() {
+  local p
+  for p in "${SCHEMATHESIS_PYTHON:-}" python3.13 python3.12 \
+    "$HOME"/.pyenv/versions/3.1[3-9]*/bin/python3 "$HOME"/.pyenv/versions/3.12*/bin/python3 python3; do
+    [ -n "$p" ] && "$p" -c 'import sys; assert sys.version_info >= (3, 9)' 2>/dev/null && { echo "$p"; return; }
+  done
+}
 if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$version"; then
-  say "installing schemathesis $version into $venv"
-  python3 -m venv "$venv" && "$venv/bin/pip" install -q "schemathesis==$version" \
+  python=$(pick_python)
+  say "installing schemathesis $version into $venv with $python"
+  rm -rf "$venv"
+  "$python" -m venv "$venv" && "$venv/bin/pip" install -q "schemathesis==$version" \
     || { say "FAILED: could not install schemathesis"; exit 1; }
 fi
 
