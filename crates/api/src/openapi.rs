@@ -34,7 +34,9 @@ enum Node {
 impl From<Value> for Node {
     fn from(v: Value) -> Self {
         match v {
-            Value::Object(map) => Node::Object(map.into_iter().map(|(k, v)| (k, v.into())).collect()),
+            Value::Object(map) => {
+                Node::Object(map.into_iter().map(|(k, v)| (k, v.into())).collect())
+            }
             Value::Array(items) => Node::Array(items.into_iter().map(Node::from).collect()),
             scalar => Node::Scalar(scalar),
         }
@@ -609,12 +611,20 @@ fn state_parameter_rules(doc: &mut Node) {
     };
     for ops in paths.values_mut() {
         for op in ops.object().values_mut() {
-            let op_id = op.get("operationId").and_then(Node::as_str).unwrap_or("").to_owned();
+            let op_id = op
+                .get("operationId")
+                .and_then(Node::as_str)
+                .unwrap_or("")
+                .to_owned();
             let Some(Node::Array(params)) = op.object().get_mut("parameters") else {
                 continue;
             };
             for p in params {
-                let name = p.get("name").and_then(Node::as_str).unwrap_or("").to_owned();
+                let name = p
+                    .get("name")
+                    .and_then(Node::as_str)
+                    .unwrap_or("")
+                    .to_owned();
                 if let Some((required, keywords)) = parameter_rule(&op_id, &name) {
                     if required {
                         p.merge(json!({ "required": true }));
@@ -660,9 +670,21 @@ fn add_links(doc: &mut Node) {
             "/api/v1/hubs",
             "post",
             &[
-                ("GetHub", "hubs.get", json!({ "hubId": "$response.body#/hubId" })),
-                ("UpdateHub", "hubs.update", json!({ "hubId": "$response.body#/hubId" })),
-                ("DeleteHub", "hubs.delete", json!({ "hubId": "$response.body#/hubId" })),
+                (
+                    "GetHub",
+                    "hubs.get",
+                    json!({ "hubId": "$response.body#/hubId" }),
+                ),
+                (
+                    "UpdateHub",
+                    "hubs.update",
+                    json!({ "hubId": "$response.body#/hubId" }),
+                ),
+                (
+                    "DeleteHub",
+                    "hubs.delete",
+                    json!({ "hubId": "$response.body#/hubId" }),
+                ),
                 (
                     "CreateIntegration",
                     "integrations.create",
@@ -779,13 +801,20 @@ fn add_links(doc: &mut Node) {
             .merge(json!({ "links": map }));
     }
     // The integration that an establish needs comes from the integration created before.
-    doc.at(&["paths", "/api/v1/integrations/hubs/{id}", "post", "responses", "200", "links"])
-        .merge(json!({
-            "EstablishConversation": {
-                "operationId": "conversations.establish",
-                "requestBody": { "integrationId": "$response.body#/integrationId" },
-            },
-        }));
+    doc.at(&[
+        "paths",
+        "/api/v1/integrations/hubs/{id}",
+        "post",
+        "responses",
+        "200",
+        "links",
+    ])
+    .merge(json!({
+        "EstablishConversation": {
+            "operationId": "conversations.establish",
+            "requestBody": { "integrationId": "$response.body#/integrationId" },
+        },
+    }));
 }
 
 /// The methods that `path` answers, for the `Allow` header of a 405 (RFC 9110 §15.5.6): those
@@ -853,10 +882,7 @@ mod tests {
             Some("PUT, GET, HEAD, DELETE")
         );
         assert_eq!(allowed_methods("/api/v1/hubs"), Some("POST, GET, HEAD"));
-        assert_eq!(
-            allowed_methods("/api/v1/integrations/hubs/x"),
-            Some("POST")
-        );
+        assert_eq!(allowed_methods("/api/v1/integrations/hubs/x"), Some("POST"));
         assert_eq!(allowed_methods("/engine-chat-hub"), Some("GET, HEAD"));
         assert_eq!(allowed_methods("/nowhere"), None);
     }
