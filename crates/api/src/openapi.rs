@@ -879,9 +879,9 @@ mod tests {
     fn allow_lists_the_methods_of_the_matching_template() {
         assert_eq!(
             allowed_methods("/api/v1/hubs/0190c7a6-7f00-7000-8000-000000000000"),
-            Some("PUT, GET, HEAD, DELETE")
+            Some("DELETE, GET, HEAD, PUT")
         );
-        assert_eq!(allowed_methods("/api/v1/hubs"), Some("POST, GET, HEAD"));
+        assert_eq!(allowed_methods("/api/v1/hubs"), Some("GET, HEAD, POST"));
         assert_eq!(allowed_methods("/api/v1/integrations/hubs/x"), Some("POST"));
         assert_eq!(allowed_methods("/engine-chat-hub"), Some("GET, HEAD"));
         assert_eq!(allowed_methods("/nowhere"), None);
