@@ -663,9 +663,12 @@ fn parameter_rule(operation: &str, name: &str) -> Option<(bool, Value)> {
     Some((false, rule))
 }
 
+/// A link's name, its target operation and the target's parameters.
+type Link = (&'static str, &'static str, Value);
+
 /// `links`: where an id answered by one operation is used by the next.
 fn add_links(doc: &mut Node) {
-    let links: &[(&str, &str, &[(&str, &str, Value)])] = &[
+    let links: &[(&str, &str, &[Link])] = &[
         (
             "/api/v1/hubs",
             "post",
