@@ -105,8 +105,11 @@ pub fn openapi_json() -> String {
 
 /// The whole HTTP application.
 pub fn app(state: AppState, metrics: MetricsRenderer) -> impl Endpoint<Output = Response> {
+    // The explorer shows the completed document, not poem's own.
     let api = openapi_service();
-    let docs = api.swagger_ui();
+    let explorer = api
+        .swagger_ui_html()
+        .replacen(&api.spec(), openapi::document(), 1);
     ErrorFormat(
         Route::new()
             .nest("/", api)
@@ -119,7 +122,12 @@ pub fn app(state: AppState, metrics: MetricsRenderer) -> impl Endpoint<Output = 
                 })),
             )
             .at("/engine-chat-hub", poem::get(chat_hub::chat_hub))
-            .nest("/docs", docs)
+            .nest(
+                "/docs",
+                poem::get(poem::endpoint::make_sync(move |_| {
+                    poem::web::Html(explorer.clone())
+                })),
+            )
             .data(state)
             .data(metrics)
             .with(CatchPanic::new().with_handler(error::panic_response))
