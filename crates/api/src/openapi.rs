@@ -95,7 +95,7 @@ impl Node {
 /// alike.
 const WS: &str = r"\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
 
-/// No NUL character: PostgreSQL cannot store one in text, so both backends refuse it (400/205).
+/// No NUL character: PostgreSQL cannot store one in text, so both backends refuse it (400/201).
 const NO_NUL: &str = r"^[^\u0000]*$";
 
 /// Not blank ([`WS`] only) and no NUL character.
@@ -247,7 +247,6 @@ fn state_body_rules(doc: &mut Node) {
     }
     property(doc, "IntegrationIn", "configuration").merge(json!({ "type": "object" }));
     schema(doc, "IntegrationIn").merge(json!({ "oneOf": branches }));
-    property(doc, "IntegrationUpdate", "configuration").merge(json!({ "type": "object" }));
     schema(doc, "IntegrationUpdate").merge(json!({ "anyOf": update_branches }));
 
     // Secrets (api::clients).
