@@ -107,7 +107,8 @@ EOF
 seed_args=()
 [ "$seed" != random ] && seed_args=(--seed "$seed")
 out="$work/out"
-"$venv/bin/schemathesis" --no-color --config-file "$work/schemathesis.toml" run "$base/openapi.json" \
+# Run from the temp dir: schemathesis and hypothesis keep their caches in the working directory.
+(cd "$work" && "$venv/bin/schemathesis" --no-color --config-file "$work/schemathesis.toml" run "$base/openapi.json" \
   --checks all \
   --phases examples,coverage,fuzzing,stateful \
   --max-examples "$examples" \
@@ -115,7 +116,7 @@ out="$work/out"
   --request-timeout 10 \
   --workers 2 \
   --generation-database none \
-  "${seed_args[@]}" 2>&1 | tee "$out"
+  "${seed_args[@]}") 2>&1 | tee "$out"
 status=${PIPESTATUS[0]}
 
 # Its closing line, e.g. `=== 3 warnings in 200.01s ===` or `=== 2 failures in 200.02s ===`,
