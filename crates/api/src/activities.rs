@@ -320,11 +320,11 @@ impl ActivitiesApi {
         auth: EngineAuth,
         state: Data<&AppState>,
         #[oai(name = "conversationId")] id: Path<Uuid>,
-        /// `Customer`, `Agent` or `Bot` (required).
+        /// `Customer`, `Agent` or `Bot` (required; any case).
         #[oai(name = "type")]
         party: Query<Option<String>>,
-        /// Only copies with a greater `eventId` (default 0).
-        leid: Query<Option<String>>,
+        /// Only copies with a greater `eventId` (epoch ms; default 0).
+        leid: Query<Option<i64>>,
     ) -> Result<ListResponse, ApiError> {
         let tenant = auth.0.tid;
         let party = match party.0.as_deref() {
@@ -345,15 +345,7 @@ impl ActivitiesApi {
                 }
             },
         };
-        let leid = match leid.0.as_deref() {
-            None | Some("") => 0,
-            Some(s) => s.parse::<i64>().map_err(|_| {
-                ApiError::new(
-                    Code::InvalidFormat,
-                    format!("Query parameter 'leid' must be an integer (epoch ms), not '{s}'."),
-                )
-            })?,
-        };
+        let leid = leid.0.unwrap_or(0);
         let conversation = ConversationId::from_uuid(id.0);
         state
             .store

@@ -151,7 +151,7 @@ impl DeliveriesApi {
         state: Data<&AppState>,
         /// Only this integration's deliveries.
         #[oai(name = "integrationId")]
-        integration_id: Query<Option<String>>,
+        integration_id: Query<Option<Uuid>>,
         /// `pending`, `succeeded` or `failed`.
         status: Query<Option<String>>,
         /// Page to return, from 0.
@@ -162,15 +162,11 @@ impl DeliveriesApi {
         page_size: Query<Option<i64>>,
     ) -> Result<Json<DeliveryPage>, ApiError> {
         let request = page(page_number.0, page_size.0)?;
-        let integration = match integration_id.0.as_deref() {
-            None | Some("") => None,
-            Some(s) => Some(
-                s.parse::<IntegrationId>()
-                    .map_err(|_| ApiError::invalid_uuid("integrationId"))?,
-            ),
-        };
+        // An empty `integrationId` or `status` is refused like any value that is not one: the
+        // document says what a filter is, and an empty one is not.
+        let integration = integration_id.0.map(IntegrationId::from_uuid);
         let status = match status.0.as_deref() {
-            None | Some("") => None,
+            None => None,
             Some(s) => Some(DeliveryStatus::parse(s).ok_or_else(|| {
                 ApiError::out_of_range(format!(
                     "Parameter 'status' must be pending, succeeded or failed, not '{s}'."

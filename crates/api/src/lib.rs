@@ -18,6 +18,7 @@ pub mod error;
 pub mod health;
 pub mod hubs;
 pub mod integrations;
+pub mod openapi;
 pub mod paging;
 pub mod rate_limit;
 pub mod slack;
@@ -102,23 +103,37 @@ pub fn openapi_service() -> OpenApiService<Apis, ()> {
     )
 }
 
-/// The OpenAPI document as JSON, as served at `/openapi.json`.
+/// The OpenAPI document as JSON, as served at `/openapi.json` (see [`openapi`]).
 pub fn openapi_json() -> String {
-    openapi_service().spec()
+    openapi::document().to_owned()
 }
 
 /// The whole HTTP application.
 pub fn app(state: AppState, metrics: MetricsRenderer) -> impl Endpoint<Output = Response> {
+    // The explorer shows the completed document, not poem's own.
     let api = openapi_service();
-    let spec = api.spec_endpoint();
-    let docs = api.swagger_ui();
+    let explorer = api
+        .swagger_ui_html()
+        .replacen(&api.spec(), openapi::document(), 1);
     let limiter = state.clone();
     ErrorFormat(rate_limit::ClientLimits::new(
         Route::new()
             .nest("/", api)
-            .at("/openapi.json", spec)
+            .at(
+                "/openapi.json",
+                poem::get(poem::endpoint::make_sync(|_| {
+                    poem::Response::builder()
+                        .content_type("application/json; charset=utf-8")
+                        .body(openapi::document())
+                })),
+            )
             .at("/engine-chat-hub", poem::get(chat_hub::chat_hub))
-            .nest("/docs", docs)
+            .nest(
+                "/docs",
+                poem::get(poem::endpoint::make_sync(move |_| {
+                    poem::web::Html(explorer.clone())
+                })),
+            )
             .data(state)
             .data(metrics)
             .with(CatchPanic::new().with_handler(error::panic_response))
@@ -144,7 +159,20 @@ impl<E: Endpoint> Endpoint for ErrorFormat<E> {
                 }
                 Ok(resp)
             }
-            Err(err) => Ok(error::render(err, &path)),
+            Err(err) => {
+                let method_not_allowed = err.status() == poem::http::StatusCode::METHOD_NOT_ALLOWED;
+                let mut resp = error::render(err, &path);
+                // RFC 9110: a 405 says which methods the resource has.
+                if method_not_allowed {
+                    if let Some(allow) = openapi::allowed_methods(&path) {
+                        resp.headers_mut().insert(
+                            poem::http::header::ALLOW,
+                            poem::http::HeaderValue::from_static(allow),
+                        );
+                    }
+                }
+                Ok(resp)
+            }
         }
     }
 }

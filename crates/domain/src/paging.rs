@@ -5,6 +5,9 @@
 use crate::error::{Violation, Violations};
 use crate::time::Millis;
 
+/// The largest `pageSize`.
+pub const MAX_PAGE_SIZE: i64 = 100;
+
 /// A validated page request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PageRequest {
@@ -30,15 +33,15 @@ impl PageRequest {
         if number < 0 {
             v.push(Violation::out_of_range("pageNumber", "must be 0 or more"));
         }
-        if !(1..=100).contains(&size) {
+        if !(1..=MAX_PAGE_SIZE).contains(&size) {
             v.push(Violation::out_of_range(
                 "pageSize",
-                "must be between 1 and 100",
+                &format!("must be between 1 and {MAX_PAGE_SIZE}"),
             ));
         }
         v.into_result(Self {
             number: number.max(0) as u64,
-            size: size.clamp(1, 100) as u64,
+            size: size.clamp(1, MAX_PAGE_SIZE) as u64,
         })
     }
 

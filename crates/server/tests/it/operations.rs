@@ -356,12 +356,10 @@ async fn health_readiness_metrics_and_docs_answer() {
     }
     let resp = s.http.get(s.url("/docs/")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    assert!(resp
-        .text()
-        .await
-        .unwrap()
-        .to_lowercase()
-        .contains("swagger"));
+    let page = resp.text().await.unwrap();
+    assert!(page.to_lowercase().contains("swagger"));
+    // The explorer shows the served document, links included.
+    assert!(page.contains("EstablishConversation"));
     s.stop().await;
 }
 
@@ -752,4 +750,245 @@ async fn an_invented_method_is_counted_as_other() {
     assert!(!text.contains("FOOBAR"), "{text}");
     assert!((400..500).contains(&status), "{status}");
     s.stop().await;
+}
+
+/// Fills a path template's parameters with ids that exist nowhere (`Direct` for a channel).
+fn concrete(template: &str) -> String {
+    let mut path = template.to_owned();
+    while let Some(open) = path.find('{') {
+        let close = open + path[open..].find('}').unwrap();
+        let value = if &path[open..=close] == "{channelType}" {
+            "Direct".to_owned()
+        } else {
+            uuid::Uuid::now_v7().to_string()
+        };
+        path.replace_range(open..=close, &value);
+    }
+    path
+}
+
+#[tokio::test]
+async fn a_405_lists_the_paths_methods_in_allow() {
+    let s = TestServer::start().await;
+    let doc: Value = s
+        .http
+        .get(s.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut checked = 0;
+    for (template, ops) in doc["paths"].as_object().unwrap() {
+        let mut declared: Vec<String> = ops
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|m| m.to_uppercase())
+            .collect();
+        if declared.iter().any(|m| m == "GET") {
+            declared.push("HEAD".to_owned());
+        }
+        declared.sort();
+        // Every undeclared method of RFC 9110 (and PATCH) answers 405 with the declared ones.
+        for method in ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE"] {
+            if declared.iter().any(|m| m == method) {
+                continue;
+            }
+            let path = concrete(template);
+            let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+            let resp = s
+                .http
+                .request(method.clone(), s.url(&path))
+                .send()
+                .await
+                .unwrap();
+            let allow = resp
+                .headers()
+                .get("allow")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let (status, body) = read(resp).await;
+            assert_eq!(
+                status,
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path}: {body}"
+            );
+            assert_eq!(body["status"], 405, "{method} {path}: {body}");
+            let allow = allow.unwrap_or_else(|| panic!("{method} {path} has no Allow"));
+            let mut allowed: Vec<String> = allow.split(", ").map(str::to_owned).collect();
+            allowed.sort();
+            assert_eq!(allowed, declared, "Allow of {method} {path}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 50, "only {checked} undeclared methods tried");
+    // The routes outside the document too.
+    let resp = s.http.post(s.url("/openapi.json")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(resp.headers()["allow"], "GET, HEAD");
+    s.stop().await;
+}
+
+/// The schema keywords of `name`'s property `property` in the served document.
+fn declared(doc: &Value, schema: &str, property: &str) -> Value {
+    doc["components"]["schemas"][schema]["properties"][property].clone()
+}
+
+/// The schema of query parameter `name` of `operation_id`.
+fn declared_parameter(doc: &Value, operation_id: &str, name: &str) -> Value {
+    for ops in doc["paths"].as_object().unwrap().values() {
+        for op in ops.as_object().unwrap().values() {
+            if op["operationId"] == operation_id {
+                for p in op["parameters"].as_array().unwrap() {
+                    if p["name"] == name {
+                        return p.clone();
+                    }
+                }
+            }
+        }
+    }
+    panic!("{operation_id} has no parameter {name}")
+}
+
+#[tokio::test]
+async fn the_documents_bounds_are_the_servers() {
+    for backend in backends("the_documents_bounds_are_the_servers") {
+        let s = TestServer::start_on(backend).await;
+        let doc: Value = serde_json::from_str(&switchboard_api::openapi_json()).unwrap();
+        let t = &s.a.portal;
+
+        // pageSize and pageNumber: each bound accepted, one past it refused.
+        let size = declared_parameter(&doc, "hubs.list", "pageSize")["schema"].clone();
+        let number = declared_parameter(&doc, "hubs.list", "pageNumber")["schema"].clone();
+        let (min, max) = (
+            size["minimum"].as_i64().unwrap(),
+            size["maximum"].as_i64().unwrap(),
+        );
+        assert_eq!((min, max), (1, 100));
+        for (query, ok) in [
+            (format!("pageSize={min}"), true),
+            (format!("pageSize={max}"), true),
+            (format!("pageSize={}", min - 1), false),
+            (format!("pageSize={}", max + 1), false),
+            (format!("pageNumber={}", number["minimum"]), true),
+            (format!("pageNumber={}", number["maximum"]), true),
+            ("pageNumber=-1".to_owned(), false),
+        ] {
+            let (st, b) = s.get(&format!("/api/v1/hubs?{query}"), t).await;
+            if ok {
+                assert_eq!(st, StatusCode::OK, "{query}: {b}");
+            } else {
+                assert_error(st, &b, 400, "PRT", &[206]);
+            }
+        }
+
+        // A hub's statusId, closeDormantConversation and name.
+        let status = declared(&doc, "HubIn", "statusId");
+        for id in status["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|v| !v.is_null())
+        {
+            let (st, b) = s
+                .post(
+                    "/api/v1/hubs",
+                    t,
+                    json!({ "name": format!("s{id}"), "description": "", "statusId": id }),
+                )
+                .await;
+            assert_eq!(st, StatusCode::OK, "statusId {id}: {b}");
+        }
+        let (st, b) = s
+            .post(
+                "/api/v1/hubs",
+                t,
+                json!({ "name": "s", "description": "", "statusId": 2001 }),
+            )
+            .await;
+        assert_error(st, &b, 400, "PRT", &[206]);
+        let max = declared(&doc, "HubIn", "closeDormantConversation")["maximum"]
+            .as_i64()
+            .unwrap();
+        let (st, b) = s
+            .post(
+                "/api/v1/hubs",
+                t,
+                json!({ "name": "d", "description": "", "closeDormantConversation": max }),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{b}");
+        let (st, b) = s
+            .post(
+                "/api/v1/hubs",
+                t,
+                json!({ "name": "e", "description": "", "closeDormantConversation": max + 1 }),
+            )
+            .await;
+        assert_error(st, &b, 400, "PRT", &[206]);
+        let name = declared(&doc, "HubIn", "name");
+        let longest = name["maxLength"].as_u64().unwrap() as usize;
+        let (st, b) = s
+            .post(
+                "/api/v1/hubs",
+                t,
+                json!({ "name": "n".repeat(longest), "description": "" }),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{b}");
+        for bad in [
+            "n".repeat(longest + 1),
+            String::new(),
+            " \u{3000}\t".to_owned(),
+        ] {
+            let (st, b) = s
+                .post("/api/v1/hubs", t, json!({ "name": bad, "description": "" }))
+                .await;
+            assert_error(st, &b, 400, "PRT", &[206]);
+        }
+        // `null` is absent wherever the document says nullable.
+        assert_eq!(declared(&doc, "HubIn", "statusId")["nullable"], true);
+        let (st, b) = s
+            .post(
+                "/api/v1/hubs",
+                t,
+                json!({ "name": "null", "description": "", "statusId": null }),
+            )
+            .await;
+        assert_eq!((st, &b["statusId"]), (StatusCode::OK, &json!(2000)), "{b}");
+
+        // Deliveries' filters: a UUID and a status of the enum; empty ones are refused.
+        let filter = declared_parameter(&doc, "deliveries.list", "integrationId");
+        assert_eq!(filter["schema"]["format"], "uuid");
+        let statuses =
+            declared_parameter(&doc, "deliveries.list", "status")["schema"]["enum"].clone();
+        for st in statuses.as_array().unwrap() {
+            let (code, b) = s
+                .get(
+                    &format!("/api/v1/deliveries?status={}", st.as_str().unwrap()),
+                    t,
+                )
+                .await;
+            assert_eq!(code, StatusCode::OK, "{b}");
+        }
+        for query in [
+            "status=",
+            "status=lost",
+            "integrationId=",
+            "integrationId=x",
+        ] {
+            let (code, b) = s.get(&format!("/api/v1/deliveries?{query}"), t).await;
+            assert_eq!(code, StatusCode::BAD_REQUEST, "{query}: {b}");
+        }
+
+        // The activities list: `type` is required, `leid` an integer.
+        let party = declared_parameter(&doc, "activities.list", "type");
+        assert_eq!(party["required"], true);
+        assert_eq!(
+            declared_parameter(&doc, "activities.list", "leid")["schema"]["type"],
+            "integer"
+        );
+        s.stop().await;
+    }
 }
