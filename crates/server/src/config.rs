@@ -170,8 +170,9 @@ pub struct ServeArgs {
     #[arg(long, env = "SWITCHBOARD_RATE_LIMIT_TOKEN", default_value = "10/s:100", value_parser = Rate::parse)]
     pub rate_limit_token: Rate,
 
-    /// Rate limit of requests without credentials per client IP address (all routes but
-    /// `/connect/token`, `/healthz`, `/readyz` and `/metrics`), as `COUNT/UNIT:BURST`.
+    /// Rate limit of requests without credentials, or with refused ones (401), per client IP
+    /// address (all routes but `/connect/token`, `/healthz`, `/readyz` and `/metrics`), as
+    /// `COUNT/UNIT:BURST`.
     #[arg(long, env = "SWITCHBOARD_RATE_LIMIT_PUBLIC", default_value = "50/s:500", value_parser = Rate::parse)]
     pub rate_limit_public: Rate,
 

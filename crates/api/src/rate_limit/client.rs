@@ -1,12 +1,13 @@
 //! Limits per client IP address, before routing: `/connect/token` has its own limit, and every
 //! request without credentials counts against the `public` limit (the documentation, unknown
 //! routes, an API route called without a token, the public channel routes). Requests with
-//! credentials are limited per tenant once authenticated; the probes and the metrics scrape
-//! (`/healthz`, `/readyz`, `/metrics`) are not limited.
+//! credentials are limited per tenant once authenticated, and count against `public` too when
+//! their credentials are refused (401); the probes and the metrics scrape (`/healthz`,
+//! `/readyz`, `/metrics`) are not limited.
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use poem::http::HeaderName;
+use poem::http::{HeaderName, StatusCode};
 use poem::{Endpoint, IntoResponse, Request, Response};
 
 use super::{Key, Limit};
@@ -34,15 +35,32 @@ impl<E: Endpoint> Endpoint for ClientLimits<E> {
     type Output = Response;
 
     async fn call(&self, req: Request) -> poem::Result<Response> {
+        let ip = client_ip(&req, self.state.config.client_ip_header.as_ref());
         if let Some(limit) = client_limit(&req) {
-            let ip = client_ip(&req, self.state.config.client_ip_header.as_ref());
             self.state
                 .limiter
                 .check(limit, Key::client(ip))
                 .await
                 .map_err(ApiError::from)?;
+            return self.inner.call(req).await.map(IntoResponse::into_response);
         }
-        self.inner.call(req).await.map(IntoResponse::into_response)
+        // Credentials that are refused (401) make the request one without credentials: it
+        // takes a token of the address's `public` bucket, and once that is empty the address
+        // is answered 429 instead, so guessing or replaying tokens is limited like anonymous
+        // requests. Valid credentials never touch the address's bucket.
+        let answer = self.inner.call(req).await.map(IntoResponse::into_response);
+        let refused = match &answer {
+            Ok(resp) => resp.status() == StatusCode::UNAUTHORIZED,
+            Err(e) => e.status() == StatusCode::UNAUTHORIZED,
+        };
+        if refused {
+            self.state
+                .limiter
+                .check(Limit::Public, Key::client(ip))
+                .await
+                .map_err(ApiError::from)?;
+        }
+        answer
     }
 }
 

@@ -224,6 +224,38 @@ async fn token_requests_and_requests_without_credentials_are_limited_per_client_
 }
 
 #[tokio::test]
+async fn refused_credentials_count_against_the_addresss_public_limit() {
+    let s = TestServer::start_with(Backend::Sqlite, |a| {
+        a.rate_limit_public = rate("1/m:3");
+        a.client_ip_header = Some("x-forwarded-for".parse().unwrap());
+    })
+    .await;
+    let with = |ip: &'static str, token: String| {
+        s.http
+            .get(s.url("/api/v1/hubs"))
+            .header("x-forwarded-for", ip)
+            .bearer_auth(token)
+            .send()
+    };
+    // A forged token is a request without credentials: three are answered 401, the fourth 429.
+    for _ in 1..=3 {
+        let (status, body) = read(with("198.51.100.9", "forged".to_owned()).await.unwrap()).await;
+        assert_error(status, &body, 401, "PRT", &[102]);
+    }
+    let resp = with("198.51.100.9", "forged".to_owned()).await.unwrap();
+    let headers = resp.headers().clone();
+    let (status, body) = read(resp).await;
+    assert_429(status, &headers, &body, "PRT", 60);
+    // Valid credentials from that address still pass (they count for their tenant), and
+    // another address's forged token still gets its 401.
+    let (status, body) = read(with("198.51.100.9", s.a.portal.clone()).await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = read(with("198.51.100.10", "forged".to_owned()).await.unwrap()).await;
+    assert_error(status, &body, 401, "PRT", &[102]);
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn a_websocket_frame_over_the_limit_gets_a_429_error_frame_and_the_socket_stays_open() {
     for backend in backends("a_websocket_frame_over_the_limit_gets_a_429_error_frame") {
         let s = TestServer::start_with(backend, |a| a.rate_limit_ws_frames = rate("1/s:3")).await;
