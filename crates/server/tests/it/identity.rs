@@ -855,70 +855,13 @@ async fn client_secrets_are_stored_only_as_hashes() {
     s.stop().await;
 }
 
-/// Another node of the same deployment: a second server on the database of `s`, with the same
-/// encryption key, on its own port.
-struct Node {
-    base: String,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    handle: tokio::task::JoinHandle<Result<(), switchboard::Error>>,
-}
-
-impl Node {
-    async fn start(s: &TestServer) -> Node {
-        let mut serve = switchboard::ServeArgs::default();
-        serve.allow_private_webhooks = true;
-        let settings = switchboard::Settings {
-            serve,
-            database_url: s.database_url.clone(),
-            encryption_key: switchboard::EncryptionKeyDebug(s.key),
-            create_default_tenant: false,
-        };
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let handle = tokio::spawn(switchboard::run(settings, listener, async move {
-            let _ = rx.await;
-        }));
-        for _ in 0..200 {
-            if s.http.get(format!("{base}/healthz")).send().await.is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        Node {
-            base,
-            shutdown: Some(tx),
-            handle,
-        }
-    }
-
-    async fn get(&self, s: &TestServer, path: &str, token: &str) -> (StatusCode, Value) {
-        read(
-            s.http
-                .get(format!("{}{path}", self.base))
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await
-    }
-
-    async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        let _ = self.handle.await;
-    }
-}
-
 #[tokio::test]
 async fn tokens_work_on_every_node_and_revocation_reaches_them_within_5_seconds_on_every_backend() {
     for backend in backends(
         "tokens_work_on_every_node_and_revocation_reaches_them_within_5_seconds_on_every_backend",
     ) {
         let s = TestServer::start_on(backend).await;
-        let other = Node::start(&s).await;
+        let other = Peer::start_with(&s, |a| a.allow_private_webhooks = true).await;
         // A token issued by the first node works on the other: the signing key is shared.
         let (status, body) = other.get(&s, HUBS, &s.a.portal).await;
         assert_eq!(status, StatusCode::OK, "{body}");
@@ -961,7 +904,7 @@ async fn tokens_work_on_every_node_and_revocation_reaches_them_within_5_seconds_
         other.stop().await;
 
         // After a restart of that node, the old tokens still verify: the key survived.
-        let restarted = Node::start(&s).await;
+        let restarted = Peer::start_with(&s, |a| a.allow_private_webhooks = true).await;
         assert_eq!(restarted.get(&s, HUBS, &s.a.portal).await.0, StatusCode::OK);
         let (status, body) = restarted.get(&s, HUBS, &access).await;
         assert_error(status, &body, 401, "PRT", &[102]);

@@ -339,43 +339,6 @@ async fn a_websocket_frame_over_the_limit_gets_a_429_error_frame_and_the_socket_
     }
 }
 
-/// A second node over the same database as `s`, with `adjust`ed settings; stopped when the
-/// sender is dropped or sent to.
-async fn second_node(
-    s: &TestServer,
-    adjust: impl FnOnce(&mut switchboard::ServeArgs),
-) -> (String, tokio::sync::oneshot::Sender<()>) {
-    let mut serve = switchboard::ServeArgs::default();
-    adjust(&mut serve);
-    let settings = switchboard::Settings {
-        serve,
-        database_url: s.database_url.clone(),
-        encryption_key: switchboard::EncryptionKeyDebug(s.key),
-        create_default_tenant: false,
-    };
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let handle = tokio::spawn(switchboard::run(settings, listener, async move {
-        let _ = rx.await;
-    }));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        assert!(!handle.is_finished(), "the second node stopped");
-        if let Ok(r) = s.http.get(format!("{base}/healthz")).send().await {
-            if r.status() == StatusCode::OK {
-                break;
-            }
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "second node not up in 30 s"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    (base, tx)
-}
-
 #[tokio::test]
 async fn two_nodes_sharing_redis_share_one_bucket() {
     let Some(redis) = redis("two_nodes_sharing_redis_share_one_bucket") else {
@@ -391,7 +354,7 @@ async fn two_nodes_sharing_redis_share_one_bucket() {
         a.rate_limit_portal = rate("1/m:10");
     };
     let s = TestServer::start_with(backend, settings).await;
-    let (two, stop_two) = second_node(&s, settings).await;
+    let two = Peer::start_with(&s, settings).await;
     // Ten requests, alternating between the nodes, empty the one bucket of the tenant; half-way
     // Redis forgets its scripts (as after a restart), and the nodes load theirs again.
     for i in 0..10 {
@@ -401,7 +364,7 @@ async fn two_nodes_sharing_redis_share_one_bucket() {
         let base = if i % 2 == 0 {
             s.base.clone()
         } else {
-            two.clone()
+            two.base.clone()
         };
         let resp = s
             .http
@@ -412,7 +375,7 @@ async fn two_nodes_sharing_redis_share_one_bucket() {
             .unwrap();
         assert_eq!(resp.status(), StatusCode::OK, "request {i}");
     }
-    for base in [&s.base, &two] {
+    for base in [&s.base, &two.base] {
         let resp = s
             .http
             .get(format!("{base}/api/v1/hubs"))
@@ -424,7 +387,7 @@ async fn two_nodes_sharing_redis_share_one_bucket() {
         let (status, body) = read(resp).await;
         assert_429(status, &headers, &body, "PRT", 60);
     }
-    let _ = stop_two.send(());
+    two.stop().await;
     s.stop().await;
 }
 

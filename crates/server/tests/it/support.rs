@@ -741,3 +741,70 @@ pub fn signature_holds(public_hex: &str, id: &str, ts: &str, body: &[u8], header
                 .is_ok()
         })
 }
+
+/// Another node of the same deployment, in this process (`node::Node` is a child process): a
+/// second server on the database of a [`TestServer`],
+/// with the same encryption key, on its own port, with `adjust`ed settings.
+pub struct Peer {
+    pub base: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: JoinHandle<Result<(), switchboard::Error>>,
+}
+
+impl Peer {
+    /// Starts it and waits until its `/healthz` answers 200 (30 s at most).
+    pub async fn start_with(s: &TestServer, adjust: impl FnOnce(&mut ServeArgs)) -> Peer {
+        let mut serve = ServeArgs::default();
+        adjust(&mut serve);
+        let settings = Settings {
+            serve,
+            database_url: s.database_url.clone(),
+            encryption_key: switchboard::EncryptionKeyDebug(s.key),
+            create_default_tenant: false,
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(switchboard::run(settings, listener, async move {
+            let _ = rx.await;
+        }));
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            assert!(!handle.is_finished(), "the second node stopped");
+            if let Ok(r) = s.http.get(format!("{base}/healthz")).send().await {
+                if r.status() == StatusCode::OK {
+                    break;
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "second node not up in 30 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        Peer {
+            base,
+            shutdown: Some(tx),
+            handle,
+        }
+    }
+
+    pub async fn get(&self, s: &TestServer, path: &str, token: &str) -> (StatusCode, Value) {
+        read(
+            s.http
+                .get(format!("{}{path}", self.base))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = self.handle.await;
+    }
+}
