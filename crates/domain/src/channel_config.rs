@@ -130,6 +130,14 @@ const MAILGUN: &[KeySpec] = &[
     req("domain", Text),
     req("incomingAddress", MailgunAddress),
 ];
+const WHATSAPP: &[KeySpec] = &[
+    req("accessToken", Text),
+    req("phoneNumberId", Text),
+    opt("businessAccountId", Text),
+    opt("appSecret", Text),
+    opt("templateName", Text),
+    opt("templateLanguage", Text),
+];
 const MESSAGE_BIRD: &[KeySpec] = &[req("accessKey", Text), req("originator", Text)];
 const EMAIL: &[KeySpec] = &[opt("fromAddress", EmailAddress)];
 const APN: &[KeySpec] = &[
@@ -168,6 +176,7 @@ pub const fn keys(channel: Channel) -> &'static [KeySpec] {
         Channel::Mailgun => MAILGUN,
         Channel::MessageBird => MESSAGE_BIRD,
         Channel::Email => EMAIL,
+        Channel::WhatsApp => WHATSAPP,
         Channel::Apn => APN,
         Channel::Fcm => FCM,
         Channel::Slack => SLACK_TOKEN,
@@ -615,6 +624,7 @@ pub fn inbound_id(channel: Channel, configuration: &Map<String, Value>) -> Optio
     match channel {
         Channel::TwilioSms => get("accountSid"),
         Channel::Messenger => get("pageId"),
+        Channel::WhatsApp => get("phoneNumberId"),
         Channel::Telegram => {
             let token = get("token")?;
             let (bot_id, _) = token.split_once(':')?;

@@ -1,4 +1,15 @@
-//! The channel catalogue (SPEC 3): every channel's number, name and integration type.
+//! The channel catalogue (SPEC 3): every channel's number, name and integration type, and the
+//! channel adapters (SPEC 7): the shared framework in [`adapter`], one module per provider.
+
+pub mod adapter;
+pub mod media;
+pub mod meta;
+pub mod messenger;
+pub mod parts;
+pub mod render;
+pub mod telegram;
+pub mod twilio;
+pub mod whatsapp;
 
 use std::fmt;
 
@@ -55,11 +66,12 @@ pub enum Channel {
     Apn,
     Fcm,
     Slack,
+    WhatsApp,
 }
 
 impl Channel {
     /// Every channel, in catalogue order.
-    pub const ALL: [Channel; 17] = [
+    pub const ALL: [Channel; 18] = [
         Self::Direct,
         Self::System,
         Self::Messenger,
@@ -74,6 +86,7 @@ impl Channel {
         Self::Mailgun,
         Self::MessageBird,
         Self::Email,
+        Self::WhatsApp,
         Self::Apn,
         Self::Fcm,
         Self::Slack,
@@ -96,6 +109,7 @@ impl Channel {
             Self::Mailgun => 110,
             Self::MessageBird => 111,
             Self::Email => 112,
+            Self::WhatsApp => 113,
             Self::Apn => 201,
             Self::Fcm => 202,
             Self::Slack => 1001,
@@ -119,6 +133,7 @@ impl Channel {
             Self::Mailgun => "Mailgun",
             Self::MessageBird => "MessageBird",
             Self::Email => "Email",
+            Self::WhatsApp => "WhatsApp",
             Self::Apn => "Apn",
             Self::Fcm => "Fcm",
             Self::Slack => "Slack",
