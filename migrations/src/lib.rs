@@ -14,6 +14,7 @@ mod m20261121_000003_integrations;
 mod m20261121_000004_engine;
 mod m20261121_000005_deliveries;
 mod m20261121_000006_delivery_heads;
+mod m20261207_000007_channels;
 
 /// All schema changes, oldest first.
 pub struct Migrator;
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000004_engine::Migration),
             Box::new(m20261121_000005_deliveries::Migration),
             Box::new(m20261121_000006_delivery_heads::Migration),
+            Box::new(m20261207_000007_channels::Migration),
         ]
     }
 }

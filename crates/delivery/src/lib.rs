@@ -15,10 +15,12 @@
 
 pub mod bus;
 pub mod live;
+pub mod provider;
 pub mod webhook;
 
 pub use bus::{Bus, BusError, MemoryBus, RedisBus};
 pub use live::{
     activity_frame, LiveMessage, LiveRegistry, QueueLimits, SessionEvent, Subscription,
 };
+pub use provider::{ProviderClient, ProviderConfig};
 pub use webhook::{WebhookConfig, WebhookWorker, WorkerError};

@@ -218,6 +218,8 @@ pub struct WebhookWorker {
     config: Arc<WebhookConfig>,
     client: reqwest::Client,
     wake: Arc<Notify>,
+    /// Provider deliveries (SPEC 7.4) go out through the same claim with this client.
+    providers: crate::provider::ProviderClient,
 }
 
 impl WebhookWorker {
@@ -230,6 +232,7 @@ impl WebhookWorker {
         store: Store,
         config: WebhookConfig,
         wake: Arc<Notify>,
+        providers: crate::provider::ProviderClient,
     ) -> Result<Self, WorkerError> {
         let client = finish(client_builder(&config)?)?;
         Ok(Self {
@@ -237,6 +240,7 @@ impl WebhookWorker {
             config: Arc::new(config),
             client,
             wake,
+            providers,
         })
     }
 
@@ -332,6 +336,10 @@ impl WebhookWorker {
 
     /// One attempt of a claimed delivery, recorded.
     async fn attempt(&self, c: Claimed) {
+        if c.delivery.kind == webhook::DeliveryKind::Provider {
+            return crate::provider::attempt(&self.providers, &self.store, &self.config.schedule, c)
+                .await;
+        }
         let started = Instant::now();
         let at = now_millis();
         let result = self.post(&c).await;
@@ -378,7 +386,7 @@ impl WebhookWorker {
         let outcome = match &settle {
             Settle::Succeeded => "succeeded",
             Settle::Retry { .. } => "retry",
-            Settle::Failed { .. } => "failed",
+            Settle::Failed { .. } | Settle::Abandoned => "failed",
         };
         metrics::counter!("switchboard_webhook_attempts_total", "outcome" => outcome).increment(1);
         let attempt = Attempt {

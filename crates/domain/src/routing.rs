@@ -127,6 +127,7 @@ impl HubMember {
             // post, so its copy is only stored.
             (Channel::System, None) => Reach::Stored,
             (Channel::Direct, None) => Reach::Live,
+            (channel, _) if crate::channel::adapter::adapter(channel).is_some() => Reach::Provider,
             _ => Reach::Stored,
         }
     }
@@ -152,8 +153,10 @@ pub enum Reach {
     Webhook { url: String },
     /// The live bus to the integration's websockets (and `resume`): Direct without `webhookUrl`.
     Live,
-    /// Stored only, readable back: provider channels (WebChat, Messenger, TwilioSMS, Slack, …)
-    /// until their adapters exist.
+    /// Through the outbox to the channel's adapter (SPEC 7.4): the provider channels that have
+    /// one (TwilioSMS, Messenger, WhatsApp, Telegram).
+    Provider,
+    /// Stored only, readable back: the channels without an adapter yet (WebChat, Slack, …).
     Stored,
 }
 

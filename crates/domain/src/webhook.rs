@@ -113,6 +113,8 @@ impl DeliveryStatus {
 pub enum DeliveryKind {
     Direct,
     System,
+    /// To a provider channel through its adapter (SPEC 7.4).
+    Provider,
 }
 
 impl DeliveryKind {
@@ -120,11 +122,12 @@ impl DeliveryKind {
         match self {
             Self::Direct => "direct",
             Self::System => "system",
+            Self::Provider => "provider",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Direct, Self::System]
+        [Self::Direct, Self::System, Self::Provider]
             .into_iter()
             .find(|x| x.as_str() == s)
     }
@@ -166,7 +169,8 @@ pub fn write_body<S: AsRef<str>>(
     );
     out.push_str(properties);
     match kind {
-        DeliveryKind::Direct => {
+        // A provider delivery has no webhook body; if one is ever asked for, it is Direct's.
+        DeliveryKind::Direct | DeliveryKind::Provider => {
             out.push_str(",\"activity\":");
             out.push_str(activities.first().map_or("null", AsRef::as_ref));
         }

@@ -32,7 +32,7 @@ impl Engine {
         let queued = routes
             .iter()
             .flat_map(|r| &r.recipients)
-            .any(|r| matches!(r.reach, Reach::Webhook { .. }));
+            .any(|r| matches!(r.reach, Reach::Webhook { .. } | Reach::Provider));
         if queued {
             self.wake_deliveries();
         }

@@ -26,7 +26,7 @@ use sea_orm::{
     Value as DbValue,
 };
 use switchboard_domain::activity::Activity;
-use switchboard_domain::channel::IntegrationType;
+use switchboard_domain::channel::{adapter, IntegrationType};
 use switchboard_domain::clock::EventIdClock;
 use switchboard_domain::conversation::{Conversation, ConversationState};
 use switchboard_domain::ids::{ConversationId, HubId, IntegrationId, TenantId};
@@ -125,7 +125,18 @@ impl Staged {
             let activities = route.activities(event_id);
             for (recipient, a) in route.recipients.iter().zip(&activities) {
                 let id = Uuid::now_v7();
-                if let Reach::Webhook { .. } = recipient.reach {
+                let kind = match recipient.reach {
+                    Reach::Webhook { .. } if recipient.integration_type == IntegrationType::System => {
+                        Some(DeliveryKind::System)
+                    }
+                    Reach::Webhook { .. } => Some(DeliveryKind::Direct),
+                    // The sender's own copy (its echo) is never sent back to the provider.
+                    Reach::Provider if !recipient.is_echo && adapter::delivers(&a.payload) => {
+                        Some(DeliveryKind::Provider)
+                    }
+                    _ => None,
+                };
+                if let Some(kind) = kind {
                     self.outbox.push(Outbox {
                         tenant_id: conversation.tenant_id,
                         hub_id: conversation.hub_id,
@@ -133,11 +144,8 @@ impl Staged {
                         activity_id: id,
                         event_id,
                         integration_id: recipient.integration_id,
-                        kind: if recipient.integration_type == IntegrationType::System {
-                            DeliveryKind::System
-                        } else {
-                            DeliveryKind::Direct
-                        },
+                        kind,
+                        channel: (kind == DeliveryKind::Provider).then_some(recipient.channel),
                     });
                 }
                 self.rows.push(activity::ActiveModel {

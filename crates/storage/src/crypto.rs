@@ -39,6 +39,11 @@ impl EncryptionKey {
         Some(EncryptionKey(bytes.try_into().ok()?))
     }
 
+    /// The key of media link signatures derived from this key (SPEC 7.3.5).
+    pub fn media_key(&self) -> [u8; 32] {
+        switchboard_domain::channel::media::media_key(&self.0)
+    }
+
     /// The key as standard padded base64 (44 characters), as `from_base64` reads it.
     pub fn to_base64(&self) -> String {
         STANDARD.encode(self.0)

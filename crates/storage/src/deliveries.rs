@@ -21,6 +21,7 @@ use sea_orm::{
 use switchboard_domain::ids::{
     ConversationId, DeliveryId, HubId, IntegrationId, NotificationId, TenantId,
 };
+use switchboard_domain::channel::Channel;
 use switchboard_domain::integration::{Integration, IntegrationStatus};
 use switchboard_domain::paging::{Page, PageRequest};
 use switchboard_domain::time::Millis;
@@ -61,6 +62,30 @@ pub struct Delivery {
     pub last_error: Option<String>,
     pub attempts: Vec<Attempt>,
     pub created: Millis,
+    /// Provider deliveries: the recipient's channel (`"Telegram"`); `None` on webhooks.
+    pub channel: Option<String>,
+    /// Provider deliveries: how many parts the provider accepted.
+    pub parts_accepted: i32,
+    /// Provider deliveries: the provider's ids of the accepted parts.
+    pub provider_ids: Vec<String>,
+}
+
+/// `next_attempt_at` of a provider delivery held while providers are offline (SPEC 7.5.3):
+/// never due until a live start releases it; answered as `nextAttemptAt: null`.
+pub const HELD: Millis = i64::MAX;
+
+/// What a provider delivery's render needs of its conversation (SPEC 7.4.1).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConversationFacts {
+    /// The customer's binding.
+    pub binding: String,
+    /// When the customer's last activity arrived.
+    pub last_customer_activity: Option<Millis>,
+    /// When the customer's last message arrived.
+    pub last_customer_message: Option<Millis>,
+    /// `externalId` of the latest customer message received through the delivery's
+    /// integration, without its `#n` suffix.
+    pub last_customer_external_id: Option<String>,
 }
 
 /// A claimed delivery with what its POST needs.
@@ -73,6 +98,8 @@ pub struct Claimed {
     pub properties: String,
     /// The activity copies, oldest first, as JSON.
     pub activities: Vec<String>,
+    /// Provider deliveries: what the render needs of the conversation.
+    pub conversation: Option<ConversationFacts>,
 }
 
 /// How an attempt ends a delivery's turn.
@@ -89,6 +116,8 @@ pub enum Settle {
         description: String,
         pause_integration: bool,
     },
+    /// Give up without a notification (a provider event's one attempt, SPEC 7.4.1).
+    Abandoned,
 }
 
 /// A notification for a tenant.
@@ -112,6 +141,8 @@ pub(crate) struct Outbox {
     pub event_id: Millis,
     pub integration_id: IntegrationId,
     pub kind: DeliveryKind,
+    /// Provider deliveries: the recipient's channel.
+    pub channel: Option<Channel>,
 }
 
 /// A settled attempt: the delivery, the attempt, and what follows.
@@ -136,10 +167,18 @@ fn to_delivery(
         event_ids,
         attempt_count: row.attempt_count,
         round_attempts: row.round_attempts,
-        next_attempt_at: (status == DeliveryStatus::Pending).then_some(row.next_attempt_at),
+        next_attempt_at: (status == DeliveryStatus::Pending && row.next_attempt_at != HELD)
+            .then_some(row.next_attempt_at),
         last_error: row.last_error,
         attempts,
         created: row.created,
+        channel: row.channel,
+        parts_accepted: row.parts_accepted,
+        provider_ids: row
+            .provider_ids
+            .as_deref()
+            .and_then(|ids| serde_json::from_str(ids).ok())
+            .unwrap_or_default(),
     })
 }
 
@@ -243,6 +282,8 @@ impl Store {
             let id = DeliveryId::new();
             // The first entry of a stream without a head is its head (entries come oldest first).
             let head = headed.insert((e.integration_id.as_uuid(), e.conversation_id.as_uuid()));
+            // Provider deliveries wait for a live start while providers are offline.
+            let held = e.kind == DeliveryKind::Provider && self.providers_offline;
             rows.push(delivery::ActiveModel {
                 id: Set(id.as_uuid()),
                 tenant_id: Set(e.tenant_id.as_uuid()),
@@ -255,12 +296,15 @@ impl Store {
                 seq: Set(e.event_id),
                 attempt_count: Set(0),
                 round_attempts: Set(0),
-                next_attempt_at: Set(due),
+                next_attempt_at: Set(if held { HELD } else { due }),
                 lease_until: Set(None),
-                last_error: Set(None),
+                last_error: Set(held.then(|| "providers offline".to_owned())),
                 created: Set(now),
                 modified: Set(now),
                 head: Set(head),
+                channel: Set(e.channel.map(|c| c.name().to_owned())),
+                parts_accepted: Set(0),
+                provider_ids: Set(None),
             });
             links.push(delivery_activity::ActiveModel {
                 delivery_id: Set(id.as_uuid()),
@@ -416,11 +460,23 @@ impl Store {
                 .get(&row.conversation_id)
                 .cloned()
                 .unwrap_or_else(|| "{}".to_owned());
+            let provider = row.kind == DeliveryKind::Provider.as_str();
+            let conversation_id = row.conversation_id;
+            let delivery = to_delivery(row, event_ids, Vec::new())?;
+            let conversation = if provider {
+                Some(
+                    self.conversation_facts(conversation_id, integration.id)
+                        .await?,
+                )
+            } else {
+                None
+            };
             claimed.push(Claimed {
-                delivery: to_delivery(row, event_ids, Vec::new())?,
+                delivery,
                 integration,
                 properties,
                 activities,
+                conversation,
             });
         }
         Ok(claimed)
@@ -604,7 +660,7 @@ impl Store {
             Settle::Retry { next_at } => {
                 update.col_expr(delivery::Column::NextAttemptAt, Expr::value(*next_at))
             }
-            Settle::Failed { .. } => update
+            Settle::Failed { .. } | Settle::Abandoned => update
                 .col_expr(
                     delivery::Column::Status,
                     Expr::value(DeliveryStatus::Failed.as_str()),
@@ -812,6 +868,137 @@ impl Store {
         self.write(move |_s, tx| Box::pin(async move { tx.run(update).await }))
             .await?;
         self.get_delivery(tenant, id).await
+    }
+
+    /// What a provider delivery's render needs of its conversation: the binding and the
+    /// customer's latest activities (SPEC 7.4.1). The customer's copies are read newest first,
+    /// a few at a time, until a message has been seen.
+    async fn conversation_facts(
+        &self,
+        conversation: Uuid,
+        integration: IntegrationId,
+    ) -> Result<ConversationFacts> {
+        let mut facts = ConversationFacts::default();
+        if let Some(row) = self
+            .read_rows(
+                self.statement(
+                    "SELECT binding FROM conversations WHERE id = $1",
+                    vec![conversation.into()],
+                ),
+                &[("binding", ColumnType::Text)],
+            )
+            .await?
+            .pop()
+        {
+            facts.binding = row.try_get::<String>("", "binding")?;
+        }
+        // One copy per recipient: the distinct event ids are the customer's activities.
+        let rows = self
+            .read_rows(
+                self.statement(
+                    "SELECT event_id, created, body FROM activities WHERE conversation_id = $1 \
+                     AND sender_type = 'Customer' AND sender_integration_id = $2 \
+                     ORDER BY event_id DESC LIMIT 50",
+                    vec![conversation.into(), integration.as_uuid().into()],
+                ),
+                &[
+                    ("event_id", ColumnType::BigInteger),
+                    ("created", ColumnType::BigInteger),
+                    ("body", ColumnType::Text),
+                ],
+            )
+            .await?;
+        for row in rows {
+            let created = row.try_get::<i64>("", "created")?;
+            facts.last_customer_activity.get_or_insert(created);
+            if facts.last_customer_message.is_some() {
+                break;
+            }
+            let body: serde_json::Value =
+                serde_json::from_str(&row.try_get::<String>("", "body")?).unwrap_or_default();
+            if body.get("type").and_then(serde_json::Value::as_str) == Some("message") {
+                facts.last_customer_message = Some(created);
+                facts.last_customer_external_id = body
+                    .get("externalId")
+                    .and_then(serde_json::Value::as_str)
+                    .map(|id| id.split('#').next().unwrap_or(id).to_owned());
+            }
+        }
+        Ok(facts)
+    }
+
+    /// Records that the provider accepted the first `parts` parts of a provider delivery,
+    /// with their ids, before the next part is sent: a retry resumes after them.
+    pub async fn record_parts(&self, id: DeliveryId, parts: i32, ids: &[String]) -> Result<()> {
+        let ids = serde_json::to_string(ids)
+            .map_err(|e| Error::Db(format!("cannot serialize provider ids: {e}")))?;
+        let update = delivery::Entity::update_many()
+            .col_expr(delivery::Column::PartsAccepted, Expr::value(parts))
+            .col_expr(delivery::Column::ProviderIds, Expr::value(ids))
+            .filter(delivery::Column::Id.eq(id.as_uuid()));
+        self.write(move |_s, tx| Box::pin(async move { tx.run(update).await }))
+            .await?;
+        Ok(())
+    }
+
+    /// Makes the provider deliveries held while providers were offline due at `now` (a live
+    /// start, SPEC 7.5.3); answers how many.
+    pub async fn release_held_deliveries(&self, now: Millis) -> Result<u64> {
+        let update = delivery::Entity::update_many()
+            .col_expr(delivery::Column::NextAttemptAt, Expr::value(now))
+            .col_expr(delivery::Column::LastError, Expr::value(Option::<String>::None))
+            .filter(delivery::Column::Status.eq(DeliveryStatus::Pending.as_str()))
+            .filter(delivery::Column::NextAttemptAt.eq(HELD));
+        self.write(move |_s, tx| Box::pin(async move { tx.run(update).await }))
+            .await
+    }
+
+    /// Records a notification for the tenant about `integration`. With `once`, only when no
+    /// notification was recorded under that key within `window_ms` (the key is kept like an
+    /// `Idempotency-Key`, in the same transaction): answers whether it was recorded.
+    pub async fn notify(
+        &self,
+        tenant: TenantId,
+        integration: IntegrationId,
+        kind: &str,
+        description: &str,
+        once: Option<(&str, Millis)>,
+    ) -> Result<bool> {
+        let now = switchboard_domain::time::now_millis();
+        let insert = notification::Entity::insert(notification::ActiveModel {
+            id: Set(NotificationId::new().as_uuid()),
+            tenant_id: Set(tenant.as_uuid()),
+            integration_id: Set(integration.as_uuid()),
+            delivery_id: Set(None),
+            kind: Set(kind.to_owned()),
+            description: Set(description.to_owned()),
+            created: Set(now),
+        });
+        let claim = once.map(|(key, window)| {
+            self.statement(
+                "INSERT INTO idempotency_keys (tenant_id, key, request_hash, response, created) \
+                 VALUES ($1, $2, '', '', $3) ON CONFLICT (tenant_id, key) DO UPDATE \
+                 SET created = excluded.created WHERE idempotency_keys.created <= $4",
+                vec![
+                    tenant.as_uuid().into(),
+                    format!("\nnotice:{key}").into(),
+                    now.into(),
+                    (now - window).into(),
+                ],
+            )
+        });
+        self.write(move |_s, tx| {
+            Box::pin(async move {
+                if let Some(claim) = claim {
+                    if tx.execute(claim).await? == 0 {
+                        return Ok(false);
+                    }
+                }
+                tx.run(insert).await?;
+                Ok(true)
+            })
+        })
+        .await
     }
 
     /// The tenant's notifications, oldest first.

@@ -13,7 +13,7 @@ use switchboard_domain::integration::{Integration, IntegrationDraft, Integration
 use switchboard_domain::paging::{Page, PageRequest};
 use switchboard_domain::time::now_millis;
 
-use crate::entities::integration;
+use crate::entities::{integration, pending_integration};
 use crate::once::SqlOnce;
 use crate::{Error, Result, Store};
 
@@ -70,11 +70,24 @@ impl Store {
         hub: HubId,
         draft: &IntegrationDraft,
     ) -> Result<Integration> {
+        self.create_integration_as(tenant, hub, IntegrationId::new(), draft)
+            .await
+    }
+
+    /// [`Store::create_integration`] with the id chosen by the caller (a provisioned
+    /// integration's id is in the URL registered with its provider before it is stored). Its
+    /// pending row, if any, goes in the same transaction.
+    pub async fn create_integration_as(
+        &self,
+        tenant: TenantId,
+        hub: HubId,
+        id: IntegrationId,
+        draft: &IntegrationDraft,
+    ) -> Result<Integration> {
         if self.find_hub(tenant, hub).await?.is_none() {
             return Err(Error::NotFound);
         }
         let now = now_millis();
-        let id = IntegrationId::new();
         let sealed = self.seal_configuration(id, &draft.configuration)?;
         let insert = integration::Entity::insert(integration::ActiveModel {
             id: Set(id.as_uuid()),
@@ -89,9 +102,17 @@ impl Store {
             created: Set(now),
             modified: Set(now),
         });
+        let unpend = pending_integration::Entity::delete_many()
+            .filter(pending_integration::Column::Id.eq(id.as_uuid()));
         // `NotFound` when the hub was deleted since we looked.
-        self.write(move |_s, tx| Box::pin(async move { tx.insert_child(insert).await }))
-            .await?;
+        self.write(move |_s, tx| {
+            Box::pin(async move {
+                tx.insert_child(insert).await?;
+                tx.run(unpend).await?;
+                Ok(())
+            })
+        })
+        .await?;
         self.hubs_changed();
         Ok(Integration {
             id,
@@ -277,5 +298,66 @@ impl Store {
             return Err(Error::NotFound);
         }
         Ok(())
+    }
+
+    /// Keeps a configuration being provisioned under `id` (SPEC 7.5.1 step 3): invisible to
+    /// everything but [`Store::find_pending_integration`].
+    pub async fn add_pending_integration(
+        &self,
+        tenant: TenantId,
+        id: IntegrationId,
+        channel: Channel,
+        configuration: &Map<String, Value>,
+    ) -> Result<()> {
+        let sealed = self.seal_configuration(id, configuration)?;
+        let insert = pending_integration::Entity::insert(pending_integration::ActiveModel {
+            id: Set(id.as_uuid()),
+            tenant_id: Set(tenant.as_uuid()),
+            channel_id: Set(channel.number()),
+            configuration_enc: Set(sealed),
+            created: Set(now_millis()),
+        });
+        self.write(move |_s, tx| Box::pin(async move { tx.run(insert).await }))
+            .await?;
+        Ok(())
+    }
+
+    /// A configuration being provisioned: its tenant, channel and configuration.
+    pub async fn find_pending_integration(
+        &self,
+        id: IntegrationId,
+    ) -> Result<Option<(TenantId, Channel, Map<String, Value>)>> {
+        let Some(row) = self
+            .read_all(pending_integration::Entity::find_by_id(id.as_uuid()))
+            .await?
+            .pop()
+        else {
+            return Ok(None);
+        };
+        let channel = Channel::from_number(row.channel_id.into())
+            .ok_or_else(|| Error::Db(format!("pending integration {id} has an unknown channel")))?;
+        let plain = self
+            .cipher
+            .open(&row.configuration_enc, &configuration_aad(id))?;
+        let configuration = serde_json::from_slice(&plain)
+            .map_err(|e| Error::Db(format!("pending integration {id} has a bad configuration: {e}")))?;
+        Ok(Some((TenantId::from_uuid(row.tenant_id), channel, configuration)))
+    }
+
+    /// Forgets a configuration being provisioned (its provisioning failed).
+    pub async fn remove_pending_integration(&self, id: IntegrationId) -> Result<()> {
+        let delete = pending_integration::Entity::delete_many()
+            .filter(pending_integration::Column::Id.eq(id.as_uuid()));
+        self.write(move |_s, tx| Box::pin(async move { tx.run(delete).await }))
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes the pending rows created before `before` (a process died while provisioning).
+    pub async fn sweep_pending_integrations(&self, before: i64) -> Result<u64> {
+        let delete = pending_integration::Entity::delete_many()
+            .filter(pending_integration::Column::Created.lt(before));
+        self.write(move |_s, tx| Box::pin(async move { tx.run(delete).await }))
+            .await
     }
 }

@@ -52,7 +52,7 @@ pub use activities::{
 };
 pub use conversations::{CloseOutcome, Closed, Closing, Established, NewConversation};
 pub use crypto::EncryptionKey;
-pub use deliveries::{Attempt, Claimed, Delivery, Notification, Settle};
+pub use deliveries::{Attempt, Claimed, ConversationFacts, Delivery, Notification, Settle, HELD};
 pub use error::{Error, Result};
 pub use identity::{ClientOut, Login, NewClient, NewTenant, SecretInfo};
 
@@ -92,6 +92,10 @@ pub struct Store {
     /// Appends, and settled webhook attempts, waiting for a group commit (see `group`).
     appends: Arc<group::GroupCommit<activities::AppendJob, AppendOutcome>>,
     settles: Arc<group::GroupCommit<deliveries::SettleJob, ()>>,
+    /// `SWITCHBOARD_PROVIDERS=offline`: provider deliveries are written held (SPEC 7.5.3).
+    providers_offline: bool,
+    /// The key of media link signatures (SPEC 7.3.5), derived from the at-rest key.
+    media_key: [u8; 32],
 }
 
 impl std::fmt::Debug for Store {
@@ -197,6 +201,8 @@ impl Store {
             db,
             file,
             cipher: Cipher::new(&key),
+            media_key: key.media_key(),
+            providers_offline: false,
             first_delivery_delay_ms: 0,
             hub_generation: Arc::default(),
             appends: Arc::default(),
@@ -219,6 +225,18 @@ impl Store {
     pub fn with_first_delivery_delay(mut self, ms: i64) -> Self {
         self.first_delivery_delay_ms = ms.max(0);
         self
+    }
+
+    /// This store with provider deliveries written held (`SWITCHBOARD_PROVIDERS=offline`,
+    /// SPEC 7.5.3) or due as usual.
+    pub fn with_providers_offline(mut self, offline: bool) -> Self {
+        self.providers_offline = offline;
+        self
+    }
+
+    /// The key of media link signatures (SPEC 7.3.5).
+    pub fn media_key(&self) -> [u8; 32] {
+        self.media_key
     }
 
     /// A number that grows after every write to a hub or an integration made through this store

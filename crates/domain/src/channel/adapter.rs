@@ -367,6 +367,22 @@ pub fn adapter(channel: Channel) -> Option<&'static dyn Adapter> {
     }
 }
 
+/// Whether an activity to a provider channel becomes a provider delivery (SPEC 7.4.1): every
+/// message, and the `typing_on`, `typing_off` and `seen` events (one attempt each); no other
+/// event.
+pub fn delivers(payload: &Payload) -> bool {
+    match payload {
+        Payload::Message(_) => true,
+        Payload::Event(e) => is_fleeting(e),
+    }
+}
+
+/// The events a provider gets one attempt of, never retried and never notified.
+pub fn is_fleeting(event: &crate::activity::Event) -> bool {
+    use crate::activity::Event;
+    matches!(event, Event::TypingOn | Event::TypingOff | Event::Seen)
+}
+
 /// A configuration string, `None` when absent or not a string.
 pub fn config_str<'a>(configuration: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
     configuration.get(key).and_then(Value::as_str)

@@ -12,7 +12,7 @@ pub struct Model {
     pub integration_id: Uuid,
     pub conversation_id: Uuid,
     pub webhook_id: String,
-    /// `direct` or `system`.
+    /// `direct`, `system` or `provider`.
     pub kind: String,
     /// `pending`, `succeeded` or `failed`.
     pub status: String,
@@ -28,6 +28,13 @@ pub struct Model {
     /// The head of its stream: the oldest pending delivery to its endpoint in its conversation
     /// (a claim looks at heads only; see `Store::claim_deliveries`).
     pub head: bool,
+    /// Provider deliveries: the recipient integration's channel (`Telegram`); `None` on webhooks.
+    pub channel: Option<String>,
+    /// Provider deliveries: the parts the provider accepted (a retry resumes after them).
+    pub parts_accepted: i32,
+    /// Provider deliveries: the provider's ids of the accepted parts, as a JSON array.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub provider_ids: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -12,6 +12,7 @@ pub(crate) mod hub;
 pub(crate) mod idempotency_key;
 pub(crate) mod integration;
 pub(crate) mod notification;
+pub(crate) mod pending_integration;
 pub(crate) mod server_key;
 pub(crate) mod tenant;
 pub(crate) mod used_signature;
