@@ -17,6 +17,7 @@
 //! ```
 
 mod activities;
+mod channels;
 mod conversations;
 mod error;
 mod hubs;
@@ -30,6 +31,7 @@ use switchboard_storage::Store;
 use tokio::sync::Notify;
 
 pub use activities::{AcceptOutcome, Accepted, Keyed};
+pub use channels::Received;
 pub use conversations::{check_active, lifecycle_routes, Established};
 pub use error::Error;
 pub use hubs::{HubContext, HUB_CACHE_TTL};

@@ -289,6 +289,25 @@ impl Store {
         ))
     }
 
+    /// The open conversation of `binding` on the tenant's Customer integration, if any.
+    pub async fn find_open_conversation(
+        &self,
+        tenant: TenantId,
+        integration: IntegrationId,
+        binding: &str,
+    ) -> Result<Option<Conversation>> {
+        self.read_all(
+            conversation::Entity::find()
+                .filter(conversation::Column::TenantId.eq(tenant.as_uuid()))
+                .filter(conversation::Column::IntegrationId.eq(integration.as_uuid()))
+                .filter(conversation::Column::OpenBinding.eq(binding)),
+        )
+        .await?
+        .pop()
+        .map(to_conversation)
+        .transpose()
+    }
+
     /// The tenant's conversation, if it exists.
     pub async fn find_conversation(
         &self,
