@@ -39,9 +39,8 @@ pub async fn read_limited(body: &mut RequestBody) -> Result<Vec<u8>, ApiError> {
         .map_err(|_| ApiError::new(Code::InvalidBody, "The body is missing."))?;
     match raw.into_bytes_limit(MAX_BODY).await {
         Ok(b) => Ok(b.to_vec()),
-        Err(poem::error::ReadBodyError::PayloadTooLarge) => Err(ApiError::with_status(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            300,
+        Err(poem::error::ReadBodyError::PayloadTooLarge) => Err(ApiError::new(
+            Code::TooLarge,
             "The body is larger than 1 MiB.",
         )),
         Err(_) => Err(ApiError::new(

@@ -386,11 +386,7 @@ impl Session {
             }
         };
         if text.len() > MAX_CLIENT_FRAME {
-            let err = ApiError::with_status(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                Code::InvalidBody as u32,
-                "The frame is larger than 256 KiB.",
-            );
+            let err = ApiError::new(Code::TooLarge, "The frame is larger than 256 KiB.");
             return send(sink, error_frame(&Value::Null, &err)).await;
         }
         let parsed = serde_json::from_str::<Value>(&text);

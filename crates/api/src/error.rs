@@ -36,6 +36,8 @@ pub enum Code {
     ConversationClosed = 6501,
     Paused = 6502,
     RateLimited = 429,
+    /// HTTP 413: the request body is too large (SPEC 7.22).
+    TooLarge = 304,
 }
 
 impl Code {
@@ -50,6 +52,7 @@ impl Code {
             }
             Self::AlreadyExists => StatusCode::CONFLICT,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -307,7 +310,7 @@ impl ApiResponse for ApiError {
                 one(403, "The token's scope does not allow this route (code 101)."),
                 one(404, "The resource does not exist or belongs to another tenant (codes 105, 6000, 6500)."),
                 one(409, "A resource with the same name already exists (code 106)."),
-                one(413, "The body is larger than 1 MiB (code 300)."),
+                one(413, "The body is larger than 1 MiB (code 304)."),
                 one(415, "The content type is not the route's (code 300)."),
                 MetaResponse {
                     headers: vec![MetaHeader {
@@ -338,6 +341,8 @@ pub fn prefix_for(path: &str) -> &'static str {
         "/api/v1/interactions/",
         "/inbound/",
         "/engine-chat-hub",
+        "/channels/",
+        "/webchat/",
     ]
     .iter()
     .any(|p| path.starts_with(p))
@@ -449,7 +454,7 @@ fn to_api_error(err: poem::Error) -> ApiError {
             "The route does not accept this method.",
         ),
         StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::with_status(status, 300, "The body is larger than 1 MiB.")
+            ApiError::new(Code::TooLarge, "The body is larger than 1 MiB.")
         }
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::with_status(
             status,

@@ -231,7 +231,7 @@ async fn frames_flow_both_ways_and_bad_frames_get_error_frames() {
                                       "message": { "type": "text", "text": "x".repeat(300 * 1024) } } })
                 .to_string(),
                 413,
-                300,
+                304,
                 Value::Null,
             ),
         ];
