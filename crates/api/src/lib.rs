@@ -10,6 +10,7 @@
 pub mod activities;
 pub mod auth;
 pub mod body;
+pub mod channels;
 pub mod chat_hub;
 pub mod clients;
 pub mod conversations;
@@ -128,6 +129,7 @@ pub fn app(state: AppState, metrics: MetricsRenderer) -> impl Endpoint<Output = 
                 })),
             )
             .at("/engine-chat-hub", poem::get(chat_hub::chat_hub))
+            .nest("/channels", channels::routes())
             .nest(
                 "/docs",
                 poem::get(poem::endpoint::make_sync(move |_| {

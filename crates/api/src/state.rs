@@ -40,6 +40,8 @@ pub struct ApiConfig {
     /// The header that holds the client's IP address, set by the operator's proxy (its last
     /// address counts); `None`: the peer address of the connection.
     pub client_ip_header: Option<poem::http::HeaderName>,
+    /// The providers of the channel adapters (SPEC 7.2).
+    pub providers: switchboard_delivery::ProviderConfig,
 }
 
 impl Default for ApiConfig {
@@ -52,6 +54,7 @@ impl Default for ApiConfig {
             ws_ping_interval: Duration::from_secs(30),
             rate_limits: crate::rate_limit::Limits::default(),
             client_ip_header: None,
+            providers: switchboard_delivery::ProviderConfig::default(),
         }
     }
 }
@@ -76,6 +79,8 @@ pub struct Inner {
     pub shutdown: watch::Receiver<bool>,
     /// The credentials of this node's websockets, checked while they are open.
     pub ws_credentials: Arc<crate::chat_hub::CredentialWatch>,
+    /// The client of every provider call (provisioning, inbound follow-ups, media links).
+    pub providers: switchboard_delivery::ProviderClient,
     /// The rate limits of every route and websocket (SPEC 1, code 429).
     pub limiter: crate::rate_limit::RateLimiter,
     secrets: Mutex<HashMap<SecretId, (bool, Instant)>>,
@@ -105,10 +110,12 @@ impl AppState {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()?;
+        let providers = switchboard_delivery::ProviderClient::new(config.providers.clone())?;
         Ok(Self(Arc::new(Inner {
             store: engine.store().clone(),
             engine,
             limiter: crate::rate_limit::RateLimiter::new(config.rate_limits),
+            providers,
             signing,
             verifying,
             config,
