@@ -1304,13 +1304,18 @@ mod tests {
             o(200, r#"{"ok":false,"error_code":400,"description":"x"}"#),
             Outcome::Permanent { .. }
         ));
-        // The token never shows in a reason.
-        for r in [o(
+        // Other 4xx are permanent; the token never shows in a reason.
+        let not_found = o(
             404,
             r#"{"ok":false,"error_code":404,"description":"Not Found"}"#,
-        )] {
-            assert!(!format!("{r:?}").contains(TOKEN));
-        }
+        );
+        assert_eq!(
+            not_found,
+            Outcome::Permanent {
+                reason: "Telegram 404: Not Found".into()
+            }
+        );
+        assert!(!format!("{not_found:?}").contains(TOKEN));
     }
 
     #[test]
