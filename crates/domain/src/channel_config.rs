@@ -43,6 +43,10 @@ pub enum ValueKind {
     /// Base64 (standard alphabet, padding optional, whitespace ignored), at most
     /// [`limits::MAX_CERTIFICATE_LEN`] characters.
     Base64,
+    /// A string of ASCII digits (Meta's ids).
+    Digits,
+    /// TwilioSMS `capabilities`: an object of booleans `sms`, `mms`, `voice`.
+    Capabilities,
 }
 
 /// One configuration key a client may give.
@@ -84,7 +88,8 @@ const fn flag(name: &'static str, default: bool) -> KeySpec {
 }
 
 use ValueKind::{
-    AllowedOrigins, Base64, Boolean, EmailAddress, Events, MailgunAddress, Start, Text, WebhookUrl,
+    AllowedOrigins, Base64, Boolean, Capabilities, Digits, EmailAddress, Events, MailgunAddress,
+    Start, Text, WebhookUrl,
 };
 
 const DIRECT: &[KeySpec] = &[
@@ -99,13 +104,16 @@ const MESSENGER: &[KeySpec] = &[
     opt("appId", Text),
     opt("appSecret", Text),
     opt("pageId", Text),
+    opt("pageName", Text),
 ];
 const TWILIO_SMS: &[KeySpec] = &[
     req("accountSid", Text),
     req("authToken", Text),
     req("numberSid", Text),
     opt("phoneNumber", Text),
+    opt("capabilities", Capabilities),
 ];
+const TELEGRAM: &[KeySpec] = &[req("token", Text), opt("username", Text)];
 const LINE: &[KeySpec] = &[req("channelAccessToken", Text), req("channelSecret", Text)];
 const TOKEN_ONLY: &[KeySpec] = &[req("token", Text)];
 const KIK: &[KeySpec] = &[req("username", Text), req("apiKey", Text)];
@@ -132,11 +140,13 @@ const MAILGUN: &[KeySpec] = &[
 ];
 const WHATSAPP: &[KeySpec] = &[
     req("accessToken", Text),
-    req("phoneNumberId", Text),
-    opt("businessAccountId", Text),
+    req("phoneNumberId", Digits),
+    opt("businessAccountId", Digits),
     opt("appSecret", Text),
     opt("templateName", Text),
     opt("templateLanguage", Text),
+    opt("displayPhoneNumber", Text),
+    opt("verifiedName", Text),
 ];
 const MESSAGE_BIRD: &[KeySpec] = &[req("accessKey", Text), req("originator", Text)];
 const EMAIL: &[KeySpec] = &[opt("fromAddress", EmailAddress)];
@@ -168,7 +178,8 @@ pub const fn keys(channel: Channel) -> &'static [KeySpec] {
         Channel::Messenger => MESSENGER,
         Channel::TwilioSms => TWILIO_SMS,
         Channel::Line => LINE,
-        Channel::Telegram | Channel::Viber => TOKEN_ONLY,
+        Channel::Telegram => TELEGRAM,
+        Channel::Viber => TOKEN_ONLY,
         Channel::Kik => KIK,
         Channel::WebChat => WEB_CHAT,
         Channel::WeChat => WE_CHAT,
@@ -204,7 +215,11 @@ pub const REGENERATE_KEYS: &str = "regenerateKeys";
 pub const fn generated_keys(channel: Channel) -> &'static [&'static str] {
     match channel {
         Channel::Direct | Channel::System => &[PUBLIC_SIGNING_KEY, PRIVATE_SIGNING_KEY],
-        Channel::WeChat | Channel::MessageBird => &[WEBHOOK_SECRET],
+        Channel::WeChat
+        | Channel::MessageBird
+        | Channel::Messenger
+        | Channel::WhatsApp
+        | Channel::Telegram => &[WEBHOOK_SECRET],
         Channel::Email => &[INCOMING_ADDRESS],
         _ => &[],
     }
@@ -217,6 +232,18 @@ pub fn stored_keys(channel: Channel) -> impl Iterator<Item = &'static str> {
         .iter()
         .map(|k| k.name)
         .chain(generated_keys(channel).iter().copied())
+}
+
+/// The read-only keys of `channel` (SPEC 7.6, RO): learned from the provider while provisioning
+/// in `live` mode (a client's values are ignored then), taken as given in `offline` mode.
+pub const fn read_only_keys(channel: Channel) -> &'static [&'static str] {
+    match channel {
+        Channel::TwilioSms => &["phoneNumber", "capabilities"],
+        Channel::Messenger => &["pageId", "pageName"],
+        Channel::WhatsApp => &["displayPhoneNumber", "verifiedName"],
+        Channel::Telegram => &["username"],
+        _ => &[],
+    }
 }
 
 /// Keys accepted and ignored on every channel's input: generated elsewhere, never chosen by a
@@ -382,8 +409,10 @@ fn check_value(kind: ValueKind, property: &str, val: &Value, v: &mut Violations)
         Start => check_start(property, val, v)
             .filter(|start| limits::check_json_bytes(property, start, limits::MAX_START_BYTES, v)),
         Events => check_events(property, val, v),
+        Capabilities => check_capabilities(property, val, v),
         AllowedOrigins => check_origins(property, val, v),
-        Text | ValueKind::IntegrationType | WebhookUrl | EmailAddress | MailgunAddress | Base64 => {
+        Text | ValueKind::IntegrationType | WebhookUrl | EmailAddress | MailgunAddress | Base64
+        | Digits => {
             let s = non_blank(property, val, v)?;
             let max = match kind {
                 WebhookUrl => limits::MAX_URL_LEN,
@@ -396,6 +425,32 @@ fn check_value(kind: ValueKind, property: &str, val: &Value, v: &mut Violations)
             check_string(kind, property, s, v).map(Value::String)
         }
     }
+}
+
+/// TwilioSMS `capabilities`: `{ sms, mms, voice }`, each a boolean when given (others
+/// Unsupported).
+fn check_capabilities(property: &str, val: &Value, v: &mut Violations) -> Option<Value> {
+    let Some(obj) = val.as_object() else {
+        v.push(Violation::wrong_type(property, "an object"));
+        return None;
+    };
+    let before = v.0.len();
+    let mut out = Map::new();
+    for (key, value) in obj {
+        let path = format!("{property}.{key}");
+        if !["sms", "mms", "voice"].contains(&key.as_str()) {
+            v.push(Violation::new(
+                crate::error::ViolationKind::Unsupported,
+                &path,
+                format!("Property '{path}' is not a capability (sms, mms or voice)."),
+            ));
+        } else if let Value::Bool(b) = value {
+            out.insert(key.clone(), Value::Bool(*b));
+        } else {
+            v.push(Violation::wrong_type(&path, "a boolean"));
+        }
+    }
+    (v.0.len() == before).then_some(Value::Object(out))
 }
 
 /// A string that is not blank, else WrongType or OutOfRange.
@@ -432,6 +487,9 @@ fn check_string(kind: ValueKind, property: &str, s: &str, v: &mut Violations) ->
             email_domain(s).is_some() || fail(v, property, "must be an email address")
         }
         Base64 => is_base64(s) || fail(v, property, "must be base64"),
+        Digits => {
+            s.bytes().all(|b| b.is_ascii_digit()) || fail(v, property, "must be a string of digits")
+        }
         _ => true,
     };
     ok.then(|| s.to_owned())

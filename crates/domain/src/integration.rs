@@ -342,11 +342,39 @@ fn fill_generated_keys(
         let secret = kept(WEBHOOK_SECRET).unwrap_or_else(|| Value::String(random_hex(32)));
         configuration.insert(WEBHOOK_SECRET.to_owned(), secret);
     }
+    // The verify token of Meta's handshake, 32 letters and digits; Telegram's `secret_token`
+    // (SPEC 7.6).
+    if matches!(
+        channel,
+        Channel::Messenger | Channel::WhatsApp | Channel::Telegram
+    ) {
+        let secret = kept(WEBHOOK_SECRET).unwrap_or_else(|| Value::String(random_alphanumeric(32)));
+        configuration.insert(WEBHOOK_SECRET.to_owned(), secret);
+    }
+    if channel == Channel::WhatsApp && !configuration.contains_key("templateLanguage") {
+        configuration.insert(
+            "templateLanguage".to_owned(),
+            Value::String(WHATSAPP_TEMPLATE_LANGUAGE.to_owned()),
+        );
+    }
     if channel == Channel::Email {
         let address = kept(INCOMING_ADDRESS)
             .unwrap_or_else(|| Value::String(format!("{}@{EMAIL_INBOUND_DOMAIN}", random_hex(16))));
         configuration.insert(INCOMING_ADDRESS.to_owned(), address);
     }
+}
+
+/// WhatsApp's `templateLanguage` when not given (SPEC 7.6).
+pub const WHATSAPP_TEMPLATE_LANGUAGE: &str = "en_US";
+
+/// `n` random letters and digits.
+fn random_alphanumeric(n: usize) -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rngs::OsRng;
+    (0..n)
+        .map(|_| char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())]))
+        .collect()
 }
 
 /// `n` random bytes as lower-case hex.

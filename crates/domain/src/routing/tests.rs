@@ -389,13 +389,18 @@ fn reach_follows_channel_and_webhook_url() {
             url: "https://sys.example/hook".into()
         }
     );
+    for c in [Channel::WebChat, Channel::Line, Channel::Kik] {
+        assert_eq!(member(IntegrationType::Customer, c).reach(), Reach::Stored);
+    }
+    assert_eq!(member(IntegrationType::Agent, Channel::Slack).reach(), Reach::Stored);
+    // The channels with an adapter go through the outbox to their provider (SPEC 7.4).
     for c in [
-        Channel::WebChat,
         Channel::Messenger,
         Channel::TwilioSms,
-        Channel::Slack,
+        Channel::WhatsApp,
+        Channel::Telegram,
     ] {
-        assert_eq!(member(IntegrationType::Customer, c).reach(), Reach::Stored);
+        assert_eq!(member(IntegrationType::Customer, c).reach(), Reach::Provider);
     }
 }
 
