@@ -71,7 +71,7 @@ impl Adapter for Messenger {
         configuration: &Map<String, Value>,
         query: &str,
     ) -> Option<Result<Answer, ()>> {
-        Some(meta::handshake(configuration, query))
+        Some(meta::handshake(configuration, query).ok_or(()))
     }
 
     fn parse(

@@ -19,8 +19,8 @@ const SIGNATURE_PREFIX: &str = "sha256=";
 
 /// The handshake's answer to a GET whose `hub.mode` is `subscribe` and whose `hub.verify_token`
 /// equals the configuration's `webhookSecret` (compared in constant time): 200 `text/plain` with
-/// `hub.challenge`. Anything else (no secret configured, no challenge) is `Err(())`, 403/101.
-pub fn handshake(configuration: &Map<String, Value>, query: &str) -> Result<Answer, ()> {
+/// `hub.challenge`. Anything else (no secret configured, no challenge) is `None`: 403/101.
+pub fn handshake(configuration: &Map<String, Value>, query: &str) -> Option<Answer> {
     let mut mode = None;
     let mut token = None;
     let mut challenge = None;
@@ -37,13 +37,13 @@ pub fn handshake(configuration: &Map<String, Value>, query: &str) -> Result<Answ
     }
     let secret = config_str(configuration, "webhookSecret").filter(|s| !s.is_empty());
     let (Some(secret), Some(token), Some(challenge)) = (secret, token, challenge) else {
-        return Err(());
+        return None;
     };
     let token_ok: bool = secret.as_bytes().ct_eq(token.as_bytes()).into();
     if mode.as_deref() != Some("subscribe") || !token_ok {
-        return Err(());
+        return None;
     }
-    Ok(Answer {
+    Some(Answer {
         status: 200,
         content_type: "text/plain",
         body: challenge,
@@ -369,7 +369,7 @@ mod tests {
         );
         assert_eq!(
             ok,
-            Ok(Answer {
+            Some(Answer {
                 status: 200,
                 content_type: "text/plain",
                 body: "1158201444".to_owned()
@@ -380,7 +380,7 @@ mod tests {
             &c,
             "hub.challenge=a%20b&hub.verify_token=Tok%33n&hub.mode=subscribe",
         );
-        assert_eq!(enc.map(|a| a.body), Ok("a b".to_owned()));
+        assert_eq!(enc.map(|a| a.body), Some("a b".to_owned()));
         for q in [
             "hub.mode=subscribe&hub.verify_token=tok3n&hub.challenge=1",
             "hub.mode=unsubscribe&hub.verify_token=Tok3n&hub.challenge=1",
@@ -389,14 +389,14 @@ mod tests {
             "hub.mode=subscribe&hub.verify_token=Tok3n",
             "",
         ] {
-            assert_eq!(handshake(&c, q), Err(()), "{q}");
+            assert_eq!(handshake(&c, q), None, "{q}");
         }
         assert_eq!(
             handshake(
                 &config(json!({})),
                 "hub.mode=subscribe&hub.verify_token=&hub.challenge=1"
             ),
-            Err(())
+            None
         );
     }
 
