@@ -617,6 +617,21 @@ fn value_schema(key: &KeySpec) -> Value {
             "maxLength": limits::MAX_CERTIFICATE_LEN,
             "pattern": r"^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/][AQgw](==)?|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=?)?$",
         }),
+        ValueKind::Digits => json!({
+            "type": "string",
+            "pattern": "^[0-9]+$",
+            "maxLength": limits::MAX_CONFIG_TEXT_LEN,
+        }),
+        ValueKind::Capabilities => json!({
+            "type": "object",
+            "description": "Read-only: learned from Twilio (an input only while providers are offline).",
+            "properties": {
+                "sms": { "type": "boolean" },
+                "mms": { "type": "boolean" },
+                "voice": { "type": "boolean" },
+            },
+            "additionalProperties": false,
+        }),
     }
 }
 

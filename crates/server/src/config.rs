@@ -62,6 +62,24 @@ pub struct DbArgs {
     pub encryption_key: Option<String>,
 }
 
+/// Whether channel adapters call their providers (SPEC 7.5.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ProvidersMode {
+    Live,
+    Offline,
+}
+
+/// Parses an absolute http(s) base URL and drops its trailing slash.
+pub fn parse_base_url(s: &str) -> Result<String, String> {
+    let trimmed = s.trim().trim_end_matches('/');
+    match url::Url::parse(trimmed) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+            Ok(trimmed.to_owned())
+        }
+        _ => Err(format!("'{s}' is not an absolute http or https URL")),
+    }
+}
+
 /// Log output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -203,6 +221,43 @@ pub struct ServeArgs {
     /// needs as many open files (`ulimit -n`).
     #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS", default_value_t = 16_384, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub max_connections: u64,
+
+    /// Absolute base URL under which providers and browsers reach this server
+    /// (`https://sb.example.com`): every URL registered with a provider, Twilio's signature URL
+    /// and media links are built from it. Default: `http://` + `SWITCHBOARD_BIND`.
+    #[arg(long, env = "SWITCHBOARD_PUBLIC_URL", value_parser = parse_base_url)]
+    pub public_url: Option<String>,
+
+    /// `live`: channel adapters call their providers. `offline` (development without
+    /// providers): no provisioning call, provider deliveries held until a live start.
+    #[arg(long, env = "SWITCHBOARD_PROVIDERS", value_enum, default_value = "live")]
+    pub providers: ProvidersMode,
+
+    /// Base URL of Twilio's API.
+    #[arg(long, env = "SWITCHBOARD_PROVIDER_TWILIO_URL", default_value = "https://api.twilio.com", value_parser = parse_base_url)]
+    pub provider_twilio_url: String,
+
+    /// Base URL of Meta's Graph API for Messenger, version segment included.
+    #[arg(long, env = "SWITCHBOARD_PROVIDER_MESSENGER_URL", default_value = switchboard_delivery::provider::DEFAULT_GRAPH_URL, value_parser = parse_base_url)]
+    pub provider_messenger_url: String,
+
+    /// Base URL of Meta's Graph API for WhatsApp, version segment included.
+    #[arg(long, env = "SWITCHBOARD_PROVIDER_WHATSAPP_URL", default_value = switchboard_delivery::provider::DEFAULT_GRAPH_URL, value_parser = parse_base_url)]
+    pub provider_whatsapp_url: String,
+
+    /// Base URL of Telegram's Bot API.
+    #[arg(long, env = "SWITCHBOARD_PROVIDER_TELEGRAM_URL", default_value = "https://api.telegram.org", value_parser = parse_base_url)]
+    pub provider_telegram_url: String,
+
+    /// The secret of Switchboard's own Facebook app: verifies Messenger and WhatsApp webhooks
+    /// of integrations whose configuration has no `appSecret`.
+    #[arg(long, env = "SWITCHBOARD_MESSENGER_APP_SECRET", hide_env_values = true)]
+    pub messenger_app_secret: Option<String>,
+
+    /// Tests only: provider calls to any host but loopback are refused, so that a missing
+    /// base-URL override fails loudly instead of calling a real provider.
+    #[arg(long, env = "SWITCHBOARD_PROVIDERS_LOOPBACK_ONLY", default_value_t = false, action = ArgAction::Set, hide = true)]
+    pub providers_loopback_only: bool,
 
     /// Log format: `text` or `json`. The level comes from `RUST_LOG` (default `info`).
     #[arg(

@@ -16,7 +16,9 @@ use switchboard_api::rate_limit::{Limits, RedisBuckets};
 use switchboard_api::{ApiConfig, AppState};
 use switchboard_delivery::bus::{Bus, MemoryBus, RedisBus};
 use switchboard_delivery::live::{LiveRegistry, QueueLimits};
+use switchboard_delivery::provider::ProviderConfig;
 use switchboard_delivery::webhook::{WebhookConfig, WebhookWorker};
+use switchboard_domain::time::now_millis;
 use switchboard_domain::webhook::Schedule;
 use switchboard_engine::Engine;
 use switchboard_storage::{EncryptionKey, NewTenant, Store};
@@ -113,7 +115,17 @@ pub async fn run(
     let millis = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
     let schedule =
         Schedule::new(serve.retry_schedule.0.iter().map(|d| millis(*d))).unwrap_or_default();
-    let store = store.with_first_delivery_delay(schedule.first_delay());
+    let live_providers = serve.providers == config::ProvidersMode::Live;
+    let store = store
+        .with_first_delivery_delay(schedule.first_delay())
+        .with_providers_offline(!live_providers);
+    if live_providers {
+        // Provider deliveries written while providers were offline are due now (SPEC 7.5.3).
+        let released = store.release_held_deliveries(now_millis()).await?;
+        if released > 0 {
+            tracing::info!(released, "provider deliveries held while offline are due");
+        }
+    }
     if !store.is_postgres() {
         // One node on SQLite: a lease left by a previous run is no one's.
         store.release_leases().await?;
@@ -132,6 +144,7 @@ pub async fn run(
             public: serve.rate_limit_public,
         },
         client_ip_header: serve.client_ip_header.clone(),
+        providers: provider_config(serve),
     };
     let live = LiveRegistry::new(QueueLimits {
         max_frames: usize::try_from(serve.ws_queue).unwrap_or(usize::MAX),
@@ -166,6 +179,7 @@ pub async fn run(
             ..WebhookConfig::default()
         },
         engine.deliveries_due(),
+        state.providers.clone(),
     )?;
     let worker = tokio::spawn(worker.run(stop_rx.clone()));
     let sweeper = tokio::spawn(sweeper::run(
@@ -212,6 +226,27 @@ pub async fn run(
     let _ = worker.await;
     tracing::info!("switchboard stopped");
     Ok(())
+}
+
+/// The provider settings of SPEC 7.2.
+fn provider_config(serve: &ServeArgs) -> ProviderConfig {
+    ProviderConfig {
+        public_url: serve
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", serve.bind)),
+        live: serve.providers == config::ProvidersMode::Live,
+        twilio_url: serve.provider_twilio_url.clone(),
+        messenger_url: serve.provider_messenger_url.clone(),
+        whatsapp_url: serve.provider_whatsapp_url.clone(),
+        telegram_url: serve.provider_telegram_url.clone(),
+        messenger_app_secret: serve
+            .messenger_app_secret
+            .clone()
+            .filter(|s| !s.is_empty()),
+        timeout: serve.webhook_timeout.max(MIN_INTERVAL),
+        loopback_only: serve.providers_loopback_only,
+    }
 }
 
 /// The shortest ping or sweep interval (a zero interval would spin).

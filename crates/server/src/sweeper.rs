@@ -36,4 +36,15 @@ async fn sweep(engine: &Engine) {
     if let Err(e) = engine.forget_expired(now).await {
         tracing::warn!(error = %e, "forgetting expired idempotency keys failed");
     }
+    // Integrations whose provisioning died half-way (SPEC 7.5.1).
+    if let Err(e) = engine
+        .store()
+        .sweep_pending_integrations(now - PENDING_TTL_MS)
+        .await
+    {
+        tracing::warn!(error = %e, "deleting stale pending integrations failed");
+    }
 }
+
+/// A pending integration older than this was left by a process that died while provisioning.
+const PENDING_TTL_MS: i64 = 10 * 60 * 1000;
