@@ -6,7 +6,10 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde_json::{Map, Value};
+use switchboard_delivery::provider::provisioning;
+use switchboard_domain::channel::adapter::{self, ProvisionError};
 use switchboard_domain::channel::Channel;
+use switchboard_domain::channel_config;
 use switchboard_domain::ids::{HubId, IntegrationId, TenantId};
 use switchboard_domain::integration::{self, Integration, IntegrationDraft};
 use switchboard_domain::time::rfc3339;
@@ -14,7 +17,7 @@ use uuid::Uuid;
 
 use crate::auth::PortalAuth;
 use crate::body::Body;
-use crate::error::{ApiError, Resource};
+use crate::error::{ApiError, Code, Resource};
 use crate::paging::page;
 use crate::slack;
 use crate::state::AppState;
@@ -160,17 +163,87 @@ async fn create(
     body: &Value,
 ) -> Result<IntegrationResponse, ApiError> {
     let mut draft = integration::validate_create(body)?;
+    require_app_secret(state, &draft)?;
     exchange_slack(state, &mut draft).await?;
+    let id = IntegrationId::new();
+    let providers = &state.providers;
+    // SPEC 7.5.1: verify and learn (2), stored pending (3), register (4), then stored for good
+    // (5); a failure forgets the pending row.
+    provisioning::verify(providers, draft.channel, &mut draft.configuration)
+        .await
+        .map_err(provision_error)?;
+    draft.inbound_id = channel_config::inbound_id(draft.channel, &draft.configuration);
+    let registers = providers.config().live && adapter::adapter(draft.channel).is_some();
+    if registers {
+        state
+            .store
+            .add_pending_integration(tenant, id, draft.channel, &draft.configuration)
+            .await
+            .map_err(ApiError::storage(Resource::Integration))?;
+        if let Err(e) =
+            provisioning::register(providers, draft.channel, &draft.configuration, id).await
+        {
+            forget_pending(state, id).await;
+            return Err(provision_error(e));
+        }
+    }
     let created = state
         .store
-        .create_integration(tenant, hub, &draft)
+        .create_integration_as(tenant, hub, id, &draft)
         .await
         // The hub was deleted meanwhile (105), or the name is taken in it (106).
         .map_err(|e| match e {
             switchboard_storage::Error::NotFound => ApiError::not_found("hub"),
             e => ApiError::storage(Resource::Integration)(e),
-        })?;
+        });
+    let created = match created {
+        Ok(c) => c,
+        Err(e) => {
+            if registers {
+                forget_pending(state, id).await;
+            }
+            return Err(e);
+        }
+    };
     Ok(IntegrationResponse::Ok(Json(created.into()), None))
+}
+
+/// Forgets a pending integration whose provisioning failed (the sweeper would, later).
+async fn forget_pending(state: &AppState, id: IntegrationId) {
+    if let Err(e) = state.store.remove_pending_integration(id).await {
+        tracing::warn!(integration = %id, error = %e, "forgetting a pending integration failed");
+    }
+}
+
+/// A provider's answer while provisioning (SPEC 7.5.1): unreachable 503/100, refused 400/206.
+fn provision_error(e: ProvisionError) -> ApiError {
+    match e {
+        ProvisionError::Unreachable(why) => ApiError::with_status(
+            poem::http::StatusCode::SERVICE_UNAVAILABLE,
+            Code::Internal as u32,
+            why,
+        ),
+        ProvisionError::Refused(why) => ApiError::new(Code::OutOfRange, why),
+    }
+}
+
+/// Messenger and WhatsApp need an app secret to verify their webhooks: the configuration's
+/// `appSecret`, else the server's `SWITCHBOARD_MESSENGER_APP_SECRET` (SPEC 7.6).
+fn require_app_secret(state: &AppState, draft: &IntegrationDraft) -> Result<(), ApiError> {
+    let needs = matches!(draft.channel, Channel::Messenger | Channel::WhatsApp);
+    let has = draft
+        .configuration
+        .get("appSecret")
+        .and_then(Value::as_str)
+        .is_some_and(|s| !s.is_empty())
+        || state.providers.config().messenger_app_secret.is_some();
+    if needs && !has {
+        return Err(ApiError::new(
+            Code::Required,
+            "Property 'configuration.appSecret' is required (this server has no SWITCHBOARD_MESSENGER_APP_SECRET).",
+        ));
+    }
+    Ok(())
 }
 
 async fn update(
@@ -181,6 +254,24 @@ async fn update(
 ) -> Result<IntegrationResponse, ApiError> {
     let mut outcome = integration::validate_update(body, &current)?;
     exchange_slack(state, &mut outcome.draft).await?;
+    // SPEC 7.5.2: a new configuration of a provider channel that does not ignore updates is
+    // verified and registered again before it is stored; a failure keeps the old one.
+    let channel = current.channel;
+    if !channel.ignores_config_updates()
+        && adapter::adapter(channel).is_some()
+        && outcome.draft.configuration != current.configuration
+    {
+        require_app_secret(state, &outcome.draft)?;
+        let providers = &state.providers;
+        provisioning::verify(providers, channel, &mut outcome.draft.configuration)
+            .await
+            .map_err(provision_error)?;
+        outcome.draft.inbound_id =
+            channel_config::inbound_id(channel, &outcome.draft.configuration);
+        provisioning::register(providers, channel, &outcome.draft.configuration, current.id)
+            .await
+            .map_err(provision_error)?;
+    }
     let updated = state
         .store
         .update_integration(tenant, current.id, &outcome.draft)
@@ -374,12 +465,21 @@ impl IntegrationsApi {
         #[oai(name = "integrationId")] integration_id: Path<Uuid>,
     ) -> Result<(), ApiError> {
         let id = IntegrationId::from_uuid(integration_id.0);
+        let deleted = state.store.find_integration(auth.0.tid, id).await.ok().flatten();
         state
             .store
             .delete_integration(auth.0.tid, id)
             .await
             .map_err(ApiError::storage(Resource::Integration))?;
         state.engine.revoke(&[id], "integration deleted").await;
+        // After the commit: the provider forgets Switchboard's URL, best effort (SPEC 7.5.2).
+        if let Some(deleted) = deleted {
+            let providers = state.providers.clone();
+            tokio::spawn(async move {
+                provisioning::deregister(&providers, deleted.channel, &deleted.configuration)
+                    .await;
+            });
+        }
         Ok(())
     }
 }

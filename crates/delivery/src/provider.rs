@@ -459,3 +459,82 @@ async fn send(
 pub fn adapter_of(channel: Channel) -> Option<&'static dyn Adapter> {
     adapter::adapter(channel)
 }
+
+/// Provisioning (SPEC 7.5.1 steps 2 and 4, `live` mode only): what the server does with a
+/// channel's provider around storing one of its integrations.
+pub mod provisioning {
+    use serde_json::{Map, Value};
+    use switchboard_domain::channel::adapter::{self, ProvisionError};
+    use switchboard_domain::channel_config::read_only_keys as read_only;
+    use switchboard_domain::channel::Channel;
+
+    use super::ProviderClient;
+
+    /// Step 2: verifies the credentials and puts the read-only keys learned into
+    /// `configuration` (a client's values for them are dropped). Nothing to do for a channel
+    /// without an adapter or in offline mode (the read-only keys stay as given).
+    pub async fn verify(
+        client: &ProviderClient,
+        channel: Channel,
+        configuration: &mut Map<String, Value>,
+    ) -> Result<(), ProvisionError> {
+        let Some(adapter) = adapter::adapter(channel) else {
+            return Ok(());
+        };
+        if !client.config().live {
+            return Ok(());
+        }
+        let mut learned = Map::new();
+        if let Some(request) = adapter.verify_credentials(configuration) {
+            let answered = client.call(channel, &request).await.map_err(|e| {
+                ProvisionError::Unreachable(format!("{} is unreachable: {e}", adapter.provider()))
+            })?;
+            learned = adapter.learn(configuration, &answered.response())?;
+        }
+        for key in read_only(channel) {
+            configuration.remove(*key);
+        }
+        configuration.extend(learned);
+        Ok(())
+    }
+
+    /// Step 4: registers Switchboard's URL for the integration where the channel says so.
+    pub async fn register(
+        client: &ProviderClient,
+        channel: Channel,
+        configuration: &Map<String, Value>,
+        integration: impl std::fmt::Display,
+    ) -> Result<(), ProvisionError> {
+        let Some(adapter) = adapter::adapter(channel) else {
+            return Ok(());
+        };
+        if !client.config().live {
+            return Ok(());
+        }
+        let url = client.config().inbound_url(channel, integration);
+        for request in adapter.register(configuration, &url) {
+            let answered = client.call(channel, &request).await.map_err(|e| {
+                ProvisionError::Unreachable(format!("{} is unreachable: {e}", adapter.provider()))
+            })?;
+            adapter.registered(&answered.response())?;
+        }
+        Ok(())
+    }
+
+    /// Best-effort deregistration after a delete (SPEC 7.5.2): failures are logged only.
+    pub async fn deregister(client: &ProviderClient, channel: Channel, configuration: &Map<String, Value>) {
+        let Some(adapter) = adapter::adapter(channel) else {
+            return;
+        };
+        if !client.config().live {
+            return;
+        }
+        if let Some(request) = adapter.deregister(configuration) {
+            match client.call(channel, &request).await {
+                Ok(a) if (200..300).contains(&a.status) => {}
+                Ok(a) => tracing::info!(channel = %channel, status = a.status, "deregistration refused"),
+                Err(e) => tracing::info!(channel = %channel, error = %e, "deregistration failed"),
+            }
+        }
+    }
+}
