@@ -32,7 +32,10 @@ impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         // SQLite alters one column per statement.
         for column in [
-            ColumnDef::new(Deliveries::Channel).string().null().to_owned(),
+            ColumnDef::new(Deliveries::Channel)
+                .string()
+                .null()
+                .to_owned(),
             integer(Deliveries::PartsAccepted).default(0).to_owned(),
             text_null(Deliveries::ProviderIds).to_owned(),
         ] {

@@ -46,7 +46,9 @@ fn channel_of(segment: &str) -> Option<Channel> {
 }
 
 fn state(req: &Request) -> Result<AppState, ApiError> {
-    req.data::<AppState>().cloned().ok_or_else(ApiError::internal)
+    req.data::<AppState>()
+        .cloned()
+        .ok_or_else(ApiError::internal)
 }
 
 fn parse_id(raw: &str) -> Result<IntegrationId, ApiError> {
@@ -66,7 +68,11 @@ fn route_channel(segment: &str) -> Result<(Channel, &'static dyn Adapter), ApiEr
 }
 
 /// The integration of `id` on `channel`: unknown, of another channel, or deleted: 404/6000.
-async fn find(state: &AppState, id: IntegrationId, channel: Channel) -> Result<Integration, ApiError> {
+async fn find(
+    state: &AppState,
+    id: IntegrationId,
+    channel: Channel,
+) -> Result<Integration, ApiError> {
     match state.store.find_integration_by_id(id).await {
         Ok(Some(i)) if i.channel == channel => Ok(i),
         Ok(_) => Err(ApiError::integration_not_found()),
@@ -158,7 +164,9 @@ async fn inbound(
         Err(poem::error::ReadBodyError::PayloadTooLarge) => {
             return Err(ApiError::new(Code::TooLarge, "The body is larger than 1 MiB.").into())
         }
-        Err(_) => return Err(ApiError::new(Code::InvalidBody, "The body could not be read.").into()),
+        Err(_) => {
+            return Err(ApiError::new(Code::InvalidBody, "The body could not be read.").into())
+        }
     };
     let providers = &state.providers;
     let url = called_url(providers, req);
@@ -183,7 +191,9 @@ async fn inbound(
         Err(InboundError::Unauthorized) => {
             metrics::counter!("switchboard_channel_signature_failures_total", "channel" => channel.name())
                 .increment(1);
-            return Err(ApiError::unauthorized("The request's signature is missing or wrong.").into());
+            return Err(
+                ApiError::unauthorized("The request's signature is missing or wrong.").into(),
+            );
         }
         Err(InboundError::Unparseable(why)) => {
             return Err(ApiError::new(
@@ -239,7 +249,10 @@ async fn inbound(
                     continue;
                 }
                 let properties = adapter.profile(&answered.body);
-                if let Err(e) = engine.merge_properties(&integration, &binding, properties).await {
+                if let Err(e) = engine
+                    .merge_properties(&integration, &binding, properties)
+                    .await
+                {
                     tracing::debug!(error = %e, "merging a customer's profile failed");
                 }
             }
@@ -296,7 +309,10 @@ async fn media_link(
     let Some(lookup) = adapter.media_lookup(&integration.configuration, &reference) else {
         return Err(gone().into());
     };
-    let answered = providers.call(channel, &lookup).await.map_err(unreachable)?;
+    let answered = providers
+        .call(channel, &lookup)
+        .await
+        .map_err(unreachable)?;
     match answered.status {
         200..=299 => {}
         404 | 400 | 410 => return Err(gone().into()),
@@ -313,7 +329,11 @@ async fn media_link(
         s => return Err(unreachable(format!("HTTP {s}")).into()),
     }
     let too_large = || {
-        ApiError::with_status(StatusCode::BAD_GATEWAY, Code::Internal as u32, "media too large")
+        ApiError::with_status(
+            StatusCode::BAD_GATEWAY,
+            Code::Internal as u32,
+            "media too large",
+        )
     };
     if response
         .content_length()

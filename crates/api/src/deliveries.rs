@@ -50,6 +50,13 @@ pub struct DeliveryOut {
     /// Every attempt, oldest first.
     pub attempts: Vec<AttemptOut>,
     pub created: String,
+    /// Provider deliveries (SPEC 7.4.4): the recipient integration's channel (`Telegram`);
+    /// null on webhook deliveries.
+    pub channel: Option<String>,
+    /// Provider deliveries: the provider's ids of the parts it accepted (Twilio `sid`,
+    /// Messenger `message_id`, WhatsApp `messages[].id`, Telegram `message_id`); null on webhook
+    /// deliveries.
+    pub provider_message_ids: Option<Vec<String>>,
 }
 
 impl From<Delivery> for DeliveryOut {
@@ -58,6 +65,8 @@ impl From<Delivery> for DeliveryOut {
             delivery_id: d.id.as_uuid(),
             integration_id: d.integration_id.as_uuid(),
             conversation_id: d.conversation_id.as_uuid(),
+            provider_message_ids: d.channel.is_some().then(|| d.provider_ids.clone()),
+            channel: d.channel,
             webhook_id: d.webhook_id,
             event_ids: d.event_ids,
             status: d.status.as_str().to_owned(),

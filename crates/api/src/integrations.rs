@@ -465,7 +465,12 @@ impl IntegrationsApi {
         #[oai(name = "integrationId")] integration_id: Path<Uuid>,
     ) -> Result<(), ApiError> {
         let id = IntegrationId::from_uuid(integration_id.0);
-        let deleted = state.store.find_integration(auth.0.tid, id).await.ok().flatten();
+        let deleted = state
+            .store
+            .find_integration(auth.0.tid, id)
+            .await
+            .ok()
+            .flatten();
         state
             .store
             .delete_integration(auth.0.tid, id)
@@ -476,8 +481,7 @@ impl IntegrationsApi {
         if let Some(deleted) = deleted {
             let providers = state.providers.clone();
             tokio::spawn(async move {
-                provisioning::deregister(&providers, deleted.channel, &deleted.configuration)
-                    .await;
+                provisioning::deregister(&providers, deleted.channel, &deleted.configuration).await;
             });
         }
         Ok(())

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use switchboard_domain::activity::{Activity, Payload, SenderRole};
 use switchboard_domain::channel::adapter::{
-    self, Adapter, HttpMethod, Outcome, ProviderAuth, ProviderRequest, ProviderResponse,
-    Rendered, RequestBody, SendContext, Target,
+    self, Adapter, HttpMethod, Outcome, ProviderAuth, ProviderRequest, ProviderResponse, Rendered,
+    RequestBody, SendContext, Target,
 };
 use switchboard_domain::channel::{Channel, IntegrationType};
 use switchboard_domain::integration::IntegrationStatus;
@@ -161,7 +161,11 @@ impl ProviderClient {
 
     /// Sends `request` to `channel`'s provider and reads its answer, or says why no answer came
     /// (connection error, timeout): the reason, without secrets.
-    pub async fn call(&self, channel: Channel, request: &ProviderRequest) -> Result<Answered, String> {
+    pub async fn call(
+        &self,
+        channel: Channel,
+        request: &ProviderRequest,
+    ) -> Result<Answered, String> {
         let started = Instant::now();
         let result = async {
             let response = self.open(channel, request).await?;
@@ -211,7 +215,8 @@ impl ProviderClient {
             }
             Target::Absolute(url) => url.clone(),
         };
-        let parsed = reqwest::Url::parse(&url).map_err(|_| "the provider URL is invalid".to_owned())?;
+        let parsed =
+            reqwest::Url::parse(&url).map_err(|_| "the provider URL is invalid".to_owned())?;
         if self.config.loopback_only && !is_loopback(&parsed) {
             return Err(format!(
                 "provider host {} refused: only loopback hosts are allowed here",
@@ -297,7 +302,10 @@ pub(crate) async fn attempt(
         error,
         duration_ms,
     };
-    if let Err(e) = store.settle_delivery(c.delivery.id, &attempt, &settle).await {
+    if let Err(e) = store
+        .settle_delivery(c.delivery.id, &attempt, &settle)
+        .await
+    {
         tracing::warn!(delivery = %c.delivery.id, error = %e, "recording a provider attempt failed");
     }
 }
@@ -313,10 +321,7 @@ async fn send(
     let d = &c.delivery;
     let i = &c.integration;
     let failed = |kind: &str, reason: String| {
-        let description = format!(
-            "Delivery {} to integration {} failed: {reason}",
-            d.id, i.id
-        );
+        let description = format!("Delivery {} to integration {} failed: {reason}", d.id, i.id);
         (
             None,
             Some(reason),
@@ -328,10 +333,7 @@ async fn send(
         )
     };
     let Some(adapter) = adapter::adapter(i.channel) else {
-        return failed(
-            "delivery_failed",
-            format!("{} has no adapter", i.channel),
-        );
+        return failed("delivery_failed", format!("{} has no adapter", i.channel));
     };
     let Some(activity) = c
         .activities
@@ -347,7 +349,13 @@ async fn send(
         }
         let jitter = rand::random::<f64>() * 2.0 - 1.0;
         match schedule.next_delay(attempts, wait, jitter) {
-            Some(delay) => (None, Some(reason), Settle::Retry { next_at: at + delay }),
+            Some(delay) => (
+                None,
+                Some(reason),
+                Settle::Retry {
+                    next_at: at + delay,
+                },
+            ),
             None => {
                 let description = format!(
                     "Delivery {} to integration {} failed after {} attempts: {reason}.",
@@ -413,8 +421,11 @@ async fn send(
         let answered = match client.call(i.channel, part).await {
             Ok(a) => a,
             Err(e) => {
-                let (_, error, settle) =
-                    retry(made, format!("{} unreachable: {e}", adapter.provider()), None);
+                let (_, error, settle) = retry(
+                    made,
+                    format!("{} unreachable: {e}", adapter.provider()),
+                    None,
+                );
                 return (last_status, error, settle);
             }
         };
@@ -432,8 +443,7 @@ async fn send(
                 }
             }
             Outcome::Retry { reason, wait_ms } => {
-                let (_, error, settle) =
-                    retry(made, reason, wait_ms.or(answered.retry_after_ms));
+                let (_, error, settle) = retry(made, reason, wait_ms.or(answered.retry_after_ms));
                 return (last_status, error, settle);
             }
             Outcome::Permanent { reason } => {
@@ -465,8 +475,8 @@ pub fn adapter_of(channel: Channel) -> Option<&'static dyn Adapter> {
 pub mod provisioning {
     use serde_json::{Map, Value};
     use switchboard_domain::channel::adapter::{self, ProvisionError};
-    use switchboard_domain::channel_config::read_only_keys as read_only;
     use switchboard_domain::channel::Channel;
+    use switchboard_domain::channel_config::read_only_keys as read_only;
 
     use super::ProviderClient;
 
@@ -522,7 +532,11 @@ pub mod provisioning {
     }
 
     /// Best-effort deregistration after a delete (SPEC 7.5.2): failures are logged only.
-    pub async fn deregister(client: &ProviderClient, channel: Channel, configuration: &Map<String, Value>) {
+    pub async fn deregister(
+        client: &ProviderClient,
+        channel: Channel,
+        configuration: &Map<String, Value>,
+    ) {
         let Some(adapter) = adapter::adapter(channel) else {
             return;
         };
@@ -532,7 +546,9 @@ pub mod provisioning {
         if let Some(request) = adapter.deregister(configuration) {
             match client.call(channel, &request).await {
                 Ok(a) if (200..300).contains(&a.status) => {}
-                Ok(a) => tracing::info!(channel = %channel, status = a.status, "deregistration refused"),
+                Ok(a) => {
+                    tracing::info!(channel = %channel, status = a.status, "deregistration refused")
+                }
                 Err(e) => tracing::info!(channel = %channel, error = %e, "deregistration failed"),
             }
         }

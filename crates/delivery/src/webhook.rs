@@ -337,8 +337,13 @@ impl WebhookWorker {
     /// One attempt of a claimed delivery, recorded.
     async fn attempt(&self, c: Claimed) {
         if c.delivery.kind == webhook::DeliveryKind::Provider {
-            return crate::provider::attempt(&self.providers, &self.store, &self.config.schedule, c)
-                .await;
+            return crate::provider::attempt(
+                &self.providers,
+                &self.store,
+                &self.config.schedule,
+                c,
+            )
+            .await;
         }
         let started = Instant::now();
         let at = now_millis();

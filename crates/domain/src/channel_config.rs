@@ -411,7 +411,12 @@ fn check_value(kind: ValueKind, property: &str, val: &Value, v: &mut Violations)
         Events => check_events(property, val, v),
         Capabilities => check_capabilities(property, val, v),
         AllowedOrigins => check_origins(property, val, v),
-        Text | ValueKind::IntegrationType | WebhookUrl | EmailAddress | MailgunAddress | Base64
+        Text
+        | ValueKind::IntegrationType
+        | WebhookUrl
+        | EmailAddress
+        | MailgunAddress
+        | Base64
         | Digits => {
             let s = non_blank(property, val, v)?;
             let max = match kind {

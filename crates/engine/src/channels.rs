@@ -175,7 +175,11 @@ impl Engine {
     }
 
     /// Records a notice of `integration`'s provider (WhatsApp `failed` statuses), once per key.
-    pub async fn notice(&self, integration: &Integration, notice: &InboundNotice) -> Result<(), Error> {
+    pub async fn notice(
+        &self,
+        integration: &Integration,
+        notice: &InboundNotice,
+    ) -> Result<(), Error> {
         self.store()
             .notify(
                 integration.tenant_id,
@@ -245,7 +249,11 @@ impl Engine {
     }
 
     /// `inbound_rejected` with `description`.
-    async fn rejected(&self, integration: &Integration, description: String) -> Result<Received, Error> {
+    async fn rejected(
+        &self,
+        integration: &Integration,
+        description: String,
+    ) -> Result<Received, Error> {
         self.store()
             .notify(
                 integration.tenant_id,

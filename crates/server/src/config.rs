@@ -230,7 +230,12 @@ pub struct ServeArgs {
 
     /// `live`: channel adapters call their providers. `offline` (development without
     /// providers): no provisioning call, provider deliveries held until a live start.
-    #[arg(long, env = "SWITCHBOARD_PROVIDERS", value_enum, default_value = "live")]
+    #[arg(
+        long,
+        env = "SWITCHBOARD_PROVIDERS",
+        value_enum,
+        default_value = "live"
+    )]
     pub providers: ProvidersMode,
 
     /// Base URL of Twilio's API.

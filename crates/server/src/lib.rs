@@ -144,7 +144,7 @@ pub async fn run(
             public: serve.rate_limit_public,
         },
         client_ip_header: serve.client_ip_header.clone(),
-        providers: provider_config(serve),
+        providers: provider_config(serve, listener.local_addr().ok()),
     };
     let live = LiveRegistry::new(QueueLimits {
         max_frames: usize::try_from(serve.ws_queue).unwrap_or(usize::MAX),
@@ -229,21 +229,19 @@ pub async fn run(
 }
 
 /// The provider settings of SPEC 7.2.
-fn provider_config(serve: &ServeArgs) -> ProviderConfig {
+fn provider_config(serve: &ServeArgs, bound: Option<std::net::SocketAddr>) -> ProviderConfig {
     ProviderConfig {
+        // Default: the address this node listens on (`SWITCHBOARD_BIND`).
         public_url: serve
             .public_url
             .clone()
-            .unwrap_or_else(|| format!("http://{}", serve.bind)),
+            .unwrap_or_else(|| format!("http://{}", bound.unwrap_or(serve.bind))),
         live: serve.providers == config::ProvidersMode::Live,
         twilio_url: serve.provider_twilio_url.clone(),
         messenger_url: serve.provider_messenger_url.clone(),
         whatsapp_url: serve.provider_whatsapp_url.clone(),
         telegram_url: serve.provider_telegram_url.clone(),
-        messenger_app_secret: serve
-            .messenger_app_secret
-            .clone()
-            .filter(|s| !s.is_empty()),
+        messenger_app_secret: serve.messenger_app_secret.clone().filter(|s| !s.is_empty()),
         timeout: serve.webhook_timeout.max(MIN_INTERVAL),
         loopback_only: serve.providers_loopback_only,
     }

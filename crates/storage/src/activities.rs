@@ -126,7 +126,9 @@ impl Staged {
             for (recipient, a) in route.recipients.iter().zip(&activities) {
                 let id = Uuid::now_v7();
                 let kind = match recipient.reach {
-                    Reach::Webhook { .. } if recipient.integration_type == IntegrationType::System => {
+                    Reach::Webhook { .. }
+                        if recipient.integration_type == IntegrationType::System =>
+                    {
                         Some(DeliveryKind::System)
                     }
                     Reach::Webhook { .. } => Some(DeliveryKind::Direct),

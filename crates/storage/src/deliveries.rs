@@ -18,10 +18,10 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QueryTrait,
     Value as DbValue,
 };
+use switchboard_domain::channel::Channel;
 use switchboard_domain::ids::{
     ConversationId, DeliveryId, HubId, IntegrationId, NotificationId, TenantId,
 };
-use switchboard_domain::channel::Channel;
 use switchboard_domain::integration::{Integration, IntegrationStatus};
 use switchboard_domain::paging::{Page, PageRequest};
 use switchboard_domain::time::Millis;
@@ -946,7 +946,10 @@ impl Store {
     pub async fn release_held_deliveries(&self, now: Millis) -> Result<u64> {
         let update = delivery::Entity::update_many()
             .col_expr(delivery::Column::NextAttemptAt, Expr::value(now))
-            .col_expr(delivery::Column::LastError, Expr::value(Option::<String>::None))
+            .col_expr(
+                delivery::Column::LastError,
+                Expr::value(Option::<String>::None),
+            )
             .filter(delivery::Column::Status.eq(DeliveryStatus::Pending.as_str()))
             .filter(delivery::Column::NextAttemptAt.eq(HELD));
         self.write(move |_s, tx| Box::pin(async move { tx.run(update).await }))

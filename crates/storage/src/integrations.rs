@@ -339,9 +339,16 @@ impl Store {
         let plain = self
             .cipher
             .open(&row.configuration_enc, &configuration_aad(id))?;
-        let configuration = serde_json::from_slice(&plain)
-            .map_err(|e| Error::Db(format!("pending integration {id} has a bad configuration: {e}")))?;
-        Ok(Some((TenantId::from_uuid(row.tenant_id), channel, configuration)))
+        let configuration = serde_json::from_slice(&plain).map_err(|e| {
+            Error::Db(format!(
+                "pending integration {id} has a bad configuration: {e}"
+            ))
+        })?;
+        Ok(Some((
+            TenantId::from_uuid(row.tenant_id),
+            channel,
+            configuration,
+        )))
     }
 
     /// Forgets a configuration being provisioned (its provisioning failed).

@@ -26,7 +26,10 @@ pub enum HttpMethod {
 pub enum ProviderAuth {
     None,
     /// HTTP Basic.
-    Basic { user: String, password: String },
+    Basic {
+        user: String,
+        password: String,
+    },
     /// `Authorization: Bearer …`.
     Bearer(String),
 }
@@ -98,7 +101,10 @@ pub enum Outcome {
     Accepted { id: Option<String> },
     /// Try again later; `wait_ms` is the provider's own wait hint (`Retry-After`, Telegram
     /// `retry_after`, …) when it gave one.
-    Retry { reason: String, wait_ms: Option<i64> },
+    Retry {
+        reason: String,
+        wait_ms: Option<i64>,
+    },
     /// Refused for good: `delivery_failed`.
     Permanent { reason: String },
     /// The credentials were refused: `provider_auth_failed`.

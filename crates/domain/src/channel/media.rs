@@ -56,7 +56,12 @@ pub fn verify(key: &[u8; 32], integration: IntegrationId, encoded_ref: &str, sig
 }
 
 /// The absolute link: `{public_url}/channels/media/{integration}/{ref}?sig={sig}`.
-pub fn link(public_url: &str, key: &[u8; 32], integration: IntegrationId, reference: &str) -> String {
+pub fn link(
+    public_url: &str,
+    key: &[u8; 32],
+    integration: IntegrationId,
+    reference: &str,
+) -> String {
     let encoded = encode_ref(reference);
     let sig = signature(key, integration, &encoded);
     format!(

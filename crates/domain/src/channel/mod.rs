@@ -3,8 +3,8 @@
 
 pub mod adapter;
 pub mod media;
-pub mod meta;
 pub mod messenger;
+pub mod meta;
 pub mod parts;
 pub mod render;
 pub mod telegram;

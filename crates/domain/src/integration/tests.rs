@@ -355,8 +355,7 @@ fn null_configuration_values_count_as_absent() {
 
 #[test]
 fn a_key_given_in_two_cases_is_stored_once() {
-    let draft =
-        create_config(Channel::Viber, json!({ "token": "1:a", "TOKEN": "1:a" })).unwrap();
+    let draft = create_config(Channel::Viber, json!({ "token": "1:a", "TOKEN": "1:a" })).unwrap();
     assert_eq!(draft.configuration.len(), 1);
     assert_eq!(draft.configuration["token"], "1:a");
 }

@@ -392,7 +392,10 @@ fn reach_follows_channel_and_webhook_url() {
     for c in [Channel::WebChat, Channel::Line, Channel::Kik] {
         assert_eq!(member(IntegrationType::Customer, c).reach(), Reach::Stored);
     }
-    assert_eq!(member(IntegrationType::Agent, Channel::Slack).reach(), Reach::Stored);
+    assert_eq!(
+        member(IntegrationType::Agent, Channel::Slack).reach(),
+        Reach::Stored
+    );
     // The channels with an adapter go through the outbox to their provider (SPEC 7.4).
     for c in [
         Channel::Messenger,
@@ -400,7 +403,10 @@ fn reach_follows_channel_and_webhook_url() {
         Channel::WhatsApp,
         Channel::Telegram,
     ] {
-        assert_eq!(member(IntegrationType::Customer, c).reach(), Reach::Provider);
+        assert_eq!(
+            member(IntegrationType::Customer, c).reach(),
+            Reach::Provider
+        );
     }
 }
 

@@ -3,9 +3,15 @@
 
 #![allow(clippy::unwrap_used, clippy::field_reassign_with_default)]
 
+mod fakes;
 mod gate;
 mod support;
 
+mod channels;
+mod channels_messenger;
+mod channels_telegram;
+mod channels_twilio;
+mod channels_whatsapp;
 mod drain;
 mod engine;
 mod errors;

@@ -1,0 +1,1 @@
+//! End-to-end tests of the twilio adapter (to be written).

@@ -1,0 +1,1 @@
+//! A fake of graph (to be written).

@@ -1,0 +1,1 @@
+//! A fake of twilio (to be written).
