@@ -66,7 +66,7 @@ base="http://127.0.0.1:$port"
 # The rate limits are set far above the run's pace (about 80 requests a second from one tenant and
 # one address): the run checks shapes, not the limiter (tests/it/rate_limits.rs does).
 limits=()
-for l in PORTAL ENGINE WS_FRAMES TOKEN PUBLIC; do limits+=("SWITCHBOARD_RATE_LIMIT_$l=1000000/s:1000000"); done
+for l in PORTAL ENGINE WS_FRAMES TOKEN PUBLIC CHANNEL; do limits+=("SWITCHBOARD_RATE_LIMIT_$l=1000000/s:1000000"); done
 env "${limits[@]}" DATABASE_URL="$work/switchboard.db" SWITCHBOARD_BIND="127.0.0.1:$port" RUST_LOG=warn \
   "$bin" serve >"$work/stdout" 2>"$work/stderr" &
 server_pid=$!

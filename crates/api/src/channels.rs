@@ -23,6 +23,7 @@ use switchboard_engine::Received;
 
 use crate::body::MAX_BODY;
 use crate::error::{ApiError, Code};
+use crate::rate_limit::{Key, Limit};
 use crate::state::AppState;
 
 /// The largest media file served through a link (SPEC 7.3.5).
@@ -83,6 +84,15 @@ async fn find(
     }
 }
 
+/// The integration's limit of provider calls (SPEC 7.3.2 step 2): 429 with `Retry-After`.
+async fn limit(state: &AppState, id: IntegrationId) -> Result<(), ApiError> {
+    state
+        .limiter
+        .check(Limit::Channel, Key::Integration(id))
+        .await
+        .map_err(ApiError::from)
+}
+
 /// Headers with lowercase names (poem's are already lowercase).
 fn headers(req: &Request) -> Vec<(String, String)> {
     req.headers()
@@ -133,6 +143,7 @@ async fn handshake(
             return Err(ApiError::internal().into());
         }
     };
+    limit(&state, id).await?;
     match adapter.handshake(&configuration, req.uri().query().unwrap_or_default()) {
         Some(Ok(a)) => Ok(answer(a)),
         Some(Err(())) => Err(ApiError::forbidden(
@@ -159,6 +170,7 @@ async fn inbound(
     let (channel, adapter) = route_channel(&segment)?;
     let id = parse_id(&raw)?;
     let integration = find(&state, id, channel).await?;
+    limit(&state, id).await?;
     let bytes = match body.into_bytes_limit(MAX_BODY).await {
         Ok(b) => b,
         Err(poem::error::ReadBodyError::PayloadTooLarge) => {
@@ -283,6 +295,7 @@ async fn media_link(
     if !media::verify(&state.store.media_key(), id, &encoded, &sig) {
         return Err(gone().into());
     }
+    limit(&state, id).await?;
     let Some(reference) = media::decode_ref(&encoded) else {
         return Err(gone().into());
     };

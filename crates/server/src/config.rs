@@ -194,6 +194,12 @@ pub struct ServeArgs {
     #[arg(long, env = "SWITCHBOARD_RATE_LIMIT_PUBLIC", default_value = "50/s:500", value_parser = Rate::parse)]
     pub rate_limit_public: Rate,
 
+    /// Rate limit of a provider's calls to one integration's public channel routes
+    /// (`/channels/…`), as `COUNT/UNIT:BURST`. These routes are not limited per client IP
+    /// address (providers call from few addresses) unless their signature is refused.
+    #[arg(long, env = "SWITCHBOARD_RATE_LIMIT_CHANNEL", default_value = "100/s:1000", value_parser = Rate::parse)]
+    pub rate_limit_channel: Rate,
+
     /// The request header that holds the client's IP address, set by the operator's proxy
     /// (e.g. `X-Forwarded-For`: its last address counts). Unset: the peer address of the
     /// connection. Set it only behind a proxy that sets the header: clients can send it too.

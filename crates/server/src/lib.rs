@@ -142,6 +142,7 @@ pub async fn run(
             frames: serve.rate_limit_ws_frames,
             token: serve.rate_limit_token,
             public: serve.rate_limit_public,
+            channel: serve.rate_limit_channel,
         },
         client_ip_header: serve.client_ip_header.clone(),
         providers: provider_config(serve, listener.local_addr().ok()),

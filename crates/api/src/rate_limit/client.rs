@@ -1,6 +1,7 @@
 //! Limits per client IP address, before routing: `/connect/token` has its own limit, and every
 //! request without credentials counts against the `public` limit (the documentation, unknown
-//! routes, an API route called without a token, the public channel routes). Requests with
+//! routes, an API route called without a token). The public channel routes are limited per
+//! integration in their handler (a provider calls from few addresses). Requests with
 //! credentials are limited per tenant once authenticated, and count against `public` too when
 //! their credentials are refused (401); the probes and the metrics scrape (`/healthz`,
 //! `/readyz`, `/metrics`) are not limited.
@@ -18,6 +19,9 @@ use crate::state::AppState;
 const UNLIMITED: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 /// Where credentials are checked: requests carrying some are limited per tenant there.
 const AUTHENTICATED: [&str; 3] = ["/api/", "/inbound/", "/engine-chat-hub"];
+/// The public channel routes: a provider's calls come from a few addresses, so they are limited
+/// per integration in the route (SPEC 7.3.2 step 2), and per address only once refused (401).
+const CHANNELS: &str = "/channels/";
 
 /// The middleware of the limits per client IP address.
 pub struct ClientLimits<E> {
@@ -71,6 +75,8 @@ fn client_limit(req: &Request) -> Option<Limit> {
         None
     } else if path == "/connect/token" {
         Some(Limit::Token)
+    } else if path.starts_with(CHANNELS) {
+        None
     } else if AUTHENTICATED.iter().any(|p| path.starts_with(p)) && has_credentials(req) {
         None
     } else {

@@ -17,7 +17,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use switchboard_domain::ids::TenantId;
+use switchboard_domain::ids::{IntegrationId, TenantId};
 use switchboard_domain::rate::{retry_after_secs, Rate, Taken};
 
 pub use client::{client_ip, ClientLimits};
@@ -38,6 +38,8 @@ pub enum Limit {
     Token,
     /// Requests without credentials of one client IP.
     Public,
+    /// A provider's calls to one integration's public channel routes (SPEC 7.3.2 step 2).
+    Channel,
 }
 
 impl Limit {
@@ -49,6 +51,7 @@ impl Limit {
             Self::Frames => "ws_frames",
             Self::Token => "token",
             Self::Public => "public",
+            Self::Channel => "channel",
         }
     }
 
@@ -60,6 +63,7 @@ impl Limit {
             Self::Frames => "websocket frames per tenant",
             Self::Token => "token requests per client IP address",
             Self::Public => "requests without credentials per client IP address",
+            Self::Channel => "provider requests per integration",
         }
     }
 }
@@ -72,6 +76,7 @@ pub struct Limits {
     pub frames: Rate,
     pub token: Rate,
     pub public: Rate,
+    pub channel: Rate,
 }
 
 impl Default for Limits {
@@ -83,6 +88,7 @@ impl Default for Limits {
             frames: Rate::per_second(500, 1000),
             token: Rate::per_second(10, 100),
             public: Rate::per_second(50, 500),
+            channel: Rate::per_second(100, 1000),
         }
     }
 }
@@ -95,6 +101,7 @@ impl Limits {
             Limit::Frames => self.frames,
             Limit::Token => self.token,
             Limit::Public => self.public,
+            Limit::Channel => self.channel,
         }
     }
 }
@@ -105,6 +112,8 @@ pub enum Key {
     Tenant(TenantId),
     /// A client address; see [`Key::client`].
     Ip(IpAddr),
+    /// An integration (a provider's calls to its channel routes).
+    Integration(IntegrationId),
 }
 
 impl Key {
@@ -126,6 +135,7 @@ impl fmt::Display for Key {
         match self {
             Self::Tenant(id) => write!(f, "tenant:{id}"),
             Self::Ip(ip) => write!(f, "ip:{ip}"),
+            Self::Integration(id) => write!(f, "integration:{id}"),
         }
     }
 }
