@@ -29,7 +29,8 @@ use crate::Tags;
 pub struct IntegrationIn {
     /// The channel, by name (`TwilioSMS`) or number (`102`): Direct 1, System 3, Messenger 101,
     /// TwilioSMS 102, Line 103, Telegram 104, Kik 105, WebChat 106, Viber 107, WeChat 108,
-    /// Twitter 109, Mailgun 110, MessageBird 111, Email 112, Apn 201, Fcm 202, Slack 1001.
+    /// Twitter 109, Mailgun 110, MessageBird 111, Email 112, WhatsApp 113, Apn 201, Fcm 202,
+    /// Slack 1001.
     /// Cannot change on update.
     pub channel_id: String,
     /// 1 to 200 characters, unique within the hub.
@@ -39,9 +40,13 @@ pub struct IntegrationIn {
     pub status_id: Option<i32>,
     /// The channel's configuration (keys are case-insensitive; unknown keys are refused):
     /// Direct `integrationType`* (Customer, Agent, Bot), `echo`, `webhookUrl`, `start`;
-    /// System `webhookUrl`*, `events`*; Messenger `pageAccessToken`*, `appId`, `appSecret`,
-    /// `pageId`; TwilioSMS `accountSid`*, `authToken`*, `numberSid`*, `phoneNumber`;
-    /// Line `channelAccessToken`*, `channelSecret`*; Telegram `token`*; Kik `username`*,
+    /// System `webhookUrl`*, `events`*; Messenger `pageAccessToken`*, `appId`, `appSecret`
+    /// (required unless the server sets SWITCHBOARD_MESSENGER_APP_SECRET), `pageId`, `pageName`;
+    /// TwilioSMS `accountSid`*, `authToken`*, `numberSid`*, `phoneNumber`, `capabilities`;
+    /// WhatsApp `accessToken`*, `phoneNumberId`* (digits), `businessAccountId` (digits),
+    /// `appSecret` (as Messenger's), `templateName`, `templateLanguage` (default `en_US`),
+    /// `displayPhoneNumber`, `verifiedName`;
+    /// Line `channelAccessToken`*, `channelSecret`*; Telegram `token`*, `username`; Kik `username`*,
     /// `apiKey`*; WebChat `allowedOrigins`*, `start`, `echo`; Viber `token`*; WeChat `appId`*,
     /// `appSecret`*, `encodingAesKey`; Twitter `consumerKey`*, `consumerSecret`*,
     /// `accessTokenKey`*, `accessTokenSecret`*; Mailgun `apiKey`*, `domain`*,
@@ -52,6 +57,13 @@ pub struct IntegrationIn {
     /// given, replaces the old one whole; `"regenerateKeys": true` makes a new signing key pair
     /// for Direct and System integrations. A string value is at most 4,096 characters, except
     /// `webhookUrl` (8,192) and Apn's `certificate` (65,536); `start` is at most 64 KiB as JSON.
+    /// Read-only keys (TwilioSMS `phoneNumber`, `capabilities`; Messenger `pageId`, `pageName`;
+    /// WhatsApp `displayPhoneNumber`, `verifiedName`; Telegram `username`) are learned from the
+    /// provider when the integration is created (a value sent is ignored then; a Messenger
+    /// `pageId` that is not the token's page is 400/206), and taken as given while providers are
+    /// offline. `webhookSecret` is generated for Messenger, WhatsApp, Telegram, WeChat and
+    /// MessageBird. A provider that refuses the credentials answers 400/206, one that cannot be
+    /// reached 503/100; nothing is stored then.
     pub configuration: Value,
 }
 

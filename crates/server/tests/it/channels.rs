@@ -21,6 +21,7 @@ pub async fn server(
         args.retry_schedule = schedule;
         args.webhook_timeout = Duration::from_secs(2);
         args.providers_loopback_only = true;
+        args.providers = switchboard::config::ProvidersMode::Live;
         adjust(args);
     })
     .await

@@ -71,8 +71,8 @@ fn catalogue() -> Vec<Case> {
             integration_type: "Customer",
             config: json!({ "pageAccessToken": "EAAF-page-token", "pageId": "1013889883" }),
             required: &["pageAccessToken"],
-            answered: json!({ "pageAccessToken": "EAAF-page-token", "appId": null, "appSecret": null, "pageId": "1013889883" }),
-            generated: &[],
+            answered: json!({ "pageAccessToken": "EAAF-page-token", "appId": null, "appSecret": null, "pageId": "1013889883", "pageName": null }),
+            generated: &["webhookSecret"],
             inbound: Inbound::Is("1013889883"),
         },
         Case {
@@ -81,7 +81,7 @@ fn catalogue() -> Vec<Case> {
             integration_type: "Customer",
             config: json!({ "accountSid": "AC1fc1c1722444b0", "authToken": "cb8c-auth", "numberSid": "PN66aa" }),
             required: &["accountSid", "authToken", "numberSid"],
-            answered: json!({ "accountSid": "AC1fc1c1722444b0", "authToken": "cb8c-auth", "numberSid": "PN66aa", "phoneNumber": null }),
+            answered: json!({ "accountSid": "AC1fc1c1722444b0", "authToken": "cb8c-auth", "numberSid": "PN66aa", "phoneNumber": null, "capabilities": null }),
             generated: &[],
             inbound: Inbound::Is("AC1fc1c1722444b0"),
         },
@@ -101,8 +101,8 @@ fn catalogue() -> Vec<Case> {
             integration_type: "Customer",
             config: json!({ "token": "123456789:AAE-telegram" }),
             required: &["token"],
-            answered: json!({ "token": "123456789:AAE-telegram" }),
-            generated: &[],
+            answered: json!({ "token": "123456789:AAE-telegram", "username": null }),
+            generated: &["webhookSecret"],
             inbound: Inbound::Is("123456789"),
         },
         Case {
@@ -189,6 +189,17 @@ fn catalogue() -> Vec<Case> {
             answered: json!({ "fromAddress": "help@example.com" }),
             generated: &["incomingAddress"],
             inbound: Inbound::GeneratedAddress,
+        },
+        Case {
+            channel: "WhatsApp",
+            number: 113,
+            integration_type: "Customer",
+            config: json!({ "accessToken": "EAAG-system-user", "phoneNumberId": "106540352242922", "businessAccountId": "102290129340398" }),
+            required: &["accessToken", "phoneNumberId"],
+            answered: json!({ "accessToken": "EAAG-system-user", "phoneNumberId": "106540352242922", "businessAccountId": "102290129340398",
+                              "appSecret": null, "templateName": null, "templateLanguage": "en_US", "displayPhoneNumber": null, "verifiedName": null }),
+            generated: &["webhookSecret"],
+            inbound: Inbound::Is("106540352242922"),
         },
         Case {
             channel: "Apn",
@@ -330,6 +341,15 @@ fn split_generated(case: &Case, config: &Value) -> Value {
         match *key {
             "publicSigningKey" | "privateSigningKey" => {
                 hex32(text);
+            }
+            // Meta's verify token and Telegram's secret_token: 32 letters and digits.
+            "webhookSecret" if ["Messenger", "WhatsApp", "Telegram"].contains(&case.channel) => {
+                assert_eq!(text.len(), 32, "{}: webhookSecret {text}", case.channel);
+                assert!(
+                    text.bytes().all(|b| b.is_ascii_alphanumeric()),
+                    "{}: webhookSecret {text}",
+                    case.channel
+                );
             }
             "webhookSecret" => {
                 assert_eq!(text.len(), 64, "{}: webhookSecret {text}", case.channel);
@@ -655,7 +675,7 @@ async fn configuration_keys_are_accepted_in_any_case_and_answered_in_camel_case_
     let twilio = s.integration(&s.a.portal, &hub, new_body(json!("TwilioSMS"), "Sid", json!({ "AccountSid": "AC77", "AuthToken": "t", "NumberSid": "PN1", "PhoneNumber": "+15550100" }))).await;
     assert_eq!(
         twilio["configuration"],
-        json!({ "accountSid": "AC77", "authToken": "t", "numberSid": "PN1", "phoneNumber": "+15550100" })
+        json!({ "accountSid": "AC77", "authToken": "t", "numberSid": "PN1", "phoneNumber": "+15550100", "capabilities": null })
     );
     assert_eq!(twilio["inboundId"], "AC77");
     s.stop().await;
@@ -1091,7 +1111,12 @@ async fn an_update_replaces_the_configuration_whole_and_needs_the_required_keys_
         .await;
     assert_eq!(status, StatusCode::OK, "{moved}");
     assert_eq!(moved["inboundId"], "987");
-    assert_eq!(moved["configuration"], json!({ "token": "987:other" }));
+    assert_eq!(moved["configuration"]["token"], "987:other");
+    assert_eq!(moved["configuration"]["username"], Value::Null);
+    assert_eq!(
+        moved["configuration"]["webhookSecret"], telegram["configuration"]["webhookSecret"],
+        "the generated secret is kept"
+    );
 
     // Email keeps its generated address when its optional key goes away.
     let email = s

@@ -144,6 +144,13 @@ impl TestServer {
 
         let mut serve = ServeArgs::default();
         serve.allow_private_webhooks = true;
+        // No test reaches a real provider: channel tests turn providers live and point them at
+        // their fakes; every other test creates provider integrations offline (SPEC 7.5.3).
+        serve.providers = switchboard::config::ProvidersMode::Offline;
+        serve.providers_loopback_only = true;
+        // Messenger and WhatsApp need an app secret (SPEC 7.6): the server's, unless a test
+        // takes it away.
+        serve.messenger_app_secret = Some("server-app-secret".to_owned());
         adjust(&mut serve);
         let settings = Settings {
             serve,
