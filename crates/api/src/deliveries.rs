@@ -106,8 +106,13 @@ pub struct NotificationOut {
     pub notification_id: Uuid,
     pub integration_id: Uuid,
     pub delivery_id: Option<Uuid>,
-    /// `exhausted` (the retry schedule ran out) or `gone` (the receiver answered 410 and the
-    /// integration was paused).
+    /// `exhausted` (the retry schedule ran out), `gone` (the receiver answered 410 and the
+    /// integration was paused), `delivery_failed` (a provider refused a message for good, or
+    /// WhatsApp reported it failed), `provider_auth_failed` (a provider refused the
+    /// integration's credentials; the integration is not paused), `inbound_dropped` (a
+    /// provider's messages arrived while the integration or its hub was paused; at most one an
+    /// hour per integration) or `inbound_rejected` (a provider's message could not be stored:
+    /// no handler, or a sender that cannot be a conversation's binding).
     pub kind: String,
     pub description: String,
     pub created: String,

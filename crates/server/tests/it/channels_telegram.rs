@@ -652,3 +652,118 @@ async fn the_adapter_works_on_postgres() {
     let list = deliveries_when(&t.s, &t.id, 1, settled).await;
     assert_eq!(list[0]["status"], "succeeded", "{list:#?}");
 }
+
+/// SPEC 7.21: a crash between two parts of one delivery. The real binary sends part 1 (accepted)
+/// and is killed (SIGKILL) while Telegram holds part 2; the restarted process sends part 2 only.
+#[tokio::test]
+async fn a_crash_between_parts_resumes_after_the_accepted_part() {
+    use crate::node::Node;
+    use crate::webhook_crash::{post, token};
+
+    let fake = telegram::start(TOKEN).await;
+    // getMe and setWebhook, part 1, then part 2 held far longer than the test waits.
+    fake.script([
+        Mode::Success,
+        Mode::Success,
+        Mode::Success,
+        Mode::Slow(Duration::from_secs(120)),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("SWITCHBOARD_PROVIDER_TELEGRAM_URL", fake.url.as_str()),
+        ("SWITCHBOARD_PROVIDERS_LOOPBACK_ONLY", "true"),
+        ("SWITCHBOARD_RETRY_SCHEDULE", "0s,100ms,100ms"),
+        ("SWITCHBOARD_WEBHOOK_TIMEOUT", "60s"),
+    ];
+    let mut node = Node::spawn("before the crash", dir.path(), &env);
+    let creds = node.credentials().await;
+    node.wait_ready().await;
+    let http = reqwest::Client::new();
+    let base = node.base.clone();
+    let portal = token(&http, &base, &creds["portal"]).await;
+    let engine = token(&http, &base, &creds["engine"]).await;
+    let (_, hub) = post(
+        &http,
+        format!("{base}/api/v1/hubs"),
+        &portal,
+        json!({ "name": "crash", "description": "d" }),
+    )
+    .await;
+    let hub = hub["hubId"].as_str().unwrap().to_owned();
+    let integrations = format!("{base}/api/v1/integrations/hubs/{hub}");
+    let (_, agent) = post(&http, integrations.clone(), &portal, json!({ "channelId": "Direct", "name": "agent", "configuration": { "integrationType": "Agent" } })).await;
+    let (status, tg) = post(
+        &http,
+        integrations,
+        &portal,
+        json!({ "channelId": "Telegram", "name": "tg", "configuration": { "token": TOKEN } }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{tg}");
+    let tg = tg["integrationId"].as_str().unwrap().to_owned();
+    let (_, c) = post(
+        &http,
+        format!("{base}/api/v1/conversations/establish"),
+        &engine,
+        json!({ "integrationId": tg, "binding": "4242" }),
+    )
+    .await;
+    let conversation = c["conversationId"].as_str().unwrap().to_owned();
+    let mut body = text(&"part ".repeat(1000));
+    body["sender"] = json!({ "integrationId": agent["integrationId"] });
+    let (status, b) = post(
+        &http,
+        format!("{base}/inbound/customer/v1/direct/activity/{conversation}"),
+        &engine,
+        body,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{b}");
+
+    // Part 1 answered, part 2 on its way: crash.
+    let sent = fake.wait_for("/sendMessage", 2).await;
+    node.kill9();
+    let (first, second) = (
+        sent[0].json()["text"].clone(),
+        sent[1].json()["text"].clone(),
+    );
+    assert_ne!(first, second);
+
+    let mut node = Node::spawn("after the crash", dir.path(), &env);
+    node.wait_ready().await;
+    let base = node.base.clone();
+    let portal = token(&http, &base, &creds["portal"]).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let delivery = loop {
+        let (_, list) = crate::support::read(
+            http.get(format!("{base}/api/v1/deliveries?integrationId={tg}"))
+                .bearer_auth(&portal)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        let d = list["results"][0].clone();
+        if d["status"] == "succeeded" {
+            break d;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{list:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let texts: Vec<Value> = fake
+        .to("/sendMessage")
+        .iter()
+        .map(|r| r.json()["text"].clone())
+        .collect();
+    assert_eq!(
+        texts,
+        [first, second.clone(), second],
+        "part 1 went once, part 2 again"
+    );
+    assert_eq!(
+        delivery["providerMessageIds"].as_array().unwrap().len(),
+        2,
+        "{delivery:#}"
+    );
+    assert!(fake.problems().is_empty(), "{:?}", fake.problems());
+}

@@ -235,7 +235,7 @@ fn unrecorded_attempts(nodes: &[&Node]) -> usize {
 // ---------------------------------------------------------------------------------------------
 // The tenant's side: a hub, its integrations, conversations, posts.
 
-async fn token(http: &reqwest::Client, base: &str, client: &Value) -> String {
+pub(crate) async fn token(http: &reqwest::Client, base: &str, client: &Value) -> String {
     let (status, body) = read(
         http.post(format!("{base}/connect/token"))
             .form(&[
@@ -258,7 +258,7 @@ async fn token(http: &reqwest::Client, base: &str, client: &Value) -> String {
         .to_owned()
 }
 
-async fn post(
+pub(crate) async fn post(
     http: &reqwest::Client,
     url: String,
     token: &str,
