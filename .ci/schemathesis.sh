@@ -67,7 +67,10 @@ base="http://127.0.0.1:$port"
 # one address): the run checks shapes, not the limiter (tests/it/rate_limits.rs does).
 limits=()
 for l in PORTAL ENGINE WS_FRAMES TOKEN PUBLIC CHANNEL; do limits+=("SWITCHBOARD_RATE_LIMIT_$l=1000000/s:1000000"); done
-env "${limits[@]}" DATABASE_URL="$work/switchboard.db" SWITCHBOARD_BIND="127.0.0.1:$port" RUST_LOG=warn \
+# Providers are offline (no provider call: there is no Internet here), and the server has a Facebook
+# app secret, so Messenger and WhatsApp configurations without `appSecret` are valid as documented.
+env "${limits[@]}" SWITCHBOARD_PROVIDERS=offline SWITCHBOARD_MESSENGER_APP_SECRET=schemathesis \
+  DATABASE_URL="$work/switchboard.db" SWITCHBOARD_BIND="127.0.0.1:$port" RUST_LOG=warn \
   "$bin" serve >"$work/stdout" 2>"$work/stderr" &
 server_pid=$!
 

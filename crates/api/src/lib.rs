@@ -100,7 +100,14 @@ pub fn openapi_service() -> OpenApiService<Apis, ()> {
          with 4008, a deleted or paused integration's sockets with 4403, all sockets with 1001 on \
          shutdown. A socket closes with 4401 when its credentials expire or are revoked: at its \
          token's `exp`, within 5 s of the revocation of the token's client secret, and (opened \
-         with `ts` and `sig`) within 5 s of the integration's keys being regenerated.",
+         with `ts` and `sig`) within 5 s of the integration's keys being regenerated.\n\n\
+         Channel adapters: providers call `POST /channels/{twilio|messenger|whatsapp|telegram}/{integrationId}` \
+         (and Meta's handshake `GET` on the Messenger and WhatsApp paths) without a token: the \
+         provider's signature or secret (`X-Twilio-Signature`, `X-Hub-Signature-256`, \
+         `X-Telegram-Bot-Api-Secret-Token`) authenticates the call (401/102 otherwise). Media that \
+         need the provider's credentials are served at `GET /channels/media/{integrationId}/{ref}?sig=…`. \
+         Agent and bot messages to such conversations are provider deliveries, listed in \
+         `/api/v1/deliveries` with `channel` and `providerMessageIds`.",
     )
 }
 
