@@ -193,3 +193,21 @@ pub fn code(body: &str) -> i64 {
         .as_i64()
         .unwrap_or_default()
 }
+
+/// Moves the stored activities of a conversation `ms` into the past (the server's clock cannot
+/// be moved): the customer's last message then looks that old to the provider windows
+/// (Messenger's 24 hours and 7 days, WhatsApp's 24 hours).
+pub async fn age_conversation(s: &TestServer, conversation: &str, ms: i64) {
+    use sea_orm::ConnectionTrait;
+    let conn = sea_orm::Database::connect(&s.database_url).await.unwrap();
+    let id = uuid::Uuid::parse_str(conversation).unwrap();
+    let sql = if s.database_url.starts_with("postgres") {
+        format!("UPDATE activities SET created = created - {ms} WHERE conversation_id = '{id}'")
+    } else {
+        format!(
+            "UPDATE activities SET created = created - {ms} WHERE conversation_id = X'{}'",
+            id.simple()
+        )
+    };
+    conn.execute_unprepared(&sql).await.unwrap();
+}
