@@ -348,6 +348,43 @@ async fn create_live_learns_the_page_subscribes_it_and_generates_the_verify_toke
         m.verify_token.as_str()
     );
     assert_eq!(body["configuration"]["pageName"], PAGE_NAME);
+
+    // Live, a client's values for the read-only and generated keys are not taken.
+    let (status, body) = create(
+        &m.s,
+        &m.hub,
+        "Messenger",
+        json!({ "pageAccessToken": TOKEN, "appSecret": APP_SECRET,
+                "pageName": "Not the Page's name", "webhookSecret": "chosen-by-the-client" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["configuration"]["pageName"], PAGE_NAME, "{body}");
+    let generated = body["configuration"]["webhookSecret"].as_str().unwrap();
+    assert_ne!(generated, "chosen-by-the-client");
+    assert_eq!(generated.len(), 32);
+
+    // Delete: Messenger names no deregistration, so Graph is not called; Meta's later calls
+    // find nothing (404/6000).
+    let calls = m.fake.requests().len();
+    let (status, _) =
+        m.s.delete(&format!("/api/v1/integrations/{}", m.id), &m.s.a.portal)
+            .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, answer) = m
+        .webhook(&page_body(vec![entry(
+            PAGE_ID,
+            vec![text_event("3001", "m_late", "late")],
+        )]))
+        .await;
+    assert_eq!(
+        (status, code(&answer)),
+        (StatusCode::NOT_FOUND, 6000),
+        "{answer}"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(m.fake.requests().len(), calls, "{:?}", m.fake.requests());
+    m.no_problems();
 }
 
 #[tokio::test]
@@ -939,6 +976,71 @@ async fn other_attachments_map_to_their_kinds() {
     assert_eq!(got[5]["message"]["text"], "[ig_reel not supported]");
 }
 
+#[tokio::test]
+async fn the_profile_is_asked_after_the_answer_and_a_refusal_is_ignored() {
+    let m = setup().await;
+    // Graph takes 10 s to answer the profile (longer than the server's 2 s provider timeout):
+    // the webhook is answered all the same, as the call runs after the answer.
+    m.fake.script([Mode::Slow(Duration::from_secs(10))]);
+    let started = tokio::time::Instant::now();
+    let (status, answer) = m
+        .webhook(&page_body(vec![entry(
+            PAGE_ID,
+            vec![text_event("6101", "m_slow", "hi")],
+        )]))
+        .await;
+    assert_eq!(
+        (status, answer.as_str()),
+        (StatusCode::OK, "EVENT_RECEIVED")
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the answer waited for the profile: {:?}",
+        started.elapsed()
+    );
+    m.fake.wait_for("/6101", 1).await;
+
+    // A profile Graph refuses (the app lacks the permission) changes nothing: the activity is
+    // stored and the conversation keeps its own name.
+    m.fake.script([Mode::Refuse(
+        400,
+        graph::error(
+            100,
+            Some(33),
+            "GraphMethodException",
+            "Unsupported get request. Object with ID '6102' does not exist, cannot be loaded due to missing permissions, or does not support this operation.",
+        ),
+    )]);
+    let (status, _) = m
+        .webhook(&page_body(vec![entry(
+            PAGE_ID,
+            vec![text_event("6102", "m_noprofile", "hi")],
+        )]))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    m.fake.wait_for("/6102", 1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let conversation = m.conversation("6102").await;
+    assert_eq!(
+        customer_activities(&m.s, &conversation, &m.agent)
+            .await
+            .len(),
+        1
+    );
+    let (_, c) =
+        m.s.get(
+            &format!("/api/v1/conversations/{conversation}"),
+            &m.s.a.engine,
+        )
+        .await;
+    assert_ne!(
+        c["properties"]["profile"]["full name"], "Ada Lovelace",
+        "{c:#}"
+    );
+    assert!(c["properties"]["profile"]["avatar"].is_null(), "{c:#}");
+    m.no_problems();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Outbound
 
@@ -1060,6 +1162,29 @@ async fn agent_replies_are_rendered_for_the_send_api_and_recorded_with_message_i
     assert_eq!(status, StatusCode::OK);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(m.fake.to("/messages").len(), 8);
+    // seen and typing_off too; each a single attempt: a refused sender action is not retried.
+    m.fake.script([Mode::ServerError]);
+    for kind in ["seen", "typing_off"] {
+        let (status, _) = agent_sends(
+            &m.s,
+            &conversation,
+            &m.agent,
+            json!({ "type": "event", "event": { "type": kind } }),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let actions = m.fake.wait_for("/messages", 10).await;
+    assert_eq!(actions[8].json()["sender_action"], "mark_seen");
+    assert_eq!(actions[9].json()["sender_action"], "typing_off");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        m.fake.to("/messages").len(),
+        10,
+        "mark_seen was not retried"
+    );
+    let notes = notifications(&m.s, "delivery_failed").await;
+    assert!(notes.is_empty(), "{notes:#?}");
     m.no_problems();
 }
 
@@ -1144,6 +1269,20 @@ async fn a_5xx_and_rate_limits_are_retried() {
         .map(|b| b["message"]["text"].clone())
         .collect();
     assert_eq!(texts, ["one", "one", "two", "two", "two"]);
+
+    // Graph too slow (past the 2 s provider timeout): retried.
+    m.fake.script([Mode::Slow(Duration::from_secs(3))]);
+    agent_sends(&m.s, &conversation, &m.agent, text("three")).await;
+    let list = deliveries_when(&m.s, &m.id, 3, settled).await;
+    assert_eq!(list[2]["status"], "succeeded", "{list:#?}");
+    assert_eq!(list[2]["attemptCount"], 2, "{list:#?}");
+    assert!(
+        list[2]["attempts"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("timeout"),
+        "{list:#?}"
+    );
     assert!(notifications(&m.s, "delivery_failed").await.is_empty());
     m.no_problems();
 }
