@@ -732,6 +732,19 @@ async fn inbound_needs_the_hub_signature() {
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{signature:?}: {answer}");
         assert_eq!(code(&answer), 102, "{answer}");
     }
+    // Each failure is counted (the registry is the process's: at least these five).
+    let metrics = m.s.http.get(m.s.url("/metrics")).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
+    let failures: f64 = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("switchboard_channel_signature_failures_total")
+                && l.contains(r#"channel="Messenger""#)
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no Messenger signature failures counted: {metrics}"));
+    assert!(failures >= 5.0, "{failures}");
     // Nothing was stored and no profile was asked.
     let conversation = m.conversation("5001").await;
     assert!(customer_activities(&m.s, &conversation, &m.agent)
@@ -1185,6 +1198,70 @@ async fn agent_replies_are_rendered_for_the_send_api_and_recorded_with_message_i
     );
     let notes = notifications(&m.s, "delivery_failed").await;
     assert!(notes.is_empty(), "{notes:#?}");
+    m.no_problems();
+}
+
+#[tokio::test]
+async fn buttons_carousels_and_what_does_not_fit() {
+    let m = setup().await;
+    let psid = "8002";
+    let conversation = m.customer_says(psid, "m_b", "hi").await;
+    let items: Vec<Value> = (1..=12)
+        .map(|i| json!({ "title": format!("Item {i}"), "description": format!("no. {i}"),
+                         "actions": [ { "type": "postback", "title": "Pick", "payload": format!("PICK_{i}") } ] }))
+        .collect();
+    let replies: Vec<Value> = (1..=14)
+        .map(|i| json!({ "type": "reply", "title": format!("R{i}"), "payload": format!("R{i}") }))
+        .collect();
+    let sends = [
+        // link and postback actions: a button template.
+        json!({ "type": "message", "message": { "type": "text", "text": "Pick one",
+            "actions": [ { "type": "link", "title": "Site", "url": "https://example.com" },
+                         { "type": "postback", "title": "Red", "payload": "RED" } ] } }),
+        // 12 items: a generic template of 10, then one of 2.
+        json!({ "type": "message", "message": { "type": "carousel", "items": items } }),
+        // 14 replies are more than Messenger's 13: the text fallback with the titles as lines.
+        json!({ "type": "message", "message": { "type": "text", "text": "So many", "actions": replies } }),
+        // A video with a caption: the caption as text, then the attachment.
+        json!({ "type": "message", "message": { "type": "video",
+            "url": "https://example.com/clip.mp4", "caption": "Watch" } }),
+    ];
+    for body in sends {
+        let (status, b) = agent_sends(&m.s, &conversation, &m.agent, body).await;
+        assert_eq!(status, StatusCode::OK, "{b}");
+    }
+    let list = deliveries_when(&m.s, &m.id, 4, settled).await;
+    assert!(list.iter().all(|d| d["status"] == "succeeded"), "{list:#?}");
+    let sent = m.sent();
+    assert_eq!(sent.len(), 6, "{sent:#?}");
+    assert_eq!(
+        sent[0]["message"]["attachment"],
+        json!({ "type": "template", "payload": { "template_type": "button", "text": "Pick one",
+                "buttons": [ { "type": "web_url", "url": "https://example.com", "title": "Site" },
+                             { "type": "postback", "title": "Red", "payload": "RED" } ] } })
+    );
+    let elements = |i: usize| {
+        sent[i]["message"]["attachment"]["payload"]["elements"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(elements(1).len(), 10);
+    assert_eq!(elements(2).len(), 2);
+    assert_eq!(elements(2)[1]["title"], "Item 12");
+    assert_eq!(elements(2)[1]["buttons"][0]["payload"], "PICK_12");
+    assert_eq!(list[1]["providerMessageIds"].as_array().unwrap().len(), 2);
+    let fallback = sent[3]["message"]["text"].as_str().unwrap();
+    assert!(
+        fallback.starts_with("So many\n• R1\n") && fallback.ends_with("• R14"),
+        "{fallback:?}"
+    );
+    assert!(sent[3]["message"].get("quick_replies").is_none());
+    assert_eq!(sent[4]["message"], json!({ "text": "Watch" }));
+    assert_eq!(
+        sent[5]["message"]["attachment"],
+        json!({ "type": "video", "payload": { "url": "https://example.com/clip.mp4", "is_reusable": false } })
+    );
     m.no_problems();
 }
 
