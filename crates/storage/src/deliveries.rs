@@ -910,12 +910,20 @@ impl Store {
             .await?;
         for row in rows {
             let created = row.try_get::<i64>("", "created")?;
-            facts.last_customer_activity.get_or_insert(created);
+            let body: serde_json::Value =
+                serde_json::from_str(&row.try_get::<String>("", "body")?).unwrap_or_default();
+            // A read receipt or a typing indicator is not the customer's turn: it opens no
+            // provider window (Meta counts messages, postbacks, quick replies).
+            let event = body
+                .get("event")
+                .and_then(|e| e.get("type"))
+                .and_then(serde_json::Value::as_str);
+            if !matches!(event, Some("seen" | "typing_on" | "typing_off")) {
+                facts.last_customer_activity.get_or_insert(created);
+            }
             if facts.last_customer_message.is_some() {
                 break;
             }
-            let body: serde_json::Value =
-                serde_json::from_str(&row.try_get::<String>("", "body")?).unwrap_or_default();
             if body.get("type").and_then(serde_json::Value::as_str) == Some("message") {
                 facts.last_customer_message = Some(created);
                 facts.last_customer_external_id = body

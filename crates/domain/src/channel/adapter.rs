@@ -125,7 +125,8 @@ pub struct SendContext<'a> {
     pub now: Millis,
     /// Who sent the activity (Agent or Bot).
     pub sender: SenderRole,
-    /// When the customer's last activity (message or event) arrived, if any.
+    /// When the customer's last activity arrived (a message or an event such as a postback;
+    /// read receipts and typing indicators do not count), if any.
     pub last_customer_activity: Option<Millis>,
     /// When the customer's last **message** arrived, if any.
     pub last_customer_message: Option<Millis>,
