@@ -1265,14 +1265,9 @@ async fn buttons_carousels_and_what_does_not_fit() {
     m.no_problems();
 }
 
-/// SPEC 7.21 asks for the 24 h / 7 day `messaging_type` choice "with a fixed clock". The test
-/// server's clock cannot be moved (the engine stamps activities with the real time), so end to
-/// end only the window case is checked: a customer who wrote a moment ago is answered as
-/// `RESPONSE`, by an Agent and by a Bot alike. The HUMAN_AGENT rule (an Agent between 24 h and
-/// 7 days: `MESSAGE_TAG` + `HUMAN_AGENT`; a Bot, or older: `RESPONSE`) is covered by the domain's
-/// unit test `channel::messenger::tests::messaging_type_follows_the_24_hour_and_7_day_windows`,
-/// which fixes `now` and the customer's last activity. The fake refuses a `tag` without
-/// `MESSAGE_TAG` and `MESSAGE_TAG` without a tag, so a wrong pairing would fail here too.
+/// A customer who wrote a moment ago is answered as `RESPONSE`, by an Agent and by a Bot alike
+/// (the older cases: the next test, and the domain's unit test with a fixed clock). The fake
+/// refuses a `tag` without `MESSAGE_TAG` and `MESSAGE_TAG` without a tag.
 #[tokio::test]
 async fn a_customer_who_wrote_recently_is_answered_as_a_response() {
     let m = setup().await;
@@ -1291,6 +1286,52 @@ async fn a_customer_who_wrote_recently_is_answered_as_a_response() {
         assert_eq!(body["messaging_type"], "RESPONSE", "{body}");
         assert!(body.get("tag").is_none(), "{body}");
     }
+    m.no_problems();
+}
+
+/// The windows end to end: the stored activities are moved into the past (the server's clock
+/// cannot be), so the customer's last message looks 25 hours, then 8 days old.
+#[tokio::test]
+async fn after_24_hours_an_agent_uses_the_human_agent_tag_and_after_7_days_a_response() {
+    let m = setup().await;
+    let conversation = m.customer_says("8102", "m_old", "hello?").await;
+    let bot =
+        m.s.direct(&m.s.a.portal, &m.hub, "Bot", "Bot", json!({}))
+            .await;
+    let bot = bot["integrationId"].as_str().unwrap().to_owned();
+    age_conversation(&m.s, &conversation, 25 * 3_600_000).await;
+    // A read receipt now does not reopen the window.
+    let read = page_body(vec![entry(
+        PAGE_ID,
+        vec![event(
+            "8102",
+            json!({ "read": { "watermark": 1_700_000_000_000_i64 } }),
+        )],
+    )]);
+    assert_eq!(m.webhook(&read).await.0, StatusCode::OK);
+    agent_sends(&m.s, &conversation, &m.agent, text("an agent, a day later")).await;
+    agent_sends(&m.s, &conversation, &bot, text("a bot, a day later")).await;
+    let sent = m.fake.wait_for("/messages", 2).await;
+    let (agent, bot_body) = (sent[0].json(), sent[1].json());
+    assert_eq!(agent["messaging_type"], "MESSAGE_TAG", "{agent}");
+    assert_eq!(agent["tag"], "HUMAN_AGENT", "{agent}");
+    assert_eq!(bot_body["messaging_type"], "RESPONSE", "{bot_body}");
+    assert!(bot_body.get("tag").is_none(), "{bot_body}");
+    age_conversation(&m.s, &conversation, 7 * 24 * 3_600_000).await;
+    agent_sends(
+        &m.s,
+        &conversation,
+        &m.agent,
+        text("an agent, a week later"),
+    )
+    .await;
+    let sent = m.fake.wait_for("/messages", 3).await;
+    assert_eq!(
+        sent[2].json()["messaging_type"],
+        "RESPONSE",
+        "{}",
+        sent[2].json()
+    );
     m.no_problems();
 }
 
