@@ -961,3 +961,207 @@ async fn the_adapter_works_on_postgres() {
     assert_eq!(list[0]["status"], "succeeded", "{list:#?}");
     assert!(t.fake.problems().is_empty(), "{:?}", t.fake.problems());
 }
+
+#[tokio::test]
+async fn the_signature_url_is_the_public_url_with_or_without_the_default_port() {
+    let fake = twilio::start(ACCOUNT, TOKEN, numbers()).await;
+    let url = fake.url.clone();
+    let s = server(Backend::Sqlite, "0s", move |a| {
+        a.provider_twilio_url = url;
+        a.public_url = Some("https://sb.example.com".to_owned());
+    })
+    .await;
+    let (hub, agent) = hub_with_agent(&s).await;
+    let (status, body) = create(&s, &hub, "TwilioSMS", config(NUMBER)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let id = body["integrationId"].as_str().unwrap().to_owned();
+    let public = format!("https://sb.example.com/channels/twilio/{id}");
+    // The number's SMS URL is built from the public URL.
+    assert_eq!(fake.to(".json")[1].field("SmsUrl").unwrap(), public);
+    let post = |sig: String, params: &[(String, String)]| {
+        s.http
+            .post(s.url(&format!("/channels/twilio/{id}")))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-twilio-signature", sig)
+            .body(encode(params))
+            .send()
+    };
+    // Signed over the public URL, then over it with :443 (as some of Twilio's SDKs do).
+    let p1 = sms(
+        "SM50000000000000000000000000000001",
+        CUSTOMER,
+        Some("one"),
+        &[],
+    );
+    let resp = post(twilio_signature(TOKEN, &public, &p1), &p1)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let with_port = format!("https://sb.example.com:443/channels/twilio/{id}");
+    let p2 = sms(
+        "SM50000000000000000000000000000002",
+        CUSTOMER,
+        Some("two"),
+        &[],
+    );
+    let resp = post(twilio_signature(TOKEN, &with_port, &p2), &p2)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    // Signed over the address the request really went to: not the public URL, refused.
+    let p3 = sms(
+        "SM50000000000000000000000000000003",
+        CUSTOMER,
+        Some("three"),
+        &[],
+    );
+    let local = s.url(&format!("/channels/twilio/{id}"));
+    let resp = post(twilio_signature(TOKEN, &local, &p3), &p3)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let conversation = conversation_of(&s, &id, CUSTOMER).await;
+    let got = customer_activities(&s, &conversation, &agent).await;
+    let texts: Vec<&Value> = got.iter().map(|a| &a["message"]["text"]).collect();
+    assert_eq!(texts, [&json!("one"), &json!("two")], "{got:#?}");
+}
+
+#[tokio::test]
+async fn several_media_make_one_activity_each_after_the_text() {
+    let t = setup().await;
+    let media = |i: u32| {
+        format!("https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Messages/MM6/Media/ME{i}")
+    };
+    let (m0, m1, m2) = (media(0), media(1), media(2));
+    let params = sms(
+        "MM60000000000000000000000000000006",
+        CUSTOMER,
+        Some("three files"),
+        &[
+            ("NumMedia", "3"),
+            ("MediaUrl0", &m0),
+            ("MediaContentType0", "image/png"),
+            ("MediaUrl1", &m1),
+            ("MediaContentType1", "video/mp4"),
+            ("MediaUrl2", &m2),
+            ("MediaContentType2", "audio/ogg"),
+        ],
+    );
+    assert_twiml(&t.inbound(&params).await);
+    assert_twiml(&t.inbound(&params).await);
+    let conversation = t.conversation(CUSTOMER).await;
+    let got = customer_activities(&t.s, &conversation, &t.agent).await;
+    let seen: Vec<(Value, Value, Value)> = got
+        .iter()
+        .map(|a| {
+            (
+                a["message"]["type"].clone(),
+                a["externalId"].clone(),
+                a["message"]["url"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (
+                json!("text"),
+                json!("MM60000000000000000000000000000006"),
+                Value::Null
+            ),
+            (
+                json!("image"),
+                json!("MM60000000000000000000000000000006#1"),
+                json!(m0)
+            ),
+            (
+                json!("video"),
+                json!("MM60000000000000000000000000000006#2"),
+                json!(m1)
+            ),
+            (
+                json!("audio"),
+                json!("MM60000000000000000000000000000006#3"),
+                json!(m2)
+            ),
+        ],
+        "{got:#?}"
+    );
+    assert_eq!(got[0]["message"]["text"], "three files");
+    // Over 1 MiB: 413/304.
+    let a = t.post_raw(Some("x"), vec![b'a'; 1024 * 1024 + 1]).await;
+    assert_eq!(
+        (a.status, code(&a.body)),
+        (StatusCode::PAYLOAD_TOO_LARGE, 304),
+        "{}",
+        a.body
+    );
+}
+
+#[tokio::test]
+async fn rich_messages_use_mms_or_the_text_fallback_within_ten_parts() {
+    let t = setup().await;
+    let conversation = t.conversation(CUSTOMER).await;
+    let sends = [
+        // Buttons: Twilio has none, so they are lines of the text.
+        json!({ "type": "message", "message": { "type": "text", "text": "Pick one",
+            "actions": [ { "type": "link", "title": "Site", "url": "https://example.com" },
+                         { "type": "postback", "title": "Red", "payload": "RED" } ] } }),
+        // An attachment over MMS: its title as Body.
+        json!({ "type": "message", "message": { "type": "attachment",
+            "url": "https://example.com/terms.pdf", "title": "Terms" } }),
+        // More than ten parts' worth: ten parts, the tenth ending in "…".
+        text(&"0123456789 ".repeat(2000)),
+    ];
+    for body in sends {
+        let (status, b) = agent_sends(&t.s, &conversation, &t.agent, body).await;
+        assert_eq!(status, StatusCode::OK, "{b}");
+    }
+    let list = deliveries_when(&t.s, &t.id, 3, settled).await;
+    assert!(list.iter().all(|d| d["status"] == "succeeded"), "{list:#?}");
+    let calls = sent(&t.fake);
+    assert_eq!(
+        calls[0].field("Body").unwrap(),
+        "Pick one\nSite: https://example.com\n• Red"
+    );
+    assert_eq!(
+        calls[1].field("MediaUrl").unwrap(),
+        "https://example.com/terms.pdf"
+    );
+    assert_eq!(calls[1].field("Body").unwrap(), "Terms");
+    let parts = &calls[2..];
+    assert_eq!(parts.len(), 10, "{} parts", parts.len());
+    assert_eq!(list[2]["providerMessageIds"].as_array().unwrap().len(), 10);
+    assert!(parts[9].field("Body").unwrap().ends_with('…'));
+    assert!(t.fake.problems().is_empty(), "{:?}", t.fake.problems());
+}
+
+#[tokio::test]
+async fn a_timeout_is_retried_and_an_exhausted_schedule_fails() {
+    let t = setup().await;
+    let conversation = t.conversation(CUSTOMER).await;
+    // Slower than the 2 s timeout, then accepted.
+    t.fake.script([Mode::Slow(Duration::from_secs(3))]);
+    agent_sends(&t.s, &conversation, &t.agent, text("slow")).await;
+    let list = deliveries_when(&t.s, &t.id, 1, settled).await;
+    assert_eq!(list[0]["status"], "succeeded", "{list:#?}");
+    assert_eq!(list[0]["attemptCount"], 2);
+    assert_eq!(list[0]["attempts"][0]["statusCode"], Value::Null);
+    // 5xx on every attempt of the schedule (4): failed, "exhausted".
+    t.fake.script([
+        Mode::ServerError,
+        Mode::ServerError,
+        Mode::ServerError,
+        Mode::ServerError,
+    ]);
+    agent_sends(&t.s, &conversation, &t.agent, text("doomed")).await;
+    let list = deliveries_when(&t.s, &t.id, 2, settled).await;
+    assert_eq!(list[1]["status"], "failed", "{list:#?}");
+    assert_eq!(list[1]["attemptCount"], 4);
+    assert_eq!(
+        list[1]["lastError"],
+        "Twilio 500: Internal Server Error (20500)"
+    );
+    assert_eq!(notifications(&t.s, "exhausted").await.len(), 1);
+    assert!(notifications(&t.s, "delivery_failed").await.is_empty());
+}
