@@ -1165,3 +1165,32 @@ async fn a_timeout_is_retried_and_an_exhausted_schedule_fails() {
     assert_eq!(notifications(&t.s, "exhausted").await.len(), 1);
     assert!(notifications(&t.s, "delivery_failed").await.is_empty());
 }
+
+#[tokio::test]
+async fn a_configuration_update_is_ignored_with_a_warning_and_no_call() {
+    let t = setup().await;
+    let before = t.fake.requests().len();
+    let mut changed = config(SMS_ONLY);
+    changed["authToken"] = json!("another-token");
+    let (status, headers, body) =
+        t.s.call_full(
+            reqwest::Method::PUT,
+            &format!("/api/v1/integrations/{}", t.id),
+            Some(&t.s.a.portal),
+            Some(&json!({ "configuration": changed })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(headers.get("warning").is_some(), "{headers:?}");
+    assert_eq!(body["configuration"]["numberSid"], NUMBER, "{body}");
+    assert_eq!(body["configuration"]["phoneNumber"], PHONE, "{body}");
+    assert_eq!(t.fake.requests().len(), before);
+    // The old token still signs.
+    let params = sms(
+        "SM70000000000000000000000000000007",
+        CUSTOMER,
+        Some("still"),
+        &[],
+    );
+    assert_twiml(&t.inbound(&params).await);
+}
