@@ -105,8 +105,9 @@ fn headers(req: &Request) -> Vec<(String, String)> {
 fn called_url(providers: &ProviderClient, req: &Request) -> String {
     let base = providers.config().public_url.trim_end_matches('/');
     match req.uri().query() {
-        Some(q) => format!("{base}{}?{q}", req.uri().path()),
-        None => format!("{base}{}", req.uri().path()),
+        // The routes are nested under `/channels`: the path as the provider called it.
+        Some(q) => format!("{base}{}?{q}", req.original_uri().path()),
+        None => format!("{base}{}", req.original_uri().path()),
     }
 }
 

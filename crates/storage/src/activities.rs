@@ -133,7 +133,10 @@ impl Staged {
                     }
                     Reach::Webhook { .. } => Some(DeliveryKind::Direct),
                     // The sender's own copy (its echo) is never sent back to the provider.
-                    Reach::Provider if !recipient.is_echo && adapter::delivers(&a.payload) => {
+                    Reach::Provider
+                        if !recipient.is_echo
+                            && adapter::delivers(recipient.channel, &a.payload) =>
+                    {
                         Some(DeliveryKind::Provider)
                     }
                     _ => None,

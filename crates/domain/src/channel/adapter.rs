@@ -304,6 +304,12 @@ pub trait Adapter: Sync {
         Map::new()
     }
 
+    /// Whether the channel maps this `typing_on`, `typing_off` or `seen` event to a provider
+    /// call (SPEC 7.4.1: only where the channel section says so).
+    fn delivers_event(&self, _event: &crate::activity::Event) -> bool {
+        false
+    }
+
     /// The calls that send `payload` (SPEC 7.4), in order.
     fn render(&self, context: &SendContext<'_>, payload: &Payload) -> Rendered;
 
@@ -375,12 +381,15 @@ pub fn adapter(channel: Channel) -> Option<&'static dyn Adapter> {
 }
 
 /// Whether an activity to a provider channel becomes a provider delivery (SPEC 7.4.1): every
-/// message, and the `typing_on`, `typing_off` and `seen` events (one attempt each); no other
-/// event.
-pub fn delivers(payload: &Payload) -> bool {
+/// message, and the `typing_on`, `typing_off` and `seen` events the channel maps (one attempt
+/// each); no other event.
+pub fn delivers(channel: Channel, payload: &Payload) -> bool {
+    let Some(adapter) = adapter(channel) else {
+        return false;
+    };
     match payload {
         Payload::Message(_) => true,
-        Payload::Event(e) => is_fleeting(e),
+        Payload::Event(e) => is_fleeting(e) && adapter.delivers_event(e),
     }
 }
 

@@ -57,6 +57,12 @@ impl Adapter for Messenger {
         "Messenger"
     }
 
+    /// SPEC 7.4.1: the events this channel maps.
+    fn delivers_event(&self, event: &crate::activity::Event) -> bool {
+        use crate::activity::Event;
+        matches!(event, Event::TypingOn | Event::TypingOff | Event::Seen)
+    }
+
     fn verify(
         &self,
         configuration: &Map<String, Value>,

@@ -537,6 +537,12 @@ impl Adapter for Telegram {
         "Telegram"
     }
 
+    /// SPEC 7.4.1: the events this channel maps.
+    fn delivers_event(&self, event: &crate::activity::Event) -> bool {
+        use crate::activity::Event;
+        matches!(event, Event::TypingOn)
+    }
+
     /// `X-Telegram-Bot-Api-Secret-Token` equals `webhookSecret` (none configured: refused).
     fn verify(
         &self,

@@ -77,6 +77,12 @@ impl Adapter for WhatsApp {
         "WhatsApp"
     }
 
+    /// SPEC 7.4.1: the events this channel maps.
+    fn delivers_event(&self, event: &crate::activity::Event) -> bool {
+        use crate::activity::Event;
+        matches!(event, Event::TypingOn | Event::Seen)
+    }
+
     fn verify(
         &self,
         configuration: &Map<String, Value>,
