@@ -211,3 +211,31 @@ pub async fn age_conversation(s: &TestServer, conversation: &str, ms: i64) {
     };
     conn.execute_unprepared(&sql).await.unwrap();
 }
+
+/// HMAC-SHA1 (Twilio's signature).
+pub fn hmac_sha1(key: &[u8], message: &[u8]) -> Vec<u8> {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(key).unwrap();
+    mac.update(message);
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// HMAC-SHA256 (Meta's `X-Hub-Signature-256`).
+pub fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+    mac.update(message);
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// Lowercase hex.
+pub fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Milliseconds since the epoch of an RFC 3339 time (`2026-12-07T16:45:09.123Z`).
+pub fn millis(t: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(t)
+        .unwrap_or_else(|e| panic!("{t}: {e}"))
+        .timestamp_millis()
+}

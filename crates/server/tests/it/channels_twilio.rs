@@ -83,76 +83,6 @@ async fn setup() -> Tw {
 
 // ---- Twilio's request signature, written from Twilio's documentation -------------------------
 
-/// SHA-1 (FIPS 180-4).
-fn sha1(data: &[u8]) -> [u8; 20] {
-    let mut h: [u32; 5] = [
-        0x6745_2301,
-        0xEFCD_AB89,
-        0x98BA_DCFE,
-        0x1032_5476,
-        0xC3D2_E1F0,
-    ];
-    let mut msg = data.to_vec();
-    let bits = (data.len() as u64).wrapping_mul(8);
-    msg.push(0x80);
-    while msg.len() % 64 != 56 {
-        msg.push(0);
-    }
-    msg.extend_from_slice(&bits.to_be_bytes());
-    for block in msg.chunks(64) {
-        let mut w = [0u32; 80];
-        for (i, word) in block.chunks(4).enumerate() {
-            w[i] = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
-        }
-        for i in 16..80 {
-            w[i] = (w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16]).rotate_left(1);
-        }
-        let [mut a, mut b, mut c, mut d, mut e] = h;
-        for (i, wi) in w.iter().enumerate() {
-            let (f, k) = match i {
-                0..=19 => ((b & c) | (!b & d), 0x5A82_7999),
-                20..=39 => (b ^ c ^ d, 0x6ED9_EBA1),
-                40..=59 => ((b & c) | (b & d) | (c & d), 0x8F1B_BCDC),
-                _ => (b ^ c ^ d, 0xCA62_C1D6),
-            };
-            let t = a
-                .rotate_left(5)
-                .wrapping_add(f)
-                .wrapping_add(e)
-                .wrapping_add(k)
-                .wrapping_add(*wi);
-            e = d;
-            d = c;
-            c = b.rotate_left(30);
-            b = a;
-            a = t;
-        }
-        for (x, y) in h.iter_mut().zip([a, b, c, d, e]) {
-            *x = x.wrapping_add(y);
-        }
-    }
-    let mut out = [0u8; 20];
-    for (i, x) in h.iter().enumerate() {
-        out[i * 4..i * 4 + 4].copy_from_slice(&x.to_be_bytes());
-    }
-    out
-}
-
-/// HMAC-SHA1 (RFC 2104).
-fn hmac_sha1(key: &[u8], message: &[u8]) -> [u8; 20] {
-    let mut k = [0u8; 64];
-    if key.len() > 64 {
-        k[..20].copy_from_slice(&sha1(key));
-    } else {
-        k[..key.len()].copy_from_slice(key);
-    }
-    let mut inner: Vec<u8> = k.iter().map(|b| b ^ 0x36).collect();
-    inner.extend_from_slice(message);
-    let mut outer: Vec<u8> = k.iter().map(|b| b ^ 0x5c).collect();
-    outer.extend_from_slice(&sha1(&inner));
-    sha1(&outer)
-}
-
 /// `X-Twilio-Signature`: base64(HMAC-SHA1(auth token, URL + each POST parameter sorted by name,
 /// name then value)).
 fn twilio_signature(token: &str, url: &str, params: &[(String, String)]) -> String {
@@ -164,29 +94,6 @@ fn twilio_signature(token: &str, url: &str, params: &[(String, String)]) -> Stri
         data.push_str(v);
     }
     STANDARD.encode(hmac_sha1(token.as_bytes(), data.as_bytes()))
-}
-
-#[test]
-fn the_hand_written_sha1_and_hmac_match_known_answers() {
-    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
-    assert_eq!(
-        hex(&sha1(b"abc")),
-        "a9993e364706816aba3e25717850c26c9cd0d89d"
-    );
-    assert_eq!(hex(&sha1(b"")), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
-    // RFC 2202 test case 2.
-    assert_eq!(
-        hex(&hmac_sha1(b"Jefe", b"what do ya want for nothing?")),
-        "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79"
-    );
-    // RFC 2202 test case 6 (a key longer than the block).
-    assert_eq!(
-        hex(&hmac_sha1(
-            &[0xaa; 80],
-            b"Test Using Larger Than Block-Size Key - Hash Key First"
-        )),
-        "aa4ae5e15272d00e95705637ce8a3b55ed402112"
-    );
 }
 
 // ---- Inbound calls -----------------------------------------------------------------------------
@@ -829,28 +736,6 @@ async fn a_5xx_is_retried_and_429_waits_for_retry_after() {
     assert_eq!(list[1]["status"], "succeeded", "{list:#?}");
     assert_eq!(list[1]["attemptCount"], 2);
     assert!(t.fake.problems().is_empty(), "{:?}", t.fake.problems());
-}
-
-/// Milliseconds since the epoch of an RFC 3339 UTC time (`2026-12-07T16:45:09.123Z`).
-fn millis(t: &str) -> i64 {
-    let (date, rest) = t.split_once('T').unwrap();
-    let ymd: Vec<i64> = date.split('-').map(|p| p.parse().unwrap()).collect();
-    let rest = rest.trim_end_matches('Z').trim_end_matches("+00:00");
-    let (hms, frac) = rest.split_once('.').unwrap_or((rest, "0"));
-    let hms: Vec<i64> = hms.split(':').map(|p| p.parse().unwrap()).collect();
-    let ms: i64 = format!("{frac:0<3}")[..3].parse().unwrap();
-    // Days from 1970-01-01 (civil calendar).
-    let (y, m) = if ymd[1] <= 2 {
-        (ymd[0] - 1, ymd[1] + 9)
-    } else {
-        (ymd[0], ymd[1] - 3)
-    };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * m + 2) / 5 + ymd[2] - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    (days * 86_400 + hms[0] * 3600 + hms[1] * 60 + hms[2]) * 1000 + ms
 }
 
 #[tokio::test]
