@@ -740,3 +740,66 @@ async fn a_crash_between_parts_resumes_after_the_accepted_part() {
     );
     assert!(fake.problems().is_empty(), "{:?}", fake.problems());
 }
+
+/// SPEC 7.3.2's special outcomes, answered 2xx so that Telegram neither retries nor drops the
+/// webhook: a paused integration or hub stores nothing and says so once an hour; a hub without
+/// an active handler stores nothing and names 5501.
+#[tokio::test]
+async fn paused_or_unhandled_messages_are_answered_ok_stored_nowhere_and_notified() {
+    let t = setup().await;
+    // Paused integration: two messages, one notification.
+    let (status, body) =
+        t.s.put(
+            &format!("/api/v1/integrations/{}", t.id),
+            &t.s.a.portal,
+            json!({ "statusId": 3002 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for id in [1, 2] {
+        let (status, body) = t
+            .update(message(600, id, json!({ "text": "anyone?" })))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let dropped = notifications(&t.s, "inbound_dropped").await;
+    assert_eq!(dropped.len(), 1, "{dropped:#?}");
+    assert_eq!(dropped[0]["integrationId"], t.id.as_str());
+    // Active again, but the hub's only handler is paused: 5501.
+    t.s.put(
+        &format!("/api/v1/integrations/{}", t.id),
+        &t.s.a.portal,
+        json!({ "statusId": 3000 }),
+    )
+    .await;
+    let (status, body) =
+        t.s.put(
+            &format!("/api/v1/integrations/{}", t.agent),
+            &t.s.a.portal,
+            json!({ "statusId": 3002 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _) = t.update(message(600, 3, json!({ "text": "hello?" }))).await;
+    assert_eq!(status, StatusCode::OK);
+    let rejected = notifications(&t.s, "inbound_rejected").await;
+    assert_eq!(rejected.len(), 1, "{rejected:#?}");
+    assert!(rejected[0]["description"]
+        .as_str()
+        .unwrap()
+        .contains("5501"));
+    // Nothing was stored: the chat's conversation (opened now) has no customer message, and
+    // once the agent is back, the messages still come in (the ids were not used up).
+    t.s.put(
+        &format!("/api/v1/integrations/{}", t.agent),
+        &t.s.a.portal,
+        json!({ "statusId": 3000 }),
+    )
+    .await;
+    let (status, _) = t.update(message(600, 3, json!({ "text": "hello?" }))).await;
+    assert_eq!(status, StatusCode::OK);
+    let conversation = t.conversation(600).await;
+    let got = customer_activities(&t.s, &conversation, &t.agent).await;
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert_eq!(got[0]["externalId"], "600:3");
+}
