@@ -71,13 +71,10 @@ impl<E: Endpoint> Endpoint for ClientLimits<E> {
 /// The limit per client IP address that a request counts against, if any.
 fn client_limit(req: &Request) -> Option<Limit> {
     let path = req.uri().path();
-    if UNLIMITED.contains(&path) {
-        None
-    } else if path == "/connect/token" {
+    let authenticated = AUTHENTICATED.iter().any(|p| path.starts_with(p)) && has_credentials(req);
+    if path == "/connect/token" {
         Some(Limit::Token)
-    } else if path.starts_with(CHANNELS) {
-        None
-    } else if AUTHENTICATED.iter().any(|p| path.starts_with(p)) && has_credentials(req) {
+    } else if UNLIMITED.contains(&path) || path.starts_with(CHANNELS) || authenticated {
         None
     } else {
         Some(Limit::Public)
