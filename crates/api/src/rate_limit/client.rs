@@ -135,6 +135,9 @@ mod tests {
             Some(Limit::Public)
         );
         assert_eq!(client_limit(&req("/api/v1/hubs", &[])), Some(Limit::Public));
+        // Providers' calls are limited per integration in the channel routes.
+        assert_eq!(client_limit(&req("/channels/telegram/x", &[])), None);
+        assert_eq!(client_limit(&req("/channels/media/x/y?sig=s", &[])), None);
         assert_eq!(
             client_limit(&req("/api/v1/hubs", &[("authorization", "Bearer x")])),
             None
