@@ -803,3 +803,46 @@ async fn paused_or_unhandled_messages_are_answered_ok_stored_nowhere_and_notifie
     assert_eq!(got.len(), 1, "{got:#?}");
     assert_eq!(got[0]["externalId"], "600:3");
 }
+
+/// SPEC 7.3.2 step 2: a provider's calls are limited per integration (here 2 at once), with
+/// 429 and `Retry-After` past it; another integration has its own bucket.
+#[tokio::test]
+async fn a_provider_s_calls_are_limited_per_integration() {
+    let fake = telegram::start(TOKEN).await;
+    let url = fake.url.clone();
+    let s = server(Backend::Sqlite, "0s", move |a| {
+        a.provider_telegram_url = url;
+        a.rate_limit_channel = switchboard_domain::rate::Rate::parse("1/m:2").unwrap();
+    })
+    .await;
+    let (hub, _) = hub_with_agent(&s).await;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let (status, body) = create(&s, &hub, "Telegram", json!({ "token": TOKEN })).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        ids.push((
+            body["integrationId"].as_str().unwrap().to_owned(),
+            body["configuration"]["webhookSecret"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        ));
+    }
+    let post = |(id, secret): &(String, String), n: i64| {
+        let body = message(70, n, json!({ "text": "hi" })).to_string();
+        s.http
+            .post(s.url(&format!("/channels/telegram/{id}")))
+            .header("content-type", "application/json")
+            .header("x-telegram-bot-api-secret-token", secret.clone())
+            .body(body)
+            .send()
+    };
+    for n in 1..=2 {
+        assert_eq!(post(&ids[0], n).await.unwrap().status(), StatusCode::OK);
+    }
+    let refused = post(&ids[0], 3).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.headers().contains_key("retry-after"));
+    assert_eq!(code(&refused.text().await.unwrap()), 429);
+    assert_eq!(post(&ids[1], 1).await.unwrap().status(), StatusCode::OK);
+}
