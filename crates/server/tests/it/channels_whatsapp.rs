@@ -1,1 +1,1601 @@
-//! End-to-end tests of the whatsapp adapter (to be written).
+//! The WhatsApp adapter end to end (SPEC 7.8a, 7.21) against the fake Graph API: provisioning
+//! (live with the handshake answered for the pending integration, refused, unreachable, offline,
+//! digits), inbound webhooks (`X-Hub-Signature-256`, text, media links through the media
+//! lookup, replies to buttons, unsupported kinds, duplicates, other numbers ignored, `read` and
+//! `failed` statuses), outbound renders (text, reply buttons, lists, the text fallback, split
+//! texts), retries, refusals, order, the 24-hour window and its template, and business-scoped
+//! user ids.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::channels::*;
+use crate::fakes::whatsapp::{self, WhatsAppFake, MEDIA_ID, OTHER_PHONE_ID, PHONE_ID, WABA_ID};
+use crate::fakes::Mode;
+use crate::support::*;
+
+const TOKEN: &str = "EAAGm0PX4ZCpsBAsystemusertoken";
+const APP_SECRET: &str = "a3c1f0e2d4b6978812f0e1d2c3b4a596";
+/// The customer's WhatsApp id (their phone number).
+const CUSTOMER: &str = "16505551234";
+
+struct Wa {
+    s: TestServer,
+    fake: WhatsAppFake,
+    hub: String,
+    agent: String,
+    /// The WhatsApp integration.
+    id: String,
+    /// Its generated verify token.
+    secret: String,
+}
+
+fn configuration(extra: Value) -> Value {
+    let mut c = json!({ "accessToken": TOKEN, "phoneNumberId": PHONE_ID,
+                        "businessAccountId": WABA_ID, "appSecret": APP_SECRET });
+    c.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    c
+}
+
+async fn setup_on(backend: Backend) -> Wa {
+    let fake = whatsapp::start(TOKEN).await;
+    let url = fake.graph_url();
+    let s = server(backend, "0s,100ms,100ms,100ms", move |a| {
+        a.provider_whatsapp_url = url;
+    })
+    .await;
+    let (hub, agent) = hub_with_agent(&s).await;
+    let (status, body) = create(&s, &hub, "WhatsApp", configuration(json!({}))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    Wa {
+        id: body["integrationId"].as_str().unwrap().to_owned(),
+        secret: body["configuration"]["webhookSecret"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        s,
+        fake,
+        hub,
+        agent,
+    }
+}
+
+async fn setup() -> Wa {
+    setup_on(Backend::Sqlite).await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Meta's signature, written here independently of the server's verifier: SHA-256 (FIPS 180-4)
+// and HMAC (RFC 2104), as the test crate has no hmac/sha2 dependency.
+
+fn sha256(data: &[u8]) -> [u8; 32] {
+    const K: [u32; 64] = [
+        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
+        0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
+        0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
+        0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
+        0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
+        0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+        0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
+        0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+        0xc67178f2,
+    ];
+    let mut h: [u32; 8] = [
+        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
+        0x5be0cd19,
+    ];
+    let mut msg = data.to_vec();
+    msg.push(0x80);
+    while msg.len() % 64 != 56 {
+        msg.push(0);
+    }
+    msg.extend_from_slice(&((data.len() as u64) * 8).to_be_bytes());
+    for block in msg.chunks(64) {
+        let mut w = [0u32; 64];
+        for i in 0..16 {
+            w[i] = u32::from_be_bytes(block[i * 4..i * 4 + 4].try_into().unwrap());
+        }
+        for i in 16..64 {
+            let s0 = w[i - 15].rotate_right(7) ^ w[i - 15].rotate_right(18) ^ (w[i - 15] >> 3);
+            let s1 = w[i - 2].rotate_right(17) ^ w[i - 2].rotate_right(19) ^ (w[i - 2] >> 10);
+            w[i] = w[i - 16]
+                .wrapping_add(s0)
+                .wrapping_add(w[i - 7])
+                .wrapping_add(s1);
+        }
+        let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut hh] = h;
+        for i in 0..64 {
+            let s1 = e.rotate_right(6) ^ e.rotate_right(11) ^ e.rotate_right(25);
+            let ch = (e & f) ^ (!e & g);
+            let t1 = hh
+                .wrapping_add(s1)
+                .wrapping_add(ch)
+                .wrapping_add(K[i])
+                .wrapping_add(w[i]);
+            let s0 = a.rotate_right(2) ^ a.rotate_right(13) ^ a.rotate_right(22);
+            let maj = (a & b) ^ (a & c) ^ (b & c);
+            let t2 = s0.wrapping_add(maj);
+            hh = g;
+            g = f;
+            f = e;
+            e = d.wrapping_add(t1);
+            d = c;
+            c = b;
+            b = a;
+            a = t1.wrapping_add(t2);
+        }
+        for (x, y) in h.iter_mut().zip([a, b, c, d, e, f, g, hh]) {
+            *x = x.wrapping_add(y);
+        }
+    }
+    let mut out = [0u8; 32];
+    for (i, x) in h.iter().enumerate() {
+        out[i * 4..i * 4 + 4].copy_from_slice(&x.to_be_bytes());
+    }
+    out
+}
+
+fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
+    let mut k = [0u8; 64];
+    if key.len() > 64 {
+        k[..32].copy_from_slice(&sha256(key));
+    } else {
+        k[..key.len()].copy_from_slice(key);
+    }
+    let inner: Vec<u8> = k
+        .iter()
+        .map(|b| b ^ 0x36)
+        .chain(data.iter().copied())
+        .collect();
+    let inner = sha256(&inner);
+    let outer: Vec<u8> = k.iter().map(|b| b ^ 0x5c).chain(inner).collect();
+    sha256(&outer)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `X-Hub-Signature-256` of `body` under `secret`.
+fn signature(secret: &str, body: &[u8]) -> String {
+    format!("sha256={}", hex(&hmac_sha256(secret.as_bytes(), body)))
+}
+
+#[test]
+fn the_signature_helper_matches_published_vectors() {
+    // FIPS 180-4 "abc"; RFC 4231 test cases 2 and 6 (a key longer than a block).
+    assert_eq!(
+        hex(&sha256(b"abc")),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
+    assert_eq!(
+        hex(&sha256(&[b'a'; 1_000])).len(),
+        64,
+        "multi-block input hashes"
+    );
+    assert_eq!(
+        signature("Jefe", b"what do ya want for nothing?"),
+        "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+    );
+    assert_eq!(
+        hex(&hmac_sha256(
+            &[0xaa; 131],
+            b"Test Using Larger Than Block-Size Key - Hash Key First"
+        )),
+        "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Webhook bodies
+
+/// A `messages` change of the phone number `phone` carrying `value` (metadata added).
+fn change_of(phone: &str, mut value: Value) -> Value {
+    value["messaging_product"] = json!("whatsapp");
+    value["metadata"] = json!({ "display_phone_number": "15550783881", "phone_number_id": phone });
+    json!({ "object": "whatsapp_business_account", "entry": [ { "id": WABA_ID,
+        "changes": [ { "field": "messages", "value": value } ] } ] })
+}
+
+/// A message of `kind` from the customer `wa_id` named `name`.
+fn message_from(wa_id: &str, wamid: &str, kind: &str, body: Value) -> Value {
+    let mut m = json!({ "from": wa_id, "id": wamid, "timestamp": "1700000000", "type": kind });
+    m[kind] = body;
+    change_of(
+        PHONE_ID,
+        json!({ "contacts": [ { "profile": { "name": "Sheena Nelson" }, "wa_id": wa_id } ],
+                "messages": [ m ] }),
+    )
+}
+
+fn text_from(wa_id: &str, wamid: &str, text: &str) -> Value {
+    message_from(wa_id, wamid, "text", json!({ "body": text }))
+}
+
+/// A `statuses[]` entry about the message `wamid` sent to `recipient`.
+fn status_of(wamid: &str, status: &str, recipient: &str, errors: Option<Value>) -> Value {
+    let mut st = json!({ "id": wamid, "status": status, "timestamp": "1700000100",
+                         "recipient_id": recipient });
+    if let Some(e) = errors {
+        st["errors"] = e;
+    }
+    change_of(PHONE_ID, json!({ "statuses": [ st ] }))
+}
+
+impl Wa {
+    /// Posts a webhook signed with the app secret.
+    async fn post(&self, body: &Value) -> (StatusCode, String) {
+        let bytes = body.to_string().into_bytes();
+        let sig = signature(APP_SECRET, &bytes);
+        self.post_raw(&[("x-hub-signature-256", &sig)], bytes).await
+    }
+
+    async fn post_raw(&self, headers: &[(&str, &str)], body: Vec<u8>) -> (StatusCode, String) {
+        provider_post(
+            &self.s,
+            &format!("/channels/whatsapp/{}", self.id),
+            "application/json",
+            headers,
+            body,
+        )
+        .await
+    }
+
+    /// The customer `wa_id` writes `text` (answered 200 with an empty body).
+    async fn says(&self, wa_id: &str, wamid: &str, text: &str) {
+        let (status, body) = self.post(&text_from(wa_id, wamid, text)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(body.is_empty(), "{body}");
+    }
+
+    async fn conversation(&self, binding: &str) -> String {
+        conversation_of(&self.s, &self.id, binding).await
+    }
+
+    /// A conversation in which the customer has just written (the window is open).
+    async fn open_conversation(&self, wa_id: &str) -> String {
+        self.says(
+            wa_id,
+            &format!("wamid.in-{wa_id}-{}", uuid::Uuid::new_v4()),
+            "hi",
+        )
+        .await;
+        self.conversation(wa_id).await
+    }
+
+    async fn handshake(&self, query: &str) -> (StatusCode, String, Option<String>) {
+        let resp = self
+            .s
+            .http
+            .get(
+                self.s
+                    .url(&format!("/channels/whatsapp/{}?{query}", self.id)),
+            )
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (status, resp.text().await.unwrap(), ct)
+    }
+
+    fn assert_no_problems(&self) {
+        assert!(
+            self.fake.problems().is_empty(),
+            "{:?}",
+            self.fake.problems()
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Provisioning
+
+#[tokio::test]
+async fn create_live_answers_the_handshake_of_the_pending_integration_and_stores_the_number() {
+    let fake = whatsapp::start(TOKEN).await;
+    let url = fake.graph_url();
+    let s = server(Backend::Sqlite, "0s", move |a| {
+        a.provider_whatsapp_url = url
+    })
+    .await;
+    let (hub, _) = hub_with_agent(&s).await;
+    // Values a client sends for the read-only keys are ignored in live mode.
+    let (status, body) = create(
+        &s,
+        &hub,
+        "WhatsApp",
+        configuration(json!({ "displayPhoneNumber": "+1 000", "verifiedName": "Mine" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let id = body["integrationId"].as_str().unwrap().to_owned();
+    let c = &body["configuration"];
+    assert_eq!(
+        c["displayPhoneNumber"],
+        whatsapp::DISPLAY_PHONE_NUMBER,
+        "{body}"
+    );
+    assert_eq!(c["verifiedName"], whatsapp::VERIFIED_NAME, "{body}");
+    assert_eq!(c["templateLanguage"], "en_US", "{body}");
+    let secret = c["webhookSecret"].as_str().unwrap().to_owned();
+    assert_eq!(secret.len(), 32);
+    assert!(
+        secret.bytes().all(|b| b.is_ascii_alphanumeric()),
+        "{secret}"
+    );
+
+    // Verify, subscribe the app, then the override, in this order.
+    let calls: Vec<(String, String)> = fake
+        .requests()
+        .iter()
+        .map(|r| (r.method.clone(), r.path.clone()))
+        .collect();
+    let v = whatsapp::VERSION;
+    assert_eq!(
+        calls,
+        [
+            ("GET".to_owned(), format!("/{v}/{PHONE_ID}")),
+            ("POST".to_owned(), format!("/{v}/{WABA_ID}/subscribed_apps")),
+            ("POST".to_owned(), format!("/{v}/{PHONE_ID}")),
+        ]
+    );
+    let requests = fake.requests();
+    assert_eq!(
+        requests[0].query_param("fields").as_deref(),
+        Some("display_phone_number,verified_name")
+    );
+    assert!(requests
+        .iter()
+        .all(|r| r.header("authorization") == Some(&format!("Bearer {TOKEN}"))));
+    let callback = format!("{}/channels/whatsapp/{id}", s.base);
+    assert_eq!(
+        requests[2].json(),
+        json!({ "webhook_configuration": { "override_callback_uri": callback, "verify_token": secret } })
+    );
+    // The fake sent the handshake before answering the override: the integration, still
+    // pending, was found and the challenge echoed.
+    let handshakes = fake.handshakes();
+    assert_eq!(handshakes.len(), 1, "{handshakes:?}");
+    assert!(handshakes[0].echoed(), "{handshakes:?}");
+    assert!(handshakes[0].url.starts_with(&callback), "{handshakes:?}");
+    assert!(fake.problems().is_empty(), "{:?}", fake.problems());
+
+    // Stored as answered.
+    let (status, got) = s
+        .get(&format!("/api/v1/integrations/{id}"), &s.a.portal)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    assert_eq!(
+        got["configuration"]["displayPhoneNumber"],
+        whatsapp::DISPLAY_PHONE_NUMBER
+    );
+    assert_eq!(got["channelId"], "WhatsApp");
+
+    // Delete: no deregistration call; Meta's later calls find nothing (404/6000).
+    let before = fake.requests().len();
+    let (status, _) = s
+        .delete(&format!("/api/v1/integrations/{id}"), &s.a.portal)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(fake.requests().len(), before);
+    let resp = s
+        .http
+        .get(format!(
+            "{callback}?hub.mode=subscribe&hub.verify_token={secret}&hub.challenge=5"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    assert_eq!(code(&resp.text().await.unwrap()), 6000);
+}
+
+#[tokio::test]
+async fn the_handshake_route_checks_mode_and_verify_token() {
+    let t = setup().await;
+    let (status, body, ct) = t
+        .handshake(&format!(
+            "hub.mode=subscribe&hub.verify_token={}&hub.challenge=1158201444",
+            t.secret
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, "1158201444");
+    assert!(ct.unwrap().starts_with("text/plain"));
+    for q in [
+        "hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=1".to_owned(),
+        format!(
+            "hub.mode=unsubscribe&hub.verify_token={}&hub.challenge=1",
+            t.secret
+        ),
+        format!("hub.mode=subscribe&hub.verify_token={}", t.secret),
+        "hub.mode=subscribe&hub.challenge=1".to_owned(),
+    ] {
+        let (status, body, _) = t.handshake(&q).await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::FORBIDDEN, 101),
+            "{q}: {body}"
+        );
+    }
+    // An unknown id: 404/6000; not a UUID: 400/203.
+    let resp =
+        t.s.http
+            .get(t.s.url(&format!(
+                "/channels/whatsapp/{}?hub.mode=subscribe&hub.verify_token=x&hub.challenge=1",
+                uuid::Uuid::new_v4()
+            )))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let resp =
+        t.s.http
+            .get(t.s.url("/channels/whatsapp/nope"))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(code(&resp.text().await.unwrap()), 203);
+}
+
+#[tokio::test]
+async fn without_a_business_account_only_the_override_is_registered() {
+    let t = setup().await;
+    let before = t.fake.requests().len();
+    let mut c = configuration(json!({ "phoneNumberId": OTHER_PHONE_ID }));
+    c.as_object_mut().unwrap().remove("businessAccountId");
+    let (status, body) = create(&t.s, &t.hub, "WhatsApp", c).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let paths: Vec<String> = t.fake.requests()[before..]
+        .iter()
+        .map(|r| r.path.clone())
+        .collect();
+    let v = whatsapp::VERSION;
+    assert_eq!(
+        paths,
+        [
+            format!("/{v}/{OTHER_PHONE_ID}"),
+            format!("/{v}/{OTHER_PHONE_ID}")
+        ]
+    );
+    assert_eq!(t.fake.handshakes().len(), 2);
+    assert!(t.fake.handshakes()[1].echoed());
+    assert_eq!(body["configuration"]["businessAccountId"], Value::Null);
+    t.assert_no_problems();
+}
+
+#[tokio::test]
+async fn create_refused_or_unreachable_stores_nothing() {
+    let t = setup().await;
+    let before = integrations(&t.s, &t.hub).await.len();
+    // The description without the trailing " (code: …)" of SPEC 1.
+    let refused = |body: &Value| {
+        assert_eq!(body["errors"][0]["code"], 206, "{body}");
+        let d = body["errors"][0]["description"].as_str().unwrap();
+        d.rsplit_once(" (code: ").map_or(d, |(d, _)| d).to_owned()
+    };
+
+    // A token Graph does not accept (190).
+    let (status, body) = create(
+        &t.s,
+        &t.hub,
+        "WhatsApp",
+        configuration(json!({ "accessToken": "EAAexpired" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let d = refused(&body);
+    assert!(
+        d.starts_with("WhatsApp refused the configuration: Invalid OAuth access token")
+            && d.ends_with("(190)"),
+        "{d}"
+    );
+
+    // A number the token cannot see (100).
+    let (status, body) = create(
+        &t.s,
+        &t.hub,
+        "WhatsApp",
+        configuration(json!({ "phoneNumberId": "999999999" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let d = refused(&body);
+    assert!(
+        d.starts_with("WhatsApp refused the configuration: Unsupported get request")
+            && d.ends_with("(100)"),
+        "{d}"
+    );
+
+    // A business account the token cannot see: subscribed_apps refused.
+    let (status, body) = create(
+        &t.s,
+        &t.hub,
+        "WhatsApp",
+        configuration(json!({ "businessAccountId": "123456" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(refused(&body).contains("Object with ID '123456'"), "{body}");
+
+    // The handshake fails (Meta sends a verify token Switchboard does not know): Meta refuses
+    // the override with 2200, create answers its refusal and forgets the pending row.
+    *t.fake.extra.tamper_verify_token.lock().unwrap() = Some("not-the-secret".into());
+    let (status, body) = create(&t.s, &t.hub, "WhatsApp", configuration(json!({}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let d = refused(&body);
+    assert!(
+        d.contains("Callback verification failed") && d.ends_with("(2200)"),
+        "{d}"
+    );
+    let last = t.fake.handshakes().pop().unwrap();
+    assert_eq!(last.status, Some(403), "{last:?}");
+    *t.fake.extra.tamper_verify_token.lock().unwrap() = None;
+    // The pending integration is gone: the handshake with the real token finds nothing.
+    let override_call = t.fake.to(&format!("/{PHONE_ID}")).pop().unwrap().json();
+    let uri = override_call["webhook_configuration"]["override_callback_uri"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let token = override_call["webhook_configuration"]["verify_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let resp =
+        t.s.http
+            .get(format!(
+                "{uri}?hub.mode=subscribe&hub.verify_token={token}&hub.challenge=7"
+            ))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+
+    // 5xx on the verification, 429 on the subscription: unreachable, 503/100.
+    for script in [
+        vec![Mode::ServerError],
+        vec![Mode::Success, Mode::RateLimited(1)],
+    ] {
+        t.fake.script(script);
+        let (status, body) = create(&t.s, &t.hub, "WhatsApp", configuration(json!({}))).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(body["errors"][0]["code"], 100, "{body}");
+        assert!(body["errors"][0]["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("WhatsApp is unreachable"));
+    }
+    assert_eq!(integrations(&t.s, &t.hub).await.len(), before);
+    t.assert_no_problems();
+}
+
+#[tokio::test]
+async fn a_closed_port_is_unreachable() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v25.0", closed.local_addr().unwrap());
+    drop(closed);
+    let s = server(Backend::Sqlite, "0s", move |a| {
+        a.provider_whatsapp_url = url
+    })
+    .await;
+    let (hub, _) = hub_with_agent(&s).await;
+    let (status, body) = create(&s, &hub, "WhatsApp", configuration(json!({}))).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["errors"][0]["code"], 100);
+    assert!(body["errors"][0]["description"]
+        .as_str()
+        .unwrap()
+        .starts_with("WhatsApp is unreachable"));
+    assert_eq!(integrations(&s, &hub).await.len(), 1, "only the agent");
+}
+
+#[tokio::test]
+async fn ids_must_be_digits_and_an_app_secret_is_required() {
+    let t = setup().await;
+    let before = t.fake.requests().len();
+    for extra in [
+        json!({ "phoneNumberId": "10654-0352242922" }),
+        json!({ "phoneNumberId": "abc" }),
+        json!({ "businessAccountId": "WABA1" }),
+    ] {
+        let (status, body) = create(&t.s, &t.hub, "WhatsApp", configuration(extra.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{extra}: {body}");
+        assert_eq!(body["errors"][0]["code"], 201, "{extra}: {body}");
+    }
+    // No appSecret and no SWITCHBOARD_MESSENGER_APP_SECRET: refused before any call.
+    let mut c = configuration(json!({}));
+    c.as_object_mut().unwrap().remove("appSecret");
+    let (status, body) = create(&t.s, &t.hub, "WhatsApp", c).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.to_string().contains("appSecret"), "{body}");
+    assert_eq!(t.fake.requests().len(), before, "no provider call");
+}
+
+#[tokio::test]
+async fn the_server_app_secret_signs_when_the_configuration_has_none() {
+    let fake = whatsapp::start(TOKEN).await;
+    let url = fake.graph_url();
+    let s = server(Backend::Sqlite, "0s", move |a| {
+        a.provider_whatsapp_url = url;
+        a.messenger_app_secret = Some("server-app-secret".into());
+    })
+    .await;
+    let (hub, agent) = hub_with_agent(&s).await;
+    let mut c = configuration(json!({}));
+    c.as_object_mut().unwrap().remove("appSecret");
+    let (status, body) = create(&s, &hub, "WhatsApp", c).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let id = body["integrationId"].as_str().unwrap();
+    let bytes = text_from(CUSTOMER, "wamid.env1", "signed by the server's app").to_string();
+    let path = format!("/channels/whatsapp/{id}");
+    let wrong = signature(APP_SECRET, bytes.as_bytes());
+    let (status, _) = provider_post(
+        &s,
+        &path,
+        "application/json",
+        &[("x-hub-signature-256", &wrong)],
+        bytes.clone().into_bytes(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let right = signature("server-app-secret", bytes.as_bytes());
+    let (status, body) = provider_post(
+        &s,
+        &path,
+        "application/json",
+        &[("x-hub-signature-256", &right)],
+        bytes.into_bytes(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let conversation = conversation_of(&s, id, CUSTOMER).await;
+    let got = customer_activities(&s, &conversation, &agent).await;
+    assert_eq!(got.len(), 1, "{got:#?}");
+}
+
+#[tokio::test]
+async fn offline_makes_no_call_takes_read_only_keys_as_given_and_holds_deliveries() {
+    let fake = whatsapp::start(TOKEN).await;
+    let url = fake.graph_url();
+    let s = server(Backend::Sqlite, "0s", move |a| {
+        a.provider_whatsapp_url = url;
+        a.providers = switchboard::config::ProvidersMode::Offline;
+    })
+    .await;
+    let (hub, agent) = hub_with_agent(&s).await;
+    let (status, body) = create(
+        &s,
+        &hub,
+        "WhatsApp",
+        configuration(json!({ "displayPhoneNumber": "+1 555 0100" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["configuration"]["displayPhoneNumber"], "+1 555 0100");
+    assert_eq!(body["configuration"]["verifiedName"], Value::Null);
+    let id = body["integrationId"].as_str().unwrap().to_owned();
+    // Inbound works unchanged (signature included).
+    let bytes = text_from(CUSTOMER, "wamid.off1", "hello offline").to_string();
+    let sig = signature(APP_SECRET, bytes.as_bytes());
+    let (status, b) = provider_post(
+        &s,
+        &format!("/channels/whatsapp/{id}"),
+        "application/json",
+        &[("x-hub-signature-256", &sig)],
+        bytes.into_bytes(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{b}");
+    let conversation = conversation_of(&s, &id, CUSTOMER).await;
+    let (status, b) = agent_sends(&s, &conversation, &agent, text("held")).await;
+    assert_eq!(status, StatusCode::OK, "{b}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let list = deliveries(&s, &id).await;
+    assert_eq!(list.len(), 1, "{list:#?}");
+    assert_eq!(list[0]["status"], "pending");
+    assert_eq!(list[0]["nextAttemptAt"], Value::Null);
+    assert_eq!(list[0]["lastError"], "providers offline");
+    assert_eq!(list[0]["channel"], "WhatsApp");
+    assert!(fake.requests().is_empty(), "{:?}", fake.requests());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inbound
+
+#[tokio::test]
+async fn inbound_needs_meta_s_signature() {
+    let t = setup().await;
+    let body = text_from(CUSTOMER, "wamid.sig1", "hi")
+        .to_string()
+        .into_bytes();
+    let good = signature(APP_SECRET, &body);
+    let mut changed = body.clone();
+    let at = changed.len() - 5;
+    changed[at] ^= 1;
+    let cases: Vec<(Vec<(&str, String)>, Vec<u8>)> = vec![
+        (vec![], body.clone()),
+        (
+            vec![("x-hub-signature-256", signature("another secret", &body))],
+            body.clone(),
+        ),
+        (vec![("x-hub-signature-256", good.clone())], changed),
+        (
+            vec![("x-hub-signature-256", good.replace("sha256=", ""))],
+            body.clone(),
+        ),
+        (
+            vec![("x-hub-signature-256", good.replace("sha256=", "sha1="))],
+            body.clone(),
+        ),
+        (vec![("x-hub-signature", good.clone())], body.clone()),
+    ];
+    for (headers, b) in cases {
+        let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (status, answer) = t.post_raw(&h, b).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{headers:?}: {answer}");
+        assert_eq!(code(&answer), 102, "{answer}");
+        assert!(answer.contains("ENG000102"), "{answer}");
+    }
+    // Nothing was stored.
+    let conversation = t.conversation(CUSTOMER).await;
+    assert!(customer_activities(&t.s, &conversation, &t.agent)
+        .await
+        .is_empty());
+    // Signed but unparseable: 400/300. Signed, another object: ignored, 200.
+    let junk = b"{not json".to_vec();
+    let sig = signature(APP_SECRET, &junk);
+    let (status, answer) = t.post_raw(&[("x-hub-signature-256", &sig)], junk).await;
+    assert_eq!(
+        (status, code(&answer)),
+        (StatusCode::BAD_REQUEST, 300),
+        "{answer}"
+    );
+    let (status, _) = t.post(&json!({ "object": "page", "entry": [] })).await;
+    assert_eq!(status, StatusCode::OK);
+    // Over 1 MiB: 413/304.
+    let (status, answer) = t
+        .post_raw(
+            &[("x-hub-signature-256", &good)],
+            vec![b' '; 1024 * 1024 + 1],
+        )
+        .await;
+    assert_eq!(
+        (status, code(&answer)),
+        (StatusCode::PAYLOAD_TOO_LARGE, 304),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
+async fn inbound_messages_become_activities_once() {
+    let t = setup().await;
+    t.says(CUSTOMER, "wamid.t1", "hello there").await;
+    // Meta delivers the same message again: nothing new.
+    t.says(CUSTOMER, "wamid.t1", "hello there").await;
+    let sends = [
+        message_from(
+            CUSTOMER,
+            "wamid.t2",
+            "image",
+            json!({ "id": MEDIA_ID, "mime_type": "image/jpeg", "sha256": "x", "caption": "look" }),
+        ),
+        message_from(
+            CUSTOMER,
+            "wamid.t3",
+            "document",
+            json!({ "id": MEDIA_ID, "mime_type": "application/pdf", "filename": "invoice.pdf" }),
+        ),
+        message_from(
+            CUSTOMER,
+            "wamid.t4",
+            "location",
+            json!({ "latitude": 48.85, "longitude": 2.35, "name": "Louvre", "address": "Rue de Rivoli" }),
+        ),
+        message_from(
+            CUSTOMER,
+            "wamid.t5",
+            "contacts",
+            json!([ { "name": { "formatted_name": "Ada Lovelace" }, "phones": [ { "phone": "+1 555 0101" } ] } ]),
+        ),
+        message_from(
+            CUSTOMER,
+            "wamid.t6",
+            "order",
+            json!({ "catalog_id": "1", "product_items": [] }),
+        ),
+        message_from(
+            CUSTOMER,
+            "wamid.t7",
+            "reaction",
+            json!({ "message_id": "wamid.x", "emoji": "👍" }),
+        ),
+        // Ignored: a removed reaction, a system message.
+        message_from(
+            CUSTOMER,
+            "wamid.t8",
+            "reaction",
+            json!({ "message_id": "wamid.x", "emoji": "" }),
+        ),
+        message_from(
+            CUSTOMER,
+            "wamid.t9",
+            "system",
+            json!({ "body": "changed number" }),
+        ),
+    ];
+    for body in &sends {
+        let (status, answer) = t.post(body).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert!(answer.is_empty());
+    }
+    // Ignored: another number of the same account, another field, a group message.
+    let mut other = text_from(CUSTOMER, "wamid.o1", "to the other number");
+    other["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = json!(OTHER_PHONE_ID);
+    let mut field = text_from(CUSTOMER, "wamid.o2", "another field");
+    field["entry"][0]["changes"][0]["field"] = json!("message_echoes");
+    let mut group = text_from(CUSTOMER, "wamid.o3", "in a group");
+    group["entry"][0]["changes"][0]["value"]["messages"][0]["group_id"] =
+        json!("120363000000000000");
+    for body in [other, field, group] {
+        assert_eq!(t.post(&body).await.0, StatusCode::OK);
+    }
+
+    let conversation = t.conversation(CUSTOMER).await;
+    let got = customer_activities(&t.s, &conversation, &t.agent).await;
+    let summary: Vec<String> = got.iter().map(|a| a["message"].to_string()).collect();
+    assert_eq!(got.len(), 7, "{summary:#?}");
+    assert_eq!(got[0]["message"]["text"], "hello there");
+    assert_eq!(got[0]["externalId"], "wamid.t1");
+    assert_eq!(got[0]["sender"]["channelType"], "WhatsApp");
+    assert_eq!(got[1]["message"]["type"], "image");
+    assert_eq!(got[1]["message"]["caption"], "look");
+    assert_eq!(got[2]["message"]["type"], "attachment");
+    assert_eq!(got[2]["message"]["title"], "invoice.pdf");
+    assert_eq!(got[3]["message"]["type"], "location");
+    assert_eq!(got[3]["message"]["address"], "Louvre, Rue de Rivoli");
+    assert_eq!(got[4]["message"]["text"], "Ada Lovelace\n+1 555 0101");
+    assert_eq!(got[5]["message"]["text"], "[order not supported]");
+    assert_eq!(got[6]["message"]["text"], "👍");
+    // Properties: the profile name and the phone.
+    let (_, c) =
+        t.s.get(
+            &format!("/api/v1/conversations/{conversation}"),
+            &t.s.a.engine,
+        )
+        .await;
+    assert_eq!(
+        c["properties"]["profile"]["full name"], "Sheena Nelson",
+        "{c}"
+    );
+    assert_eq!(c["properties"]["channel"]["phone"], CUSTOMER, "{c}");
+    assert_eq!(c["properties"]["channel"]["userId"], CUSTOMER, "{c}");
+    // No profile call was made (WhatsApp has none), nothing else was called.
+    assert!(t.fake.to("/messages").is_empty());
+    t.assert_no_problems();
+}
+
+#[tokio::test]
+async fn a_media_link_resolves_the_id_then_downloads_from_the_returned_url() {
+    let t = setup().await;
+    let image = message_from(
+        CUSTOMER,
+        "wamid.m1",
+        "image",
+        json!({ "id": MEDIA_ID, "mime_type": "image/jpeg" }),
+    );
+    assert_eq!(t.post(&image).await.0, StatusCode::OK);
+    let expired = message_from(
+        CUSTOMER,
+        "wamid.m2",
+        "video",
+        json!({ "id": whatsapp::EXPIRED_MEDIA_ID, "mime_type": "video/mp4" }),
+    );
+    assert_eq!(t.post(&expired).await.0, StatusCode::OK);
+    let unknown = message_from(
+        CUSTOMER,
+        "wamid.m3",
+        "audio",
+        json!({ "id": "424242", "voice": true }),
+    );
+    assert_eq!(t.post(&unknown).await.0, StatusCode::OK);
+    let conversation = t.conversation(CUSTOMER).await;
+    let got = customer_activities(&t.s, &conversation, &t.agent).await;
+    assert_eq!(got.len(), 3, "{got:#?}");
+    assert_eq!(got[1]["message"]["type"], "video");
+    assert_eq!(got[2]["message"]["type"], "audio");
+    let link = got[0]["message"]["url"].as_str().unwrap().to_owned();
+    assert!(
+        link.starts_with(&format!("{}/channels/media/{}/", t.s.base, t.id)),
+        "{link}"
+    );
+
+    let before = t.fake.requests().len();
+    let resp = t.s.http.get(&link).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], whatsapp::MEDIA_MIME);
+    assert_eq!(resp.headers()["content-disposition"], "inline");
+    assert_eq!(resp.headers()["cache-control"], "private, max-age=3600");
+    assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), whatsapp::MEDIA_BYTES);
+    // The lookup, then the download from the URL it answered, both with the Bearer token.
+    let calls = &t.fake.requests()[before..];
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(calls[0].method, "GET");
+    assert_eq!(calls[0].path, format!("/{}/{MEDIA_ID}", whatsapp::VERSION));
+    assert_eq!(calls[1].path, format!("/media-download/{MEDIA_ID}"));
+    for c in calls {
+        assert_eq!(
+            c.header("authorization"),
+            Some(format!("Bearer {TOKEN}").as_str())
+        );
+    }
+    // An expired download, an unknown id, a changed signature: 404/105.
+    for url in [
+        got[1]["message"]["url"].as_str().unwrap().to_owned(),
+        got[2]["message"]["url"].as_str().unwrap().to_owned(),
+        format!(
+            "{}x",
+            link.trim_end_matches(|c| c != '=').trim_end_matches('=')
+        ),
+    ] {
+        let resp = t.s.http.get(&url).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{url}");
+        assert_eq!(code(&resp.text().await.unwrap()), 105);
+    }
+    t.assert_no_problems();
+}
+
+#[tokio::test]
+async fn replies_to_buttons_are_payloads_or_texts() {
+    let t = setup().await;
+    let bodies = [
+        message_from(
+            CUSTOMER,
+            "wamid.b1",
+            "interactive",
+            json!({ "type": "button_reply",
+            "button_reply": { "id": "p:BUY_RED", "title": "Red" } }),
+        ),
+        message_from(
+            CUSTOMER,
+            "wamid.b2",
+            "interactive",
+            json!({ "type": "button_reply",
+            "button_reply": { "id": "r:Yes", "title": "Yes" } }),
+        ),
+        message_from(
+            CUSTOMER,
+            "wamid.b3",
+            "interactive",
+            json!({ "type": "list_reply",
+            "list_reply": { "id": "p:{\"size\":42}", "title": "Size 42", "description": "d" } }),
+        ),
+        message_from(
+            CUSTOMER,
+            "wamid.b4",
+            "interactive",
+            json!({ "type": "list_reply",
+            "list_reply": { "id": "custom-7", "title": "Seven" } }),
+        ),
+        message_from(
+            CUSTOMER,
+            "wamid.b5",
+            "button",
+            json!({ "text": "Stop promotions", "payload": "STOP" }),
+        ),
+    ];
+    for b in &bodies {
+        assert_eq!(t.post(b).await.0, StatusCode::OK);
+    }
+    let conversation = t.conversation(CUSTOMER).await;
+    let got = customer_activities(&t.s, &conversation, &t.agent).await;
+    assert_eq!(got.len(), 5, "{got:#?}");
+    assert_eq!(got[0]["type"], "event");
+    assert_eq!(got[0]["event"]["type"], "payload");
+    assert_eq!(got[0]["event"]["payloadType"], "postback");
+    assert_eq!(got[0]["event"]["payload"], "BUY_RED");
+    assert_eq!(got[1]["message"]["text"], "Yes");
+    assert_eq!(got[2]["event"]["payload"], "{\"size\":42}");
+    assert_eq!(got[3]["message"]["text"], "Seven");
+    assert_eq!(got[4]["message"]["text"], "Stop promotions");
+}
+
+#[tokio::test]
+async fn read_and_failed_statuses() {
+    let t = setup().await;
+    let conversation = t.open_conversation(CUSTOMER).await;
+    agent_sends(&t.s, &conversation, &t.agent, text("our answer")).await;
+    let list = deliveries_when(&t.s, &t.id, 1, settled).await;
+    assert_eq!(list[0]["status"], "succeeded", "{list:#?}");
+    let wamid = list[0]["providerMessageIds"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(wamid.starts_with("wamid."), "{wamid}");
+
+    // sent and delivered are ignored; read (twice) is one seen event.
+    for st in ["sent", "delivered", "read", "read"] {
+        let (status, answer) = t.post(&status_of(&wamid, st, CUSTOMER, None)).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    let got = customer_activities(&t.s, &conversation, &t.agent).await;
+    assert_eq!(got.len(), 2, "{got:#?}");
+    assert_eq!(got[1]["type"], "event");
+    assert_eq!(got[1]["event"]["type"], "seen");
+    assert_eq!(got[1]["externalId"], format!("read:{wamid}"));
+    // A read status for someone with no open conversation: nothing.
+    assert_eq!(
+        t.post(&status_of("wamid.elsewhere", "read", "4915112345678", None))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let other = t.conversation("4915112345678").await;
+    assert!(customer_activities(&t.s, &other, &t.agent).await.is_empty());
+
+    // failed, delivered twice (and twice in one body): one delivery_failed.
+    let errors = json!([ { "code": 131026, "title": "Message undeliverable",
+        "message": "Message undeliverable", "error_data": { "details": "Receiver is incapable of receiving this message" } } ]);
+    let failed = status_of(&wamid, "failed", CUSTOMER, Some(errors));
+    let mut twice = failed.clone();
+    let st = twice["entry"][0]["changes"][0]["value"]["statuses"][0].clone();
+    twice["entry"][0]["changes"][0]["value"]["statuses"] = json!([st.clone(), st]);
+    for body in [&failed, &failed, &twice] {
+        assert_eq!(t.post(body).await.0, StatusCode::OK);
+    }
+    let notes = notifications(&t.s, "delivery_failed").await;
+    assert_eq!(notes.len(), 1, "{notes:#?}");
+    let d = notes[0]["description"].as_str().unwrap();
+    assert!(d.contains(&wamid) && d.contains(CUSTOMER), "{d}");
+    assert!(
+        d.contains("131026") && d.contains("Message undeliverable"),
+        "{d}"
+    );
+    assert!(d.contains("Receiver is incapable"), "{d}");
+    // The delivery Meta had accepted stays succeeded.
+    let list = deliveries(&t.s, &t.id).await;
+    assert_eq!(list[0]["status"], "succeeded");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outbound
+
+fn actions(n: usize, title_len: usize) -> Value {
+    let list: Vec<Value> = (0..n)
+        .map(|i| {
+            let title = format!("{i}{}", "x".repeat(title_len - 1));
+            if i % 2 == 0 {
+                json!({ "type": "reply", "title": title, "payload": title })
+            } else {
+                json!({ "type": "postback", "title": title, "payload": format!("PAY{i}") })
+            }
+        })
+        .collect();
+    Value::Array(list)
+}
+
+fn with_actions(t: &str, actions: Value) -> Value {
+    json!({ "type": "message", "message": { "type": "text", "text": t, "actions": actions } })
+}
+
+#[tokio::test]
+async fn agent_messages_are_rendered_and_recorded_with_wamids() {
+    let t = setup().await;
+    let conversation = t.open_conversation(CUSTOMER).await;
+    let sends = [
+        text("plain"),
+        with_actions("Three buttons", actions(3, 20)),
+        with_actions("A list", actions(5, 24)),
+        with_actions("Eleven choices", actions(11, 5)),
+        with_actions("Titles too long", actions(3, 25)),
+        with_actions(
+            "Visit",
+            json!([ { "type": "link", "title": "Our site", "url": "https://example.com" } ]),
+        ),
+        json!({ "type": "message", "message": { "type": "image", "url": "https://example.com/a.png", "caption": "An image" } }),
+        json!({ "type": "message", "message": { "type": "audio", "url": "https://example.com/a.mp3", "title": "A song" } }),
+        json!({ "type": "message", "message": { "type": "attachment", "url": "https://example.com/a.pdf", "title": "a.pdf" } }),
+        json!({ "type": "message", "message": { "type": "location", "latitude": 48.85, "longitude": 2.35 } }),
+        json!({ "type": "message", "message": { "type": "contact", "name": "Ada", "phone": "+15551234" } }),
+        json!({ "type": "message", "message": { "type": "card", "title": "Shoe", "description": "A red shoe",
+            "mediaUrl": "https://example.com/shoe.png",
+            "actions": [ { "type": "postback", "title": "Buy", "payload": "BUY" } ] } }),
+        text(&"word ".repeat(1000)),
+    ];
+    let n = sends.len();
+    for body in sends {
+        let (status, b) = agent_sends(&t.s, &conversation, &t.agent, body).await;
+        assert_eq!(status, StatusCode::OK, "{b}");
+    }
+    let list = deliveries_when(&t.s, &t.id, n, settled).await;
+    assert!(
+        list.iter().all(|d| d["status"] == "succeeded"),
+        "{list:#?}; {:?}",
+        t.fake.problems()
+    );
+    assert!(list.iter().all(|d| d["channel"] == "WhatsApp"));
+    for d in &list {
+        let ids = d["providerMessageIds"].as_array().unwrap();
+        assert!(
+            !ids.is_empty()
+                && ids
+                    .iter()
+                    .all(|i| i.as_str().unwrap().starts_with("wamid.")),
+            "{d:#}"
+        );
+    }
+    // The audio's title went first as a text; the long text in two parts.
+    assert_eq!(list[7]["providerMessageIds"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        list[n - 1]["providerMessageIds"].as_array().unwrap().len(),
+        2
+    );
+    t.assert_no_problems();
+
+    let m = t.fake.messages();
+    assert!(m.iter().all(|b| b["to"] == CUSTOMER
+        && b["recipient_type"] == "individual"
+        && b["messaging_product"] == "whatsapp"));
+    let kinds: Vec<String> = m
+        .iter()
+        .map(|b| match b["type"].as_str().unwrap() {
+            "interactive" => format!("interactive/{}", b["interactive"]["type"].as_str().unwrap()),
+            k => k.to_owned(),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "text",
+            "interactive/button",
+            "interactive/list",
+            "text",
+            "text",
+            "interactive/cta_url",
+            "image",
+            "text",
+            "audio",
+            "document",
+            "location",
+            "text",
+            "interactive/button",
+            "text",
+            "text"
+        ]
+    );
+    assert_eq!(m[0]["text"]["body"], "plain");
+    let buttons = &m[1]["interactive"];
+    assert_eq!(buttons["body"]["text"], "Three buttons");
+    let ids: Vec<&str> = buttons["action"]["buttons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["reply"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            format!("r:0{}", "x".repeat(19)),
+            "p:PAY1".to_owned(),
+            format!("r:2{}", "x".repeat(19))
+        ]
+    );
+    let list_rows = m[2]["interactive"]["action"]["sections"][0]["rows"]
+        .as_array()
+        .unwrap();
+    assert_eq!(list_rows.len(), 5);
+    assert_eq!(m[2]["interactive"]["action"]["button"], "Options");
+    assert_eq!(list_rows[1]["id"], "p:PAY1");
+    // Beyond the interactive limits: the text fallback with the choices as lines.
+    let eleven = m[3]["text"]["body"].as_str().unwrap();
+    assert!(
+        eleven.starts_with("Eleven choices\n• 0xxxx\n• 1xxxx"),
+        "{eleven}"
+    );
+    assert_eq!(eleven.lines().count(), 12, "{eleven}");
+    assert!(m[4]["text"]["body"]
+        .as_str()
+        .unwrap()
+        .starts_with("Titles too long\n• "));
+    assert_eq!(
+        m[5]["interactive"]["action"]["parameters"]["url"],
+        "https://example.com"
+    );
+    assert_eq!(
+        m[6]["image"],
+        json!({ "link": "https://example.com/a.png", "caption": "An image" })
+    );
+    assert_eq!(m[7]["text"]["body"], "A song");
+    assert_eq!(
+        m[8]["audio"],
+        json!({ "link": "https://example.com/a.mp3" })
+    );
+    assert_eq!(m[9]["document"]["filename"], "a.pdf");
+    assert_eq!(m[10]["location"]["latitude"], 48.85);
+    assert!(m[11]["text"]["body"].as_str().unwrap().contains("Ada"));
+    let card = &m[12]["interactive"];
+    assert_eq!(
+        card["header"]["image"]["link"],
+        "https://example.com/shoe.png"
+    );
+    assert_eq!(card["body"]["text"], "Shoe\nA red shoe");
+    assert_eq!(card["action"]["buttons"][0]["reply"]["id"], "p:BUY");
+    let (a, b) = (
+        m[13]["text"]["body"].as_str().unwrap(),
+        m[14]["text"]["body"].as_str().unwrap(),
+    );
+    assert!(a.chars().count() <= 4096 && b.chars().count() <= 4096);
+    assert_eq!(format!("{a} {b}").split_whitespace().count(), 1000);
+}
+
+#[tokio::test]
+async fn seen_and_typing_mark_the_customer_s_last_message_read() {
+    let t = setup().await;
+    t.says(CUSTOMER, "wamid.first", "one").await;
+    t.says(CUSTOMER, "wamid.last", "two").await;
+    let conversation = t.conversation(CUSTOMER).await;
+    for ev in ["seen", "typing_on", "typing_off"] {
+        let (status, b) = agent_sends(
+            &t.s,
+            &conversation,
+            &t.agent,
+            json!({ "type": "event", "event": { "type": ev } }),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{b}");
+    }
+    let calls = t.fake.wait_for("/messages", 2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let m = t.fake.messages();
+    assert_eq!(m.len(), 2, "typing_off makes no call: {m:#?}");
+    assert_eq!(
+        calls[0].json(),
+        json!({ "messaging_product": "whatsapp", "status": "read", "message_id": "wamid.last" })
+    );
+    assert_eq!(m[1]["typing_indicator"], json!({ "type": "text" }));
+    assert_eq!(m[1]["message_id"], "wamid.last");
+    t.assert_no_problems();
+}
+
+/// Milliseconds since the epoch of an RFC 3339 UTC time such as `2026-12-07T16:45:09.123Z`.
+fn ms_of(t: &str) -> i64 {
+    let (date, rest) = t.split_once('T').unwrap();
+    let ymd: Vec<i64> = date.split('-').map(|p| p.parse().unwrap()).collect();
+    let rest = rest.trim_end_matches('Z');
+    let (hms, frac) = rest.split_once('.').unwrap_or((rest, "0"));
+    let hms: Vec<i64> = hms.split(':').map(|p| p.parse().unwrap()).collect();
+    let ms: i64 = format!("{frac:0<3}")[..3].parse().unwrap();
+    let (y, m) = if ymd[1] <= 2 {
+        (ymd[0] - 1, ymd[1] + 9)
+    } else {
+        (ymd[0], ymd[1] - 3)
+    };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + ymd[2] - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    (days * 86_400 + hms[0] * 3600 + hms[1] * 60 + hms[2]) * 1000 + ms
+}
+
+#[tokio::test]
+async fn a_5xx_is_retried_and_429_waits_for_its_hint() {
+    let t = setup().await;
+    let conversation = t.open_conversation(CUSTOMER).await;
+    t.fake.script([Mode::ServerError]);
+    agent_sends(&t.s, &conversation, &t.agent, text("one")).await;
+    let list = deliveries_when(&t.s, &t.id, 1, settled).await;
+    assert_eq!(list[0]["status"], "succeeded", "{list:#?}");
+    assert_eq!(list[0]["attemptCount"], 2);
+    assert_eq!(list[0]["attempts"][0]["statusCode"], 500);
+    let error = list[0]["attempts"][0]["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("WhatsApp 500: An unknown error has occurred."),
+        "{error}"
+    );
+    assert_eq!(list[0]["providerMessageIds"].as_array().unwrap().len(), 1);
+    assert_eq!(t.fake.to("/messages").len(), 2);
+
+    // 429 (130429) with a wait hint of 2 s: the next attempt waits for it (the schedule says
+    // 100 ms).
+    t.fake.script([Mode::RateLimited(2)]);
+    agent_sends(&t.s, &conversation, &t.agent, text("two")).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let d = loop {
+        let list = deliveries(&t.s, &t.id).await;
+        if let Some(d) = list
+            .get(1)
+            .filter(|d| d["attemptCount"] == 1 && d["status"] == "pending")
+        {
+            break d.clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{list:#?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(d["attempts"][0]["statusCode"], 429);
+    assert!(d["lastError"].as_str().unwrap().contains("130429"), "{d:#}");
+    let wait = ms_of(d["nextAttemptAt"].as_str().unwrap())
+        - ms_of(d["attempts"][0]["at"].as_str().unwrap());
+    assert!(wait >= 2000, "waited {wait} ms: {d:#}");
+    let list = deliveries_when(&t.s, &t.id, 2, settled).await;
+    assert_eq!(list[1]["status"], "succeeded");
+    t.assert_no_problems();
+}
+
+#[tokio::test]
+async fn refusals_fail_at_once_with_their_notification() {
+    let t = setup().await;
+    let conversation = t.open_conversation(CUSTOMER).await;
+    // 131026: permanent.
+    t.fake
+        .script([Mode::Refuse(400, whatsapp::undeliverable())]);
+    agent_sends(&t.s, &conversation, &t.agent, text("undeliverable")).await;
+    let list = deliveries_when(&t.s, &t.id, 1, settled).await;
+    assert_eq!(list[0]["status"], "failed", "{list:#?}");
+    assert_eq!(list[0]["attemptCount"], 1);
+    assert_eq!(
+        list[0]["lastError"],
+        "WhatsApp 400: (#131026) Message undeliverable: Message Undeliverable. (131026)"
+    );
+    let failed = notifications(&t.s, "delivery_failed").await;
+    assert_eq!(failed.len(), 1, "{failed:#?}");
+    assert!(failed[0]["description"]
+        .as_str()
+        .unwrap()
+        .contains("131026"));
+
+    // 190: credentials; the integration stays active.
+    t.fake
+        .script([Mode::Refuse(401, whatsapp::invalid_token())]);
+    agent_sends(&t.s, &conversation, &t.agent, text("token revoked")).await;
+    let list = deliveries_when(&t.s, &t.id, 2, settled).await;
+    assert_eq!(list[1]["status"], "failed");
+    assert!(
+        list[1]["lastError"].as_str().unwrap().contains("(190)"),
+        "{list:#?}"
+    );
+    assert_eq!(notifications(&t.s, "provider_auth_failed").await.len(), 1);
+    let (_, i) =
+        t.s.get(&format!("/api/v1/integrations/{}", t.id), &t.s.a.portal)
+            .await;
+    assert_eq!(i["statusId"], 3000, "{i}");
+
+    // 131047 although Switchboard thought the window open: permanent, with the window's reason.
+    t.fake
+        .script([Mode::Refuse(400, whatsapp::outside_window())]);
+    agent_sends(&t.s, &conversation, &t.agent, text("late")).await;
+    let list = deliveries_when(&t.s, &t.id, 3, settled).await;
+    assert_eq!(list[2]["status"], "failed");
+    assert_eq!(
+        list[2]["lastError"],
+        "WhatsApp 400: outside WhatsApp's 24-hour customer service window (131047)"
+    );
+    assert_eq!(notifications(&t.s, "delivery_failed").await.len(), 2);
+    t.assert_no_problems();
+}
+
+#[tokio::test]
+async fn a_retry_resumes_after_the_accepted_part_and_order_holds() {
+    let t = setup().await;
+    let conversation = t.open_conversation(CUSTOMER).await;
+    t.fake.script([Mode::Success, Mode::ServerError]);
+    agent_sends(&t.s, &conversation, &t.agent, text(&"long ".repeat(1000))).await;
+    agent_sends(&t.s, &conversation, &t.agent, text("after")).await;
+    let list = deliveries_when(&t.s, &t.id, 2, settled).await;
+    assert_eq!(list[0]["status"], "succeeded", "{list:#?}");
+    assert_eq!(list[0]["attemptCount"], 2);
+    assert_eq!(list[0]["providerMessageIds"].as_array().unwrap().len(), 2);
+    let bodies: Vec<String> = t
+        .fake
+        .messages()
+        .iter()
+        .map(|b| b["text"]["body"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(bodies.len(), 4, "{bodies:?}");
+    // Part 1, part 2 refused, part 2 again, then the next activity.
+    assert_ne!(bodies[0], bodies[1]);
+    assert_eq!(bodies[1], bodies[2]);
+    assert_eq!(bodies[3], "after");
+    t.assert_no_problems();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The 24-hour window, templates and business-scoped ids
+
+#[tokio::test]
+async fn outside_the_window_a_message_fails_without_a_call_or_goes_as_the_template() {
+    let t = setup().await;
+    // Established through the API: the customer never wrote, the window is closed.
+    let conversation = t.conversation(CUSTOMER).await;
+    agent_sends(&t.s, &conversation, &t.agent, text("are you there?")).await;
+    // Events go regardless of the window; a seen with no customer message makes no call.
+    agent_sends(
+        &t.s,
+        &conversation,
+        &t.agent,
+        json!({ "type": "event", "event": { "type": "seen" } }),
+    )
+    .await;
+    let list = deliveries_when(&t.s, &t.id, 1, settled).await;
+    let d = list
+        .iter()
+        .find(|d| d["status"] == "failed")
+        .expect("a failed delivery");
+    let reason = d["lastError"].as_str().unwrap();
+    assert!(
+        reason.contains("131047") && reason.contains("24-hour"),
+        "{reason}"
+    );
+    assert!(t.fake.to("/messages").is_empty(), "no call");
+    let notes = notifications(&t.s, "delivery_failed").await;
+    assert_eq!(notes.len(), 1, "{notes:#?}");
+    assert!(notes[0]["description"].as_str().unwrap().contains("131047"));
+
+    // With templateName (an update, which verifies and registers again): the template, whose
+    // one body parameter is the flattened text fallback.
+    let before_handshakes = t.fake.handshakes().len();
+    let (status, body) =
+        t.s.put(
+            &format!("/api/v1/integrations/{}", t.id),
+            &t.s.a.portal,
+            json!({ "configuration": configuration(json!({ "templateName": "follow_up",
+                                                              "templateLanguage": "de" })) }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["configuration"]["templateName"], "follow_up");
+    assert_eq!(
+        body["configuration"]["webhookSecret"],
+        t.secret.as_str(),
+        "the verify token is kept"
+    );
+    assert_eq!(t.fake.handshakes().len(), before_handshakes + 1);
+    assert!(t.fake.handshakes().last().unwrap().echoed());
+    let n = deliveries(&t.s, &t.id).await.len();
+    agent_sends(
+        &t.s,
+        &conversation,
+        &t.agent,
+        with_actions(
+            "Your order\n\tshipped.   Track it:",
+            json!([ { "type": "link", "title": "Track", "url": "https://example.com/t" } ]),
+        ),
+    )
+    .await;
+    let list = deliveries_when(&t.s, &t.id, n + 1, settled).await;
+    assert_eq!(
+        list[n]["status"],
+        "succeeded",
+        "{list:#?}; {:?}",
+        t.fake.problems()
+    );
+    let m = t.fake.messages();
+    assert_eq!(m.len(), 1, "{m:#?}");
+    assert_eq!(m[0]["to"], CUSTOMER);
+    assert_eq!(m[0]["type"], "template");
+    assert_eq!(
+        m[0]["template"],
+        json!({ "name": "follow_up", "language": { "code": "de" }, "components": [
+            { "type": "body", "parameters": [ { "type": "text",
+              "text": "Your order shipped. Track it: Track: https://example.com/t" } ] } ] })
+    );
+
+    // A business-scoped user id, established through the API: the template goes in `recipient`.
+    let scoped = t.conversation("CC.abc123").await;
+    let n = deliveries(&t.s, &t.id).await.len();
+    agent_sends(&t.s, &scoped, &t.agent, text("hello")).await;
+    let list = deliveries_when(&t.s, &t.id, n + 1, settled).await;
+    assert_eq!(
+        list[n]["status"],
+        "succeeded",
+        "{list:#?}; {:?}",
+        t.fake.problems()
+    );
+    let m = t.fake.messages();
+    let last = m.last().unwrap();
+    assert_eq!(last["recipient"], "CC.abc123", "{last:#}");
+    assert!(last.get("to").is_none(), "{last:#}");
+    assert_eq!(last["type"], "template");
+    t.assert_no_problems();
+}
+
+#[tokio::test]
+async fn a_customer_without_a_phone_number_is_answered_by_recipient() {
+    let t = setup().await;
+    // A user behind a username: contacts[].user_id, no wa_id, no from.
+    let body = change_of(
+        PHONE_ID,
+        json!({ "contacts": [ { "profile": { "name": "Hidden" }, "user_id": "CC.xyz789" } ],
+                "messages": [ { "id": "wamid.u1", "timestamp": "1700000000", "type": "text",
+                                "text": { "body": "from a username" } } ] }),
+    );
+    let (status, answer) = t.post(&body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let conversation = t.conversation("CC.xyz789").await;
+    let got = customer_activities(&t.s, &conversation, &t.agent).await;
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert_eq!(got[0]["message"]["text"], "from a username");
+    let (_, c) =
+        t.s.get(
+            &format!("/api/v1/conversations/{conversation}"),
+            &t.s.a.engine,
+        )
+        .await;
+    assert_eq!(c["properties"]["profile"]["full name"], "Hidden", "{c}");
+    assert!(
+        c["properties"]["channel"]
+            .get("phone")
+            .is_none_or(Value::is_null),
+        "{c}"
+    );
+    // Inside the window: a free-form text, sent to `recipient`.
+    agent_sends(&t.s, &conversation, &t.agent, text("hi there")).await;
+    let list = deliveries_when(&t.s, &t.id, 1, settled).await;
+    assert_eq!(
+        list[0]["status"],
+        "succeeded",
+        "{list:#?}; {:?}",
+        t.fake.problems()
+    );
+    let m = t.fake.messages();
+    assert_eq!(m[0]["recipient"], "CC.xyz789");
+    assert_eq!(m[0]["type"], "text");
+    assert!(m[0].get("to").is_none());
+    t.assert_no_problems();
+}
+
+#[tokio::test]
+async fn the_adapter_works_on_postgres() {
+    if postgres_url().is_none() {
+        skipped(
+            "channels_whatsapp::the_adapter_works_on_postgres",
+            "PostgreSQL",
+            "set TEST_DATABASE_URL",
+        );
+        return;
+    }
+    let t = setup_on(Backend::Postgres).await;
+    assert!(t.fake.handshakes()[0].echoed());
+    t.says(CUSTOMER, "wamid.pg1", "pg").await;
+    t.says(CUSTOMER, "wamid.pg1", "pg").await;
+    let conversation = t.conversation(CUSTOMER).await;
+    assert_eq!(
+        customer_activities(&t.s, &conversation, &t.agent)
+            .await
+            .len(),
+        1
+    );
+    agent_sends(&t.s, &conversation, &t.agent, text("reply")).await;
+    let list = deliveries_when(&t.s, &t.id, 1, settled).await;
+    assert_eq!(list[0]["status"], "succeeded", "{list:#?}");
+    let wamid = list[0]["providerMessageIds"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let failed = status_of(
+        &wamid,
+        "failed",
+        CUSTOMER,
+        Some(json!([ { "code": 131026, "title": "Message undeliverable" } ])),
+    );
+    t.post(&failed).await;
+    t.post(&failed).await;
+    assert_eq!(notifications(&t.s, "delivery_failed").await.len(), 1);
+    // An API-established conversation without a customer message: outside the window.
+    let other = t.conversation("4915112345678").await;
+    agent_sends(&t.s, &other, &t.agent, text("cold")).await;
+    let list = deliveries_when(&t.s, &t.id, 2, settled).await;
+    assert_eq!(list[1]["status"], "failed");
+    assert!(list[1]["lastError"].as_str().unwrap().contains("131047"));
+    assert_eq!(t.fake.to("/messages").len(), 1);
+}
