@@ -1441,6 +1441,36 @@ async fn outside_the_window_a_message_fails_without_a_call_or_goes_as_the_templa
     assert_eq!(notes.len(), 1, "{notes:#?}");
     assert!(notes[0]["description"].as_str().unwrap().contains("131047"));
 
+    // The customer's read receipt is an event (a seen activity): it does not open the window.
+    let (status, _) = t
+        .post(&status_of("wamid.earlier", "read", CUSTOMER, None))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let got = customer_activities(&t.s, &conversation, &t.agent).await;
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert_eq!(got[0]["event"]["type"], "seen");
+    let n = deliveries(&t.s, &t.id).await.len();
+    agent_sends(&t.s, &conversation, &t.agent, text("still there?")).await;
+    let list = deliveries_when(&t.s, &t.id, n + 1, settled).await;
+    assert_eq!(list[n]["status"], "failed", "{list:#?}");
+    assert!(t.fake.to("/messages").is_empty(), "no call");
+
+    // An update Meta refuses keeps the old configuration.
+    let (status, body) =
+        t.s.put(
+            &format!("/api/v1/integrations/{}", t.id),
+            &t.s.a.portal,
+            json!({ "configuration": configuration(json!({ "accessToken": "EAAexpired",
+                                                              "templateName": "follow_up" })) }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["errors"][0]["code"], 206, "{body}");
+    let (_, i) =
+        t.s.get(&format!("/api/v1/integrations/{}", t.id), &t.s.a.portal)
+            .await;
+    assert_eq!(i["configuration"]["templateName"], Value::Null, "{i}");
+
     // With templateName (an update, which verifies and registers again): the template, whose
     // one body parameter is the flattened text fallback.
     let before_handshakes = t.fake.handshakes().len();
@@ -1506,6 +1536,33 @@ async fn outside_the_window_a_message_fails_without_a_call_or_goes_as_the_templa
     assert_eq!(last["recipient"], "CC.abc123", "{last:#}");
     assert!(last.get("to").is_none(), "{last:#}");
     assert_eq!(last["type"], "template");
+
+    // A phone number written with its plus (established through the API by the tenant) is
+    // not a business-scoped id: it goes in `to`.
+    let plus = t.conversation("+4915112345678").await;
+    let n = deliveries(&t.s, &t.id).await.len();
+    agent_sends(&t.s, &plus, &t.agent, text("hallo")).await;
+    let list = deliveries_when(&t.s, &t.id, n + 1, settled).await;
+    let m = t.fake.messages();
+    let last = m.last().unwrap();
+    assert_eq!(last["to"], "+4915112345678", "{last:#}; {list:#?}");
+    assert!(last.get("recipient").is_none(), "{last:#}");
+
+    // A long text is cut to 1024 characters ending in an ellipsis.
+    let n = deliveries(&t.s, &t.id).await.len();
+    agent_sends(&t.s, &conversation, &t.agent, text(&"abc ".repeat(400))).await;
+    let list = deliveries_when(&t.s, &t.id, n + 1, settled).await;
+    assert_eq!(list[n]["status"], "succeeded", "{list:#?}");
+    let m = t.fake.messages();
+    let param = m.last().unwrap()["template"]["components"][0]["parameters"][0]["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(param.chars().count(), 1024, "{param}");
+    assert!(
+        param.ends_with('…') && param.starts_with("abc abc"),
+        "{param}"
+    );
     t.assert_no_problems();
 }
 

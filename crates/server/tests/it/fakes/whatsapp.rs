@@ -510,12 +510,14 @@ fn message(b: &Value, s: &FakeState) -> Result<Response, String> {
         (None, Some(rec)) => {
             check(
                 rec.as_str().is_some_and(|t| {
-                    t.strip_prefix("CC.").is_some_and(|rest| {
-                        (1..=128).contains(&rest.len())
+                    t.split_once('.').is_some_and(|(country, rest)| {
+                        country.len() == 2
+                            && country.bytes().all(|c| c.is_ascii_uppercase())
+                            && (1..=128).contains(&rest.len())
                             && rest.bytes().all(|c| c.is_ascii_alphanumeric())
                     })
                 }),
-                "recipient is a business-scoped user id (CC. + alphanumerics)",
+                "recipient is a business-scoped user id (country code, dot, alphanumerics)",
             )?;
             (rec.clone(), "user_id")
         }
