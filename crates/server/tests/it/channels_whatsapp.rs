@@ -398,6 +398,21 @@ async fn create_live_answers_the_handshake_of_the_pending_integration_and_stores
         .unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     assert_eq!(code(&resp.text().await.unwrap()), 6000);
+    let bytes = text_from(CUSTOMER, "wamid.late", "late").to_string();
+    let sig = signature(APP_SECRET, bytes.as_bytes());
+    let (status, body) = provider_post(
+        &s,
+        &format!("/channels/whatsapp/{id}"),
+        "application/json",
+        &[("x-hub-signature-256", &sig)],
+        bytes.into_bytes(),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::NOT_FOUND, 6000),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -847,8 +862,46 @@ async fn inbound_messages_become_activities_once() {
     let mut group = text_from(CUSTOMER, "wamid.o3", "in a group");
     group["entry"][0]["changes"][0]["value"]["messages"][0]["group_id"] =
         json!("120363000000000000");
-    for body in [other, field, group] {
+    let revoke = message_from(
+        CUSTOMER,
+        "wamid.o4",
+        "revoke",
+        json!({ "original_message_id": "wamid.t1" }),
+    );
+    let errors = change_of(
+        PHONE_ID,
+        json!({ "errors": [ { "code": 131051, "title": "Unsupported message type" } ] }),
+    );
+    for body in [other, field, group, revoke, errors] {
         assert_eq!(t.post(&body).await.0, StatusCode::OK);
+    }
+    // One webhook with two customers' messages: each in their own conversation, named.
+    let batch = change_of(
+        PHONE_ID,
+        json!({ "contacts": [ { "profile": { "name": "Ana" }, "wa_id": "5511987654321" },
+                              { "profile": { "name": "Bea" }, "wa_id": "5511912345678" } ],
+                "messages": [
+                  { "from": "5511912345678", "id": "wamid.bea", "timestamp": "1", "type": "text",
+                    "text": { "body": "from Bea" }, "context": { "from": PHONE_ID, "id": "wamid.x" } },
+                  { "from": "5511987654321", "id": "wamid.ana", "timestamp": "1", "type": "interactive",
+                    "interactive": { "type": "nfm_reply", "nfm_reply": { "response_json": "{}" } } } ] }),
+    );
+    assert_eq!(t.post(&batch).await.0, StatusCode::OK);
+    for (wa_id, name, what) in [
+        ("5511912345678", "Bea", "from Bea"),
+        ("5511987654321", "Ana", "[interactive not supported]"),
+    ] {
+        let conversation = t.conversation(wa_id).await;
+        let got = customer_activities(&t.s, &conversation, &t.agent).await;
+        assert_eq!(got.len(), 1, "{got:#?}");
+        assert_eq!(got[0]["message"]["text"], what);
+        let (_, c) =
+            t.s.get(
+                &format!("/api/v1/conversations/{conversation}"),
+                &t.s.a.engine,
+            )
+            .await;
+        assert_eq!(c["properties"]["profile"]["full name"], name, "{c}");
     }
 
     let conversation = t.conversation(CUSTOMER).await;
@@ -940,6 +993,11 @@ async fn a_media_link_resolves_the_id_then_downloads_from_the_returned_url() {
             Some(format!("Bearer {TOKEN}").as_str())
         );
     }
+    // Graph failing on the lookup: 503/100.
+    t.fake.script([Mode::ServerError]);
+    let resp = t.s.http.get(&link).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(code(&resp.text().await.unwrap()), 100);
     // An expired download, an unknown id, a changed signature: 404/105.
     for url in [
         got[1]["message"]["url"].as_str().unwrap().to_owned(),
@@ -1329,6 +1387,60 @@ async fn a_5xx_is_retried_and_429_waits_for_its_hint() {
     assert!(wait >= 2000, "waited {wait} ms: {d:#}");
     let list = deliveries_when(&t.s, &t.id, 2, settled).await;
     assert_eq!(list[1]["status"], "succeeded");
+    t.assert_no_problems();
+}
+
+#[tokio::test]
+async fn graph_codes_decide_over_the_http_status() {
+    let t = setup().await;
+    let conversation = t.open_conversation(CUSTOMER).await;
+    // 131016 (service unavailable) with HTTP 400: retried.
+    t.fake.script([Mode::Refuse(
+        400,
+        whatsapp::error_body(
+            131_016,
+            None,
+            "(#131016) Service unavailable",
+            "A service is temporarily unavailable.",
+        ),
+    )]);
+    agent_sends(&t.s, &conversation, &t.agent, text("again")).await;
+    let list = deliveries_when(&t.s, &t.id, 1, settled).await;
+    assert_eq!(list[0]["status"], "succeeded", "{list:#?}");
+    assert_eq!(list[0]["attemptCount"], 2);
+    // 131031 (account locked) with HTTP 400: credentials.
+    t.fake.script([Mode::Refuse(
+        400,
+        whatsapp::error_body(
+            131_031,
+            None,
+            "(#131031) Account has been locked",
+            "Business Account locked.",
+        ),
+    )]);
+    agent_sends(&t.s, &conversation, &t.agent, text("locked")).await;
+    let list = deliveries_when(&t.s, &t.id, 2, settled).await;
+    assert_eq!(list[1]["status"], "failed", "{list:#?}");
+    assert_eq!(notifications(&t.s, "provider_auth_failed").await.len(), 1);
+    assert!(notifications(&t.s, "delivery_failed").await.is_empty());
+    // 100 (invalid parameter) with HTTP 400: permanent, with the details in the reason.
+    t.fake.script([Mode::Refuse(
+        400,
+        whatsapp::error_body(
+            100,
+            None,
+            "(#100) Invalid parameter",
+            "Parameter value is not valid",
+        ),
+    )]);
+    agent_sends(&t.s, &conversation, &t.agent, text("bad")).await;
+    let list = deliveries_when(&t.s, &t.id, 3, settled).await;
+    assert_eq!(list[2]["status"], "failed", "{list:#?}");
+    assert_eq!(
+        list[2]["lastError"],
+        "WhatsApp 400: (#100) Invalid parameter: Parameter value is not valid (100)"
+    );
+    assert_eq!(notifications(&t.s, "delivery_failed").await.len(), 1);
     t.assert_no_problems();
 }
 
