@@ -416,6 +416,40 @@ async fn create_live_answers_the_handshake_of_the_pending_integration_and_stores
 }
 
 #[tokio::test]
+async fn a_pending_integration_is_found_only_by_the_handshake() {
+    let t = setup().await;
+    // While the next create registers its override, Meta also POSTs a (validly signed)
+    // message to the pending integration: only handshakes find it, so this is 404/6000.
+    let bytes = text_from(CUSTOMER, "wamid.early", "too early")
+        .to_string()
+        .into_bytes();
+    let sig = signature(APP_SECRET, &bytes);
+    *t.fake.extra.probe.lock().unwrap() = Some((bytes, sig));
+    let (status, body) = create(
+        &t.s,
+        &t.hub,
+        "WhatsApp",
+        configuration(json!({ "phoneNumberId": OTHER_PHONE_ID })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let answers = t.fake.extra.probe_answers.lock().unwrap().clone();
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert_eq!(
+        (answers[0].0, code(&answers[0].1)),
+        (404, 6000),
+        "{answers:?}"
+    );
+    assert!(t.fake.handshakes().last().unwrap().echoed());
+    // Nothing was stored for it.
+    let id = body["integrationId"].as_str().unwrap();
+    let conversation = conversation_of(&t.s, id, CUSTOMER).await;
+    assert!(customer_activities(&t.s, &conversation, &t.agent)
+        .await
+        .is_empty());
+}
+
+#[tokio::test]
 async fn the_handshake_route_checks_mode_and_verify_token() {
     let t = setup().await;
     let (status, body, ct) = t
@@ -1323,6 +1357,23 @@ async fn seen_and_typing_mark_the_customer_s_last_message_read() {
     );
     assert_eq!(m[1]["typing_indicator"], json!({ "type": "text" }));
     assert_eq!(m[1]["message_id"], "wamid.last");
+    // A failed read receipt is one attempt, never retried, with no notification.
+    let n = deliveries_when(&t.s, &t.id, 1, settled).await.len();
+    t.fake.script([Mode::ServerError]);
+    agent_sends(
+        &t.s,
+        &conversation,
+        &t.agent,
+        json!({ "type": "event", "event": { "type": "seen" } }),
+    )
+    .await;
+    let list = deliveries_when(&t.s, &t.id, n + 1, settled).await;
+    assert_eq!(list[n]["attemptCount"], 1, "{list:#?}");
+    assert_ne!(list[n]["status"], "succeeded", "{list:#?}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(deliveries(&t.s, &t.id).await[n]["attemptCount"], 1);
+    assert!(notifications(&t.s, "delivery_failed").await.is_empty());
+    assert!(notifications(&t.s, "exhausted").await.is_empty());
     t.assert_no_problems();
 }
 
@@ -1493,6 +1544,15 @@ async fn refusals_fail_at_once_with_their_notification() {
         "WhatsApp 400: outside WhatsApp's 24-hour customer service window (131047)"
     );
     assert_eq!(notifications(&t.s, "delivery_failed").await.len(), 2);
+    // Never a secret in what is recorded.
+    let recorded = format!(
+        "{:?}{:?}",
+        deliveries(&t.s, &t.id).await,
+        t.s.get("/api/v1/notifications?pageSize=100", &t.s.a.portal)
+            .await
+            .1
+    );
+    assert!(!recorded.contains(TOKEN) && !recorded.contains(APP_SECRET));
     t.assert_no_problems();
 }
 

@@ -69,6 +69,11 @@ pub struct Extra {
     /// When set, the handshake sends this verify token instead of the one registered (a
     /// Switchboard that checks it then refuses, and the override fails like Meta's).
     pub tamper_verify_token: Mutex<Option<String>>,
+    /// When set, a signed webhook (body, `X-Hub-Signature-256`) the fake also POSTs to the
+    /// callback URL while the override is being answered (the integration is still pending);
+    /// Switchboard's answers are kept in `probe_answers`.
+    pub probe: Mutex<Option<(Vec<u8>, String)>>,
+    pub probe_answers: Mutex<Vec<(u16, String)>>,
 }
 
 /// The fake with its handshakes.
@@ -144,6 +149,22 @@ impl Endpoint for HandshakingEndpoint {
                     .clone()
                     .unwrap_or_else(|| token.to_owned());
                 handshake = Some(self.handshake(uri, &token).await);
+                let probe = self.extra.probe.lock().unwrap().clone();
+                if let Some((body, signature)) = probe {
+                    let answer = match self
+                        .http
+                        .post(uri)
+                        .header("content-type", "application/json")
+                        .header("x-hub-signature-256", signature)
+                        .body(body)
+                        .send()
+                        .await
+                    {
+                        Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+                        Err(e) => (0, e.to_string()),
+                    };
+                    self.extra.probe_answers.lock().unwrap().push(answer);
+                }
             }
         }
         if let Some(h) = &handshake {
