@@ -1332,6 +1332,106 @@ async fn agent_messages_are_rendered_and_recorded_with_wamids() {
 }
 
 #[tokio::test]
+async fn beyond_the_interactive_limits_the_text_fallback_is_sent() {
+    let t = setup().await;
+    let conversation = t.open_conversation(CUSTOMER).await;
+    let postbacks = |n: usize, payload_len: usize| {
+        Value::Array(
+            (0..n)
+                .map(|i| {
+                    json!({ "type": "postback", "title": format!("Option {i}"),
+                                 "payload": format!("{i}{}", "p".repeat(payload_len - 1)) })
+                })
+                .collect(),
+        )
+    };
+    let sends = [
+        // A body over 1024 characters with buttons.
+        with_actions(&"long body ".repeat(110), actions(2, 5)),
+        // A link and a reply together.
+        with_actions(
+            "Mixed",
+            json!([ { "type": "link", "title": "Site", "url": "https://example.com" },
+                    { "type": "reply", "title": "Yes", "payload": "Yes" } ]),
+        ),
+        // A link whose label is over 20 characters.
+        with_actions(
+            "Long label",
+            json!([ { "type": "link", "title": "A label far too long for it", "url": "https://example.com" } ]),
+        ),
+        // Two postbacks with 232-character ids: buttons allow 256.
+        with_actions("Long ids", postbacks(2, 230)),
+        // Five: rows allow 200, so the fallback.
+        with_actions("Longer ids", postbacks(5, 230)),
+        // A carousel: a card with an image and a button, then one without an image.
+        json!({ "type": "message", "message": { "type": "carousel", "items": [
+            { "title": "Red", "description": "A red shoe", "mediaUrl": "https://example.com/r.png",
+              "actions": [ { "type": "postback", "title": "Buy red", "payload": "RED" } ] },
+            { "title": "Blue", "description": "A blue shoe",
+              "actions": [ { "type": "postback", "title": "Buy blue", "payload": "BLUE" } ] } ] } }),
+        json!({ "type": "message", "message": { "type": "video", "url": "https://example.com/v.mp4", "title": "Clip" } }),
+    ];
+    let n = sends.len();
+    for body in sends {
+        let (status, b) = agent_sends(&t.s, &conversation, &t.agent, body).await;
+        assert_eq!(status, StatusCode::OK, "{b}");
+    }
+    let list = deliveries_when(&t.s, &t.id, n, settled).await;
+    assert!(
+        list.iter().all(|d| d["status"] == "succeeded"),
+        "{list:#?}; {:?}",
+        t.fake.problems()
+    );
+    t.assert_no_problems();
+    let m = t.fake.messages();
+    let kinds: Vec<String> = m
+        .iter()
+        .map(|b| match b["type"].as_str().unwrap() {
+            "interactive" => format!("interactive/{}", b["interactive"]["type"].as_str().unwrap()),
+            k => k.to_owned(),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "text",
+            "text",
+            "text",
+            "interactive/button",
+            "text",
+            "interactive/button",
+            "text",
+            "video"
+        ]
+    );
+    let body = |i: usize| m[i]["text"]["body"].as_str().unwrap().to_owned();
+    assert!(body(0).ends_with("\n• 0xxxx\n• 1xxxx"), "{}", body(0));
+    assert_eq!(body(1), "Mixed\nSite: https://example.com\n• Yes");
+    assert_eq!(
+        body(2),
+        "Long label\nA label far too long for it: https://example.com"
+    );
+    assert_eq!(
+        m[3]["interactive"]["action"]["buttons"][1]["reply"]["id"],
+        format!("p:1{}", "p".repeat(229))
+    );
+    assert!(
+        body(4).starts_with("Longer ids\n• Option 0\n"),
+        "{}",
+        body(4)
+    );
+    assert_eq!(
+        m[5]["interactive"]["header"]["image"]["link"],
+        "https://example.com/r.png"
+    );
+    assert_eq!(body(6), "Blue\nA blue shoe\n• Buy blue");
+    assert_eq!(
+        m[7]["video"],
+        json!({ "link": "https://example.com/v.mp4", "caption": "Clip" })
+    );
+}
+
+#[tokio::test]
 async fn seen_and_typing_mark_the_customer_s_last_message_read() {
     let t = setup().await;
     t.says(CUSTOMER, "wamid.first", "one").await;
