@@ -772,7 +772,9 @@ async fn inbound_needs_meta_s_signature() {
     let mut changed = body.clone();
     let at = changed.len() - 5;
     changed[at] ^= 1;
-    let cases: Vec<(Vec<(&str, String)>, Vec<u8>)> = vec![
+    // (headers, body) sent.
+    type Case<'a> = (Vec<(&'a str, String)>, Vec<u8>);
+    let cases: Vec<Case> = vec![
         (vec![], body.clone()),
         (
             vec![("x-hub-signature-256", signature("another secret", &body))],

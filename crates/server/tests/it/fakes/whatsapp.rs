@@ -209,10 +209,13 @@ impl HandshakingEndpoint {
     }
 }
 
+/// The media the fake serves: id → (MIME type, bytes).
+type Media = Mutex<HashMap<String, (String, Vec<u8>)>>;
+
 /// A fake Graph API for the system-user `token`.
 pub async fn start(token: &str) -> WhatsAppFake {
     let token = token.to_owned();
-    let media: Arc<Mutex<HashMap<String, (String, Vec<u8>)>>> = Arc::new(Mutex::new(
+    let media: Arc<Media> = Arc::new(Mutex::new(
         [
             (
                 MEDIA_ID.to_owned(),
@@ -329,7 +332,7 @@ fn is_url(v: &Value) -> bool {
 
 fn answer(
     token: &str,
-    media: &Mutex<HashMap<String, (String, Vec<u8>)>>,
+    media: &Media,
     r: &Recorded,
     mode: &Mode,
     s: &FakeState,
