@@ -46,6 +46,8 @@ async fn setup_on(backend: Backend) -> Wa {
     let url = fake.graph_url();
     let s = server(backend, "0s,100ms,100ms,100ms", move |a| {
         a.provider_whatsapp_url = url;
+        // No SWITCHBOARD_MESSENGER_APP_SECRET: the configuration's appSecret signs.
+        a.messenger_app_secret = None;
     })
     .await;
     let (hub, agent) = hub_with_agent(&s).await;
@@ -68,126 +70,17 @@ async fn setup() -> Wa {
     setup_on(Backend::Sqlite).await
 }
 
-// ---------------------------------------------------------------------------------------------
-// Meta's signature, written here independently of the server's verifier: SHA-256 (FIPS 180-4)
-// and HMAC (RFC 2104), as the test crate has no hmac/sha2 dependency.
-
-fn sha256(data: &[u8]) -> [u8; 32] {
-    const K: [u32; 64] = [
-        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
-        0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
-        0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
-        0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
-        0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
-        0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
-        0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
-        0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
-        0xc67178f2,
-    ];
-    let mut h: [u32; 8] = [
-        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
-        0x5be0cd19,
-    ];
-    let mut msg = data.to_vec();
-    msg.push(0x80);
-    while msg.len() % 64 != 56 {
-        msg.push(0);
-    }
-    msg.extend_from_slice(&((data.len() as u64) * 8).to_be_bytes());
-    for block in msg.chunks(64) {
-        let mut w = [0u32; 64];
-        for i in 0..16 {
-            w[i] = u32::from_be_bytes(block[i * 4..i * 4 + 4].try_into().unwrap());
-        }
-        for i in 16..64 {
-            let s0 = w[i - 15].rotate_right(7) ^ w[i - 15].rotate_right(18) ^ (w[i - 15] >> 3);
-            let s1 = w[i - 2].rotate_right(17) ^ w[i - 2].rotate_right(19) ^ (w[i - 2] >> 10);
-            w[i] = w[i - 16]
-                .wrapping_add(s0)
-                .wrapping_add(w[i - 7])
-                .wrapping_add(s1);
-        }
-        let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut hh] = h;
-        for i in 0..64 {
-            let s1 = e.rotate_right(6) ^ e.rotate_right(11) ^ e.rotate_right(25);
-            let ch = (e & f) ^ (!e & g);
-            let t1 = hh
-                .wrapping_add(s1)
-                .wrapping_add(ch)
-                .wrapping_add(K[i])
-                .wrapping_add(w[i]);
-            let s0 = a.rotate_right(2) ^ a.rotate_right(13) ^ a.rotate_right(22);
-            let maj = (a & b) ^ (a & c) ^ (b & c);
-            let t2 = s0.wrapping_add(maj);
-            hh = g;
-            g = f;
-            f = e;
-            e = d.wrapping_add(t1);
-            d = c;
-            c = b;
-            b = a;
-            a = t1.wrapping_add(t2);
-        }
-        for (x, y) in h.iter_mut().zip([a, b, c, d, e, f, g, hh]) {
-            *x = x.wrapping_add(y);
-        }
-    }
-    let mut out = [0u8; 32];
-    for (i, x) in h.iter().enumerate() {
-        out[i * 4..i * 4 + 4].copy_from_slice(&x.to_be_bytes());
-    }
-    out
-}
-
-fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
-    let mut k = [0u8; 64];
-    if key.len() > 64 {
-        k[..32].copy_from_slice(&sha256(key));
-    } else {
-        k[..key.len()].copy_from_slice(key);
-    }
-    let inner: Vec<u8> = k
-        .iter()
-        .map(|b| b ^ 0x36)
-        .chain(data.iter().copied())
-        .collect();
-    let inner = sha256(&inner);
-    let outer: Vec<u8> = k.iter().map(|b| b ^ 0x5c).chain(inner).collect();
-    sha256(&outer)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// `X-Hub-Signature-256` of `body` under `secret`.
+/// `X-Hub-Signature-256` of `body` under `secret`: `sha256=` + lowercase hex of the HMAC.
 fn signature(secret: &str, body: &[u8]) -> String {
-    format!("sha256={}", hex(&hmac_sha256(secret.as_bytes(), body)))
+    format!("sha256={}", to_hex(&hmac_sha256(secret.as_bytes(), body)))
 }
 
 #[test]
-fn the_signature_helper_matches_published_vectors() {
-    // FIPS 180-4 "abc"; RFC 4231 test cases 2 and 6 (a key longer than a block).
-    assert_eq!(
-        hex(&sha256(b"abc")),
-        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-    );
-    assert_eq!(
-        hex(&sha256(&[b'a'; 1_000])).len(),
-        64,
-        "multi-block input hashes"
-    );
+fn the_signature_helper_matches_a_published_vector() {
+    // RFC 4231 test case 2.
     assert_eq!(
         signature("Jefe", b"what do ya want for nothing?"),
         "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-    );
-    assert_eq!(
-        hex(&hmac_sha256(
-            &[0xaa; 131],
-            b"Test Using Larger Than Block-Size Key - Hash Key First"
-        )),
-        "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
     );
 }
 
@@ -1479,26 +1372,6 @@ async fn seen_and_typing_mark_the_customer_s_last_message_read() {
     t.assert_no_problems();
 }
 
-/// Milliseconds since the epoch of an RFC 3339 UTC time such as `2026-12-07T16:45:09.123Z`.
-fn ms_of(t: &str) -> i64 {
-    let (date, rest) = t.split_once('T').unwrap();
-    let ymd: Vec<i64> = date.split('-').map(|p| p.parse().unwrap()).collect();
-    let rest = rest.trim_end_matches('Z');
-    let (hms, frac) = rest.split_once('.').unwrap_or((rest, "0"));
-    let hms: Vec<i64> = hms.split(':').map(|p| p.parse().unwrap()).collect();
-    let ms: i64 = format!("{frac:0<3}")[..3].parse().unwrap();
-    let (y, m) = if ymd[1] <= 2 {
-        (ymd[0] - 1, ymd[1] + 9)
-    } else {
-        (ymd[0], ymd[1] - 3)
-    };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * m + 2) / 5 + ymd[2] - 1;
-    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
-    (days * 86_400 + hms[0] * 3600 + hms[1] * 60 + hms[2]) * 1000 + ms
-}
-
 #[tokio::test]
 async fn a_5xx_is_retried_and_429_waits_for_its_hint() {
     let t = setup().await;
@@ -1535,8 +1408,8 @@ async fn a_5xx_is_retried_and_429_waits_for_its_hint() {
     };
     assert_eq!(d["attempts"][0]["statusCode"], 429);
     assert!(d["lastError"].as_str().unwrap().contains("130429"), "{d:#}");
-    let wait = ms_of(d["nextAttemptAt"].as_str().unwrap())
-        - ms_of(d["attempts"][0]["at"].as_str().unwrap());
+    let wait = millis(d["nextAttemptAt"].as_str().unwrap())
+        - millis(d["attempts"][0]["at"].as_str().unwrap());
     assert!(wait >= 2000, "waited {wait} ms: {d:#}");
     let list = deliveries_when(&t.s, &t.id, 2, settled).await;
     assert_eq!(list[1]["status"], "succeeded");
@@ -1685,6 +1558,77 @@ async fn a_retry_resumes_after_the_accepted_part_and_order_holds() {
 
 // ---------------------------------------------------------------------------------------------
 // The 24-hour window, templates and business-scoped ids
+
+#[tokio::test]
+async fn the_window_closes_24_hours_after_the_customer_s_last_message() {
+    const HOUR: i64 = 3_600_000;
+    let t = setup().await;
+    let conversation = t.open_conversation(CUSTOMER).await;
+    // 23 h 59 min after the customer's message: free-form text.
+    age_conversation(&t.s, &conversation, 24 * HOUR - 60_000).await;
+    agent_sends(&t.s, &conversation, &t.agent, text("just in time")).await;
+    let list = deliveries_when(&t.s, &t.id, 1, settled).await;
+    assert_eq!(list[0]["status"], "succeeded", "{list:#?}");
+    assert_eq!(t.fake.messages()[0]["type"], "text");
+
+    // 24 h + 1 s (the agent's own messages do not count): no call, failed with 131047.
+    age_conversation(&t.s, &conversation, 60_000 + 1_000).await;
+    agent_sends(&t.s, &conversation, &t.agent, text("too late")).await;
+    let list = deliveries_when(&t.s, &t.id, 2, settled).await;
+    assert_eq!(list[1]["status"], "failed", "{list:#?}");
+    assert_eq!(
+        list[1]["lastError"],
+        "outside WhatsApp's 24-hour customer service window (131047)"
+    );
+    assert_eq!(
+        list[1]["attempts"][0]["statusCode"],
+        Value::Null,
+        "{list:#?}"
+    );
+    assert_eq!(t.fake.messages().len(), 1, "no call");
+    let notes = notifications(&t.s, "delivery_failed").await;
+    assert_eq!(notes.len(), 1, "{notes:#?}");
+    assert!(notes[0]["description"].as_str().unwrap().contains("131047"));
+    // Events go regardless of the window: a seen marks the old message read.
+    agent_sends(
+        &t.s,
+        &conversation,
+        &t.agent,
+        json!({ "type": "event", "event": { "type": "seen" } }),
+    )
+    .await;
+    let read = t.fake.wait_for("/messages", 2).await;
+    assert_eq!(read[1].json()["status"], "read");
+
+    // With templateName: the same message goes out as the template (default language en_US),
+    // its one body parameter the flattened text.
+    let (status, body) =
+        t.s.put(
+            &format!("/api/v1/integrations/{}", t.id),
+            &t.s.a.portal,
+            json!({ "configuration": configuration(json!({ "templateName": "reopen" })) }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let n = deliveries(&t.s, &t.id).await.len();
+    agent_sends(&t.s, &conversation, &t.agent, text("Line one\nline two")).await;
+    let list = deliveries_when(&t.s, &t.id, n + 1, settled).await;
+    assert_eq!(list[n]["status"], "succeeded", "{list:#?}");
+    let sent = t.fake.messages().pop().unwrap();
+    assert_eq!(
+        sent["template"],
+        json!({ "name": "reopen", "language": { "code": "en_US" }, "components": [
+            { "type": "body", "parameters": [ { "type": "text", "text": "Line one line two" } ] } ] })
+    );
+    // The customer writes again: the window is open, free-form text again.
+    t.says(CUSTOMER, "wamid.back", "I'm back").await;
+    agent_sends(&t.s, &conversation, &t.agent, text("welcome back")).await;
+    let list = deliveries_when(&t.s, &t.id, n + 2, settled).await;
+    assert_eq!(list[n + 1]["status"], "succeeded", "{list:#?}");
+    let sent = t.fake.messages().pop().unwrap();
+    assert_eq!(sent["text"]["body"], "welcome back");
+    t.assert_no_problems();
+}
 
 #[tokio::test]
 async fn outside_the_window_a_message_fails_without_a_call_or_goes_as_the_template() {
