@@ -1866,11 +1866,11 @@ async fn the_adapter_works_on_postgres() {
     t.post(&failed).await;
     t.post(&failed).await;
     assert_eq!(notifications(&t.s, "delivery_failed").await.len(), 1);
-    // An API-established conversation without a customer message: outside the window.
-    let other = t.conversation("4915112345678").await;
-    agent_sends(&t.s, &other, &t.agent, text("cold")).await;
+    // 24 h + 1 s after the customer's message: outside the window, no call.
+    age_conversation(&t.s, &conversation, 24 * 3_600_000 + 1_000).await;
+    agent_sends(&t.s, &conversation, &t.agent, text("cold")).await;
     let list = deliveries_when(&t.s, &t.id, 2, settled).await;
-    assert_eq!(list[1]["status"], "failed");
+    assert_eq!(list[1]["status"], "failed", "{list:#?}");
     assert!(list[1]["lastError"].as_str().unwrap().contains("131047"));
     assert_eq!(t.fake.to("/messages").len(), 1);
 }
