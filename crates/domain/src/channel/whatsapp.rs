@@ -515,10 +515,17 @@ fn mark_read(context: &SendContext<'_>, typing: bool) -> Rendered {
     Rendered::Parts(vec![call(context, body)])
 }
 
-/// Whether a binding is a phone number (`wa_id`, digits only); else it is a business-scoped
-/// user id and goes in `recipient` **[unconfirmed: parameter name taken from a client library]**.
-fn is_phone(binding: &str) -> bool {
-    !binding.is_empty() && binding.bytes().all(|b| b.is_ascii_digit())
+/// Whether a binding is a business-scoped user id (`CC.` + up to 128 alphanumerics, `CC` being
+/// a country code such as `US`), which goes in `recipient` **[unconfirmed: parameter name taken
+/// from a client library]**. Anything else is a phone number for `to`: a `wa_id`, or a number a
+/// tenant established through the API with its `+`.
+fn is_business_scoped(binding: &str) -> bool {
+    binding.split_once('.').is_some_and(|(country, id)| {
+        country.len() == 2
+            && country.bytes().all(|b| b.is_ascii_uppercase())
+            && (1..=128).contains(&id.len())
+            && id.bytes().all(|b| b.is_ascii_alphanumeric())
+    })
 }
 
 /// One message call: `{ messaging_product, recipient_type, to | recipient, type, <type> }`.
@@ -526,10 +533,10 @@ fn send(context: &SendContext<'_>, kind: &str, value: Value) -> ProviderRequest 
     let mut body = Map::new();
     body.insert("messaging_product".to_owned(), json!("whatsapp"));
     body.insert("recipient_type".to_owned(), json!("individual"));
-    let to = if is_phone(context.binding) {
-        "to"
-    } else {
+    let to = if is_business_scoped(context.binding) {
         "recipient"
+    } else {
+        "to"
     };
     body.insert(to.to_owned(), json!(context.binding));
     body.insert("type".to_owned(), json!(kind));
@@ -1822,6 +1829,27 @@ mod tests {
             json!({ "messaging_product": "whatsapp", "recipient_type": "individual",
                     "recipient": "US.13491208655302741918", "type": "text", "text": { "body": "hi" } })
         );
+    }
+
+    #[test]
+    fn a_phone_number_with_its_plus_goes_in_to() {
+        let c = config();
+        let p = Map::new();
+        for binding in ["+4915112345678", "16505551234"] {
+            let context = ctx(&c, &p, binding, Some(NOW - HOUR), None);
+            let Rendered::Parts(parts) =
+                WhatsApp.render(&context, &Payload::Message(Message::text("hi")))
+            else {
+                panic!()
+            };
+            let body = checked(parts[0].clone());
+            assert_eq!(body["to"], json!(binding), "{body}");
+            assert!(body.get("recipient").is_none(), "{body}");
+        }
+        assert!(is_business_scoped("CC.abc123"));
+        assert!(!is_business_scoped("us.123"));
+        assert!(!is_business_scoped("USA.123"));
+        assert!(!is_business_scoped("US."));
     }
 
     // --- outcomes

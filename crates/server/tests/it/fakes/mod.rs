@@ -9,6 +9,7 @@
 pub mod graph;
 pub mod telegram;
 pub mod twilio;
+pub mod whatsapp;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
