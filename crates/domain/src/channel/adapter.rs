@@ -399,7 +399,56 @@ pub fn is_fleeting(event: &crate::activity::Event) -> bool {
     matches!(event, Event::TypingOn | Event::TypingOff | Event::Seen)
 }
 
+/// `s` percent-encoded for a URL path segment or query value: everything but RFC 3986's
+/// unreserved characters becomes `%XX`.
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// A configuration string, `None` when absent or not a string.
 pub fn config_str<'a>(configuration: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
     configuration.get(key).and_then(Value::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_encoding_keeps_only_unreserved_characters() {
+        assert_eq!(percent_encode("EAAB-x_y.z~1"), "EAAB-x_y.z~1");
+        assert_eq!(percent_encode("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
+    }
+
+    #[test]
+    fn only_mapped_events_of_channels_with_an_adapter_are_delivered() {
+        use crate::activity::{Event, Message};
+        let text = Payload::Message(Message::text("hi"));
+        assert!(delivers(Channel::TwilioSms, &text));
+        assert!(!delivers(Channel::Line, &text));
+        let typing = Payload::Event(Event::TypingOn);
+        assert!(delivers(Channel::Telegram, &typing));
+        assert!(!delivers(Channel::TwilioSms, &typing));
+        assert!(!delivers(Channel::Telegram, &Payload::Event(Event::Seen)));
+        assert!(delivers(
+            Channel::Messenger,
+            &Payload::Event(Event::TypingOff)
+        ));
+        assert!(!delivers(
+            Channel::WhatsApp,
+            &Payload::Event(Event::TypingOff)
+        ));
+        assert!(!delivers(
+            Channel::Messenger,
+            &Payload::Event(Event::Takeover)
+        ));
+    }
 }

@@ -97,18 +97,8 @@ fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-/// A path segment, percent-encoded (everything but unreserved characters).
-fn segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+/// A path segment, percent-encoded.
+use super::adapter::percent_encode as segment;
 
 fn auth(configuration: &Map<String, Value>) -> ProviderAuth {
     ProviderAuth::Basic {
