@@ -151,6 +151,35 @@ pub struct LinkAction {
     pub extra: Extra,
 }
 
+impl Action {
+    /// A `reply` action.
+    pub fn reply(title: impl Into<String>, payload: impl Into<String>) -> Self {
+        Self::Reply(PayloadAction {
+            title: title.into(),
+            payload: payload.into(),
+            ..PayloadAction::default()
+        })
+    }
+
+    /// A `postback` action.
+    pub fn postback(title: impl Into<String>, payload: impl Into<String>) -> Self {
+        Self::Postback(PayloadAction {
+            title: title.into(),
+            payload: payload.into(),
+            ..PayloadAction::default()
+        })
+    }
+
+    /// A `link` action.
+    pub fn link(title: impl Into<String>, url: impl Into<String>) -> Self {
+        Self::Link(LinkAction {
+            title: title.into(),
+            url: url.into(),
+            ..LinkAction::default()
+        })
+    }
+}
+
 impl Message {
     /// The wire `type` (`text`, `image`, …).
     pub const fn type_name(&self) -> &'static str {
@@ -174,6 +203,15 @@ impl Message {
     pub fn text(text: impl Into<String>) -> Self {
         Self::Text(TextMessage {
             text: Some(text.into()),
+            ..TextMessage::default()
+        })
+    }
+
+    /// A text message with buttons.
+    pub fn text_with(text: impl Into<String>, actions: Vec<Action>) -> Self {
+        Self::Text(TextMessage {
+            text: Some(text.into()),
+            actions: Some(actions),
             ..TextMessage::default()
         })
     }

@@ -671,7 +671,7 @@ fn learn(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::activity::{ItemsMessage, LinkAction, LocationMessage, TextMessage};
+    use crate::activity::{ItemsMessage, LocationMessage};
 
     const NOW: Millis = 1_800_000_000_000;
     const HOUR: Millis = 60 * 60 * 1000;
@@ -782,35 +782,19 @@ mod tests {
     }
 
     fn reply(title: &str) -> Action {
-        Action::Reply(PayloadAction {
-            title: title.into(),
-            payload: format!("{title}-payload"),
-            ..PayloadAction::default()
-        })
+        Action::reply(title, format!("{title}-payload"))
     }
 
     fn postback(title: &str, payload: &str) -> Action {
-        Action::Postback(PayloadAction {
-            title: title.into(),
-            payload: payload.into(),
-            ..PayloadAction::default()
-        })
+        Action::postback(title, payload)
     }
 
     fn link(title: &str, url: &str) -> Action {
-        Action::Link(LinkAction {
-            title: title.into(),
-            url: url.into(),
-            ..LinkAction::default()
-        })
+        Action::link(title, url)
     }
 
     fn text_with(text: &str, actions: Vec<Action>) -> Message {
-        Message::Text(TextMessage {
-            text: Some(text.into()),
-            actions: Some(actions),
-            ..TextMessage::default()
-        })
+        Message::text_with(text, actions)
     }
 
     fn item(title: Option<&str>, actions: Vec<Action>) -> Item {
