@@ -846,3 +846,93 @@ async fn a_provider_s_calls_are_limited_per_integration() {
     assert_eq!(code(&refused.text().await.unwrap()), 429);
     assert_eq!(post(&ids[1], 1).await.unwrap().status(), StatusCode::OK);
 }
+
+/// The case: the server is killed after it stored a provider's message but before
+/// Telegram had the answer; Telegram sends the update again to the restarted server, which
+/// stores nothing new (the message id was kept in the activity's transaction).
+#[tokio::test]
+async fn a_retried_update_after_a_crash_creates_one_activity() {
+    use crate::node::Node;
+    use crate::webhook_crash::{post, token};
+
+    let fake = telegram::start(TOKEN).await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("SWITCHBOARD_PROVIDER_TELEGRAM_URL", fake.url.as_str()),
+        ("SWITCHBOARD_PROVIDERS_LOOPBACK_ONLY", "true"),
+    ];
+    let mut node = Node::spawn("before the crash", dir.path(), &env);
+    let creds = node.credentials().await;
+    node.wait_ready().await;
+    let http = reqwest::Client::new();
+    let base = node.base.clone();
+    let portal = token(&http, &base, &creds["portal"]).await;
+    let (_, hub) = post(
+        &http,
+        format!("{base}/api/v1/hubs"),
+        &portal,
+        json!({ "name": "crash", "description": "d" }),
+    )
+    .await;
+    let integrations = format!(
+        "{base}/api/v1/integrations/hubs/{}",
+        hub["hubId"].as_str().unwrap()
+    );
+    post(&http, integrations.clone(), &portal, json!({ "channelId": "Direct", "name": "agent", "configuration": { "integrationType": "Agent" } })).await;
+    let (status, tg) = post(
+        &http,
+        integrations,
+        &portal,
+        json!({ "channelId": "Telegram", "name": "tg", "configuration": { "token": TOKEN } }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{tg}");
+    let id = tg["integrationId"].as_str().unwrap().to_owned();
+    let secret = tg["configuration"]["webhookSecret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let update = message(31, 7, json!({ "text": "are you open?" })).to_string();
+    let send = |base: String| {
+        http.post(format!("{base}/channels/telegram/{id}"))
+            .header("content-type", "application/json")
+            .header("x-telegram-bot-api-secret-token", secret.clone())
+            .body(update.clone())
+            .send()
+    };
+    // Stored (its answer is what the crash takes from Telegram), then killed.
+    assert_eq!(send(base).await.unwrap().status(), StatusCode::OK);
+    node.kill9();
+
+    let mut node = Node::spawn("after the crash", dir.path(), &env);
+    node.wait_ready().await;
+    let base = node.base.clone();
+    assert_eq!(send(base.clone()).await.unwrap().status(), StatusCode::OK);
+    let engine = token(&http, &base, &creds["engine"]).await;
+    let (_, c) = post(
+        &http,
+        format!("{base}/api/v1/conversations/establish"),
+        &engine,
+        json!({ "integrationId": id, "binding": "31" }),
+    )
+    .await;
+    let (_, list) = crate::support::read(
+        http.get(format!(
+            "{base}/api/v1/interactions/activities/{}?type=Customer",
+            c["conversationId"].as_str().unwrap()
+        ))
+        .bearer_auth(&engine)
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    let messages: Vec<&Value> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["type"] == "message" && a["sender"]["integrationType"] == "Customer")
+        .collect();
+    assert_eq!(messages.len(), 1, "{list:#}");
+    assert_eq!(messages[0]["externalId"], "31:7");
+}
