@@ -127,6 +127,15 @@ async fn handshake(
 ) -> poem::Result<Response> {
     let state = state(req)?;
     let (channel, adapter) = route_channel(&segment)?;
+    if adapter.handshake(&serde_json::Map::new(), "").is_none() {
+        // A channel without a GET handshake (Twilio, Telegram): POST only.
+        return Err(ApiError::with_status(
+            StatusCode::METHOD_NOT_ALLOWED,
+            Code::NotFound as u32,
+            "The route does not accept this method.",
+        )
+        .into());
+    }
     let id = parse_id(&raw)?;
     let configuration = match state.store.find_integration_by_id(id).await {
         Ok(Some(i)) if i.channel == channel => i.configuration,
@@ -147,14 +156,8 @@ async fn handshake(
     limit(&state, id).await?;
     match adapter.handshake(&configuration, req.uri().query().unwrap_or_default()) {
         Some(Ok(a)) => Ok(answer(a)),
-        Some(Err(())) => Err(ApiError::forbidden(
+        Some(Err(())) | None => Err(ApiError::forbidden(
             "The verify token does not match the integration's webhookSecret.",
-        )
-        .into()),
-        None => Err(ApiError::with_status(
-            StatusCode::METHOD_NOT_ALLOWED,
-            Code::NotFound as u32,
-            "The route does not accept this method.",
         )
         .into()),
     }

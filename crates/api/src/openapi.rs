@@ -120,7 +120,137 @@ fn build() -> String {
     state_body_rules(&mut doc);
     state_parameter_rules(&mut doc);
     add_links(&mut doc);
+    add_channel_routes(&mut doc);
     serde_json::to_string_pretty(&doc).expect("a JSON value serializes")
+}
+
+/// The public routes the providers call (SPEC 7.3), documented as the webhooks they are: no
+/// bearer token, the provider's signature or secret instead. They are served by plain poem
+/// routes (`api::channels`): raw bodies, verified before they are parsed.
+fn add_channel_routes(doc: &mut Node) {
+    let error = |what: &str| {
+        json!({ "description": what, "content": { "application/json": {
+            "schema": { "$ref": "#/components/schemas/ErrorBody" } } } })
+    };
+    let id = json!({ "name": "integrationId", "in": "path", "required": true,
+        "description": "The integration the provider's webhook URL names.",
+        "schema": { "type": "string", "format": "uuid" } });
+    let refusals = |ok: Value| {
+        json!({
+            "200": ok,
+            "400": error("Not a UUID (203), or a body the provider's format cannot read after a valid signature (300)."),
+            "401": error("The signature or secret is missing or wrong (102); nothing is stored."),
+            "404": error("No integration of this channel has this id (6000)."),
+            "413": error("The body is larger than 1 MiB (304)."),
+            "429": error("Past the integration's limit of provider calls (429), with Retry-After."),
+        })
+    };
+    let empty_ok = json!({ "description": "Stored and routed (also a duplicate, an ignored part, a paused integration, a hub without handler: the provider must not retry)." });
+    let meta_handshake = |channel: &str| {
+        json!({
+            "tags": ["Channels"],
+            "summary": format!("{channel}: the subscription handshake"),
+            "description": "Meta's verification request: `hub.mode=subscribe` and `hub.verify_token` equal to the integration's `webhookSecret` are answered with `hub.challenge` as text/plain. It also finds an integration still being provisioned.",
+            "operationId": format!("channels.{}.handshake", channel.to_lowercase()),
+            "security": [],
+            "parameters": [
+                id,
+                { "name": "hub.mode", "in": "query", "schema": { "type": "string" } },
+                { "name": "hub.verify_token", "in": "query", "schema": { "type": "string" } },
+                { "name": "hub.challenge", "in": "query", "schema": { "type": "string" } },
+            ],
+            "responses": {
+                "200": { "description": "The challenge.", "content": { "text/plain": { "schema": { "type": "string" } } } },
+                "400": error("Not a UUID (203)."),
+                "403": error("The verify token or the mode is wrong (101)."),
+                "404": error("No integration of this channel has this id (6000)."),
+                "429": error("Past the integration's limit of provider calls (429)."),
+            },
+        })
+    };
+    let post = |channel: &str, header: &str, how: &str, content: Value, ok: Value| {
+        json!({
+            "tags": ["Channels"],
+            "summary": format!("{channel}: the provider's webhook"),
+            "description": format!("Called by {channel}, never by API clients: {how} Each message becomes activities through the same path as `POST /inbound/customer/v1/direct/activity`, deduplicated by the provider's message id for 24 hours; the answer comes after the commit."),
+            "operationId": format!("channels.{}.webhook", channel.to_lowercase()),
+            "security": [],
+            "parameters": [
+                id,
+                { "name": header, "in": "header", "schema": { "type": "string" } },
+            ],
+            "requestBody": { "content": content },
+            "responses": refusals(ok),
+        })
+    };
+    let json_body = json!({ "application/json": { "schema": { "type": "object" } } });
+    let mut add = |path: String, item: Value| {
+        doc.at(&["paths"]).object().insert(path, item.into());
+    };
+    add(
+        "/channels/twilio/{integrationId}".to_owned(),
+        json!({ "post": post(
+            "Twilio",
+            "X-Twilio-Signature",
+            "`X-Twilio-Signature` is base64(HMAC-SHA1(authToken, SWITCHBOARD_PUBLIC_URL + path + query + the POST parameters sorted by name, each name then value)), and `AccountSid` must be the integration's.",
+            json!({ "application/x-www-form-urlencoded": { "schema": { "type": "object", "additionalProperties": { "type": "string" } } } }),
+            json!({ "description": "An empty TwiML document (no reply).", "content": { "text/xml": { "schema": { "type": "string" } } } }),
+        ) }),
+    );
+    for channel in ["Messenger", "WhatsApp"] {
+        add(
+            format!("/channels/{}/{{integrationId}}", channel.to_lowercase()),
+            json!({
+                "get": meta_handshake(channel),
+                "post": post(
+                    channel,
+                    "X-Hub-Signature-256",
+                    "`X-Hub-Signature-256` is `sha256=` + lowercase hex(HMAC-SHA256(app secret, raw body)), the app secret being the configuration's `appSecret` or SWITCHBOARD_MESSENGER_APP_SECRET.",
+                    json_body.clone(),
+                    if channel == "Messenger" {
+                        json!({ "description": "`EVENT_RECEIVED`.", "content": { "text/plain": { "schema": { "type": "string" } } } })
+                    } else {
+                        empty_ok.clone()
+                    },
+                ),
+            }),
+        );
+    }
+    add(
+        "/channels/telegram/{integrationId}".to_owned(),
+        json!({ "post": post(
+            "Telegram",
+            "X-Telegram-Bot-Api-Secret-Token",
+            "`X-Telegram-Bot-Api-Secret-Token` equals the integration's `webhookSecret` (set by `setWebhook`).",
+            json_body,
+            empty_ok,
+        ) }),
+    );
+    add(
+        "/channels/media/{integrationId}/{ref}".to_owned(),
+        json!({ "get": {
+            "tags": ["Channels"],
+            "summary": "A provider's media file",
+            "description": "A link in a stored activity (Telegram, WhatsApp): fetches the provider's file with the integration's credentials and streams it back with the provider's Content-Type, `Content-Disposition: inline`, `Cache-Control: private, max-age=3600` and `X-Content-Type-Options: nosniff`. Links do not expire; they stop working when the integration is deleted or the provider drops the file.",
+            "operationId": "channels.media",
+            "security": [],
+            "parameters": [
+                id,
+                { "name": "ref", "in": "path", "required": true, "description": "base64url of the provider's reference.", "schema": { "type": "string" } },
+                { "name": "sig", "in": "query", "required": true, "description": "base64url(HMAC-SHA256) of `{integrationId}/{ref}` with the server's media key.", "schema": { "type": "string" } },
+            ],
+            "responses": {
+                "200": { "description": "The file.", "content": { "*/*": { "schema": { "type": "string", "format": "binary" } } } },
+                "404": error("A wrong signature, an unknown integration, or a file the provider no longer has (105)."),
+                "429": error("Past the integration's limit of provider calls (429)."),
+                "502": error("The file is larger than 25 MiB (100, \"media too large\")."),
+                "503": error("The provider is unreachable (100)."),
+            },
+        } }),
+    );
+    if let Some(Node::Array(tags)) = doc.object().get_mut("tags") {
+        tags.push(json!({ "name": "Channels", "description": "The webhooks the providers call (SPEC 7.3): no token, the provider's signature or secret." }).into());
+    }
 }
 
 fn schema<'a>(doc: &'a mut Node, name: &str) -> &'a mut Node {
