@@ -58,7 +58,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most queued frames written together before a flush.
 const WRITE_BATCH: usize = 64;
 /// The initial read buffer of a socket.
-const READ_BUFFER: usize = 2 * 1024;
+pub(crate) const READ_BUFFER: usize = 2 * 1024;
 /// Copies read from storage per query while replaying.
 const RESUME_BATCH: u64 = 500;
 /// Close code of a socket whose credentials expired or were revoked: its token reached `exp`,
@@ -69,7 +69,7 @@ pub const CLOSE_CREDENTIALS: u16 = 4401;
 /// revocation closes them within 5 s on every node (SPEC 2).
 pub const CREDENTIALS_CHECK: Duration = Duration::from_secs(2);
 
-type Sink = SplitSink<WebSocketStream, Message>;
+pub(crate) type Sink = SplitSink<WebSocketStream, Message>;
 
 fn query(req: &Request) -> HashMap<String, String> {
     url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
@@ -181,13 +181,14 @@ pub async fn chat_hub(req: &Request) -> poem::Result<Response> {
     });
     let session = Session {
         subscription: Some(subscription),
-        watched,
+        watched: Some(watched),
         expires,
         state,
         tenant,
         integration: iid,
         conversation,
         floor: None,
+        widget: None,
     };
     Ok(ws
         .config(config)
@@ -195,19 +196,22 @@ pub async fn chat_hub(req: &Request) -> poem::Result<Response> {
         .into_response())
 }
 
-struct Session {
-    subscription: Option<switchboard_delivery::live::Subscription>,
-    /// The socket's entry in its node's [`CredentialWatch`]: told when the credentials go.
-    watched: Watched,
+pub(crate) struct Session {
+    pub(crate) subscription: Option<switchboard_delivery::live::Subscription>,
+    /// The socket's entry in its node's [`CredentialWatch`]: told when the credentials go
+    /// (none for a widget socket, whose session token only expires).
+    pub(crate) watched: Option<Watched>,
     /// When the token the socket was opened with expires.
-    expires: Option<tokio::time::Instant>,
-    state: AppState,
-    tenant: TenantId,
-    integration: IntegrationId,
-    conversation: Option<ConversationId>,
+    pub(crate) expires: Option<tokio::time::Instant>,
+    pub(crate) state: AppState,
+    pub(crate) tenant: TenantId,
+    pub(crate) integration: IntegrationId,
+    pub(crate) conversation: Option<ConversationId>,
     /// After a `resume`: the newest `eventId` the client has; live frames up to it are
     /// duplicates of what was replayed.
-    floor: Option<i64>,
+    pub(crate) floor: Option<i64>,
+    /// A WebChat widget socket (SPEC 7.18.3): the customer of one conversation.
+    pub(crate) widget: Option<crate::webchat::socket::Widget>,
 }
 
 /// Why a session ends.
@@ -266,7 +270,7 @@ async fn write_frames(
     }
 }
 
-fn error_frame(reference: &Value, err: &ApiError) -> Message {
+pub(crate) fn error_frame(reference: &Value, err: &ApiError) -> Message {
     let body = err.body("ENG");
     Message::Text(
         json!({
@@ -280,7 +284,7 @@ fn error_frame(reference: &Value, err: &ApiError) -> Message {
 }
 
 impl Session {
-    async fn run(mut self, socket: WebSocketStream) {
+    pub(crate) async fn run(mut self, socket: WebSocketStream) {
         let (mut sink, mut stream) = socket.split();
         let mut sub = match self.subscription.take() {
             Some(sub) => sub,
@@ -293,7 +297,10 @@ impl Session {
         let interval = self.state.config.ws_ping_interval;
         let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         let mut last_seen = Instant::now();
-        let revoked = self.watched.revoked.clone();
+        let revoked = self
+            .watched
+            .as_ref()
+            .map_or_else(|| Arc::new(Notify::new()), |w| w.revoked.clone());
         let expires = self.expires;
         let expiry = async move {
             match expires {
@@ -311,7 +318,7 @@ impl Session {
             let step = tokio::select! {
                 biased;
                 _ = shutdown.changed() => continue,
-                () = &mut expiry => Err(End::Close(CLOSE_CREDENTIALS, "credentials expired".to_owned())),
+                () = &mut expiry => Err(End::Close(CLOSE_CREDENTIALS, if self.widget.is_some() { "session expired" } else { "credentials expired" }.to_owned())),
                 () = revoked.notified() => Err(End::Close(CLOSE_CREDENTIALS, "credentials revoked".to_owned())),
                 // The work of an event is boxed: handling a client frame runs a whole accept,
                 // and writing carries a timer; inline, their futures would make every idle
@@ -340,7 +347,9 @@ impl Session {
             }
         };
         drop(sub);
-        self.watched.forget();
+        if let Some(w) = &self.watched {
+            w.forget();
+        }
         if let End::Close(code, reason) = end {
             let _ = send(&mut sink, Message::close_with(code, reason)).await;
             // Let the client's close reply (or its EOF) arrive, so the close frame is read
@@ -379,7 +388,12 @@ impl Session {
                     .iter()
                     .any(|w| text.contains(w));
                 return Err(if too_big {
-                    End::Close(1009, "frame larger than 1 MiB".to_owned())
+                    let reason = if self.widget.is_some() {
+                        "frame larger than 64 KiB"
+                    } else {
+                        "frame larger than 1 MiB"
+                    };
+                    End::Close(1009, reason.to_owned())
                 } else {
                     End::Gone
                 });
@@ -390,6 +404,16 @@ impl Session {
             return send(sink, error_frame(&Value::Null, &err)).await;
         }
         let parsed = serde_json::from_str::<Value>(&text);
+        // A widget's activities count against its socket's own limit (SPEC 7.18.3).
+        if let Some(widget) = &mut self.widget {
+            if let Err(err) = widget.count_frame(&parsed) {
+                let reference = match &parsed {
+                    Ok(Value::Object(o)) => o.get("ref").cloned().unwrap_or(Value::Null),
+                    _ => Value::Null,
+                };
+                return send(sink, error_frame(&reference, &err)).await;
+            }
+        }
         // Every frame counts, valid or not; one over the tenant's limit is not executed.
         if let Err(refused) = self
             .state
@@ -454,6 +478,9 @@ impl Session {
 
     /// Sends the activity of a client frame as this integration; the `ack` or the error.
     async fn activity(&self, frame: &Value) -> Result<Message, ApiError> {
+        if let Some(widget) = &self.widget {
+            return widget.activity(self, frame).await;
+        }
         let conversation: ConversationId = match frame.get("conversationId") {
             None | Some(Value::Null) => {
                 return Err(ApiError::new(
@@ -536,7 +563,11 @@ impl Session {
                     integration_id: self.integration,
                     conversation_id: item.conversation_id,
                 };
-                let frame = activity_frame(&head, &item.properties, &item.activity);
+                let frame = if self.widget.is_some() {
+                    switchboard_delivery::live::webchat_frame(&head, &item.activity)
+                } else {
+                    activity_frame(&head, &item.properties, &item.activity)
+                };
                 send(sink, Message::Text(frame)).await?;
             }
             if done {
@@ -576,7 +607,7 @@ pub struct CredentialWatch {
 }
 
 /// A socket's entry in the [`CredentialWatch`]; `revoked` is notified when its credentials go.
-struct Watched {
+pub(crate) struct Watched {
     id: u64,
     watch: Arc<CredentialWatch>,
     revoked: Arc<Notify>,

@@ -732,10 +732,22 @@ fn value_schema(key: &KeySpec) -> Value {
             "minItems": 1,
             "items": {
                 "type": "string",
-                "description": "A host name, optionally with `*.` and `:port`.",
-                "pattern": r"^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?$",
+                "description": "A host name, optionally with `*.`; no scheme, port or path (the port of an `Origin` is ignored).",
+                "pattern": r"^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$",
                 "maxLength": 253,
             },
+        }),
+        ValueKind::SessionTtl => json!({
+            "type": "integer",
+            "minimum": 300,
+            "maximum": 86400,
+            "description": "Lifetime of a WebChat session token, seconds (default 3600).",
+        }),
+        ValueKind::Title => json!({
+            "type": "string",
+            "pattern": not_blank(),
+            "maxLength": 100,
+            "description": "The widget's title (default the integration's name).",
         }),
         ValueKind::EmailAddress | ValueKind::MailgunAddress => {
             json!({ "type": "string", "pattern": email, "maxLength": limits::MAX_CONFIG_TEXT_LEN })

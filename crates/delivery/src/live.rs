@@ -43,6 +43,20 @@ pub fn activity_frame(head: &BodyHead, properties: &str, activity: &str) -> Stri
     frame
 }
 
+/// The widget socket's `activity` frame of a WebChat copy (SPEC 7.18.3): the Direct body with
+/// `tenantId` and `conversationProperties` null (not shown to the browser).
+pub fn webchat_frame(head: &BodyHead, activity: &str) -> String {
+    let mut frame = String::with_capacity(240 + activity.len());
+    frame.push_str("{\"type\":\"activity\",\"payload\":");
+    frame.push_str(&format!(
+        "{{\"hubId\":\"{}\",\"tenantId\":null,\"integrationId\":\"{}\",\"conversationId\":\"{}\",\"conversationProperties\":null,\"activity\":",
+        head.hub_id, head.integration_id, head.conversation_id
+    ));
+    frame.push_str(activity);
+    frame.push_str("}}");
+    frame
+}
+
 /// One message on the bus.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(
@@ -63,6 +77,18 @@ pub enum LiveMessage {
         /// The frame, serialized once and shared by every session that gets it.
         frame: Arc<str>,
     },
+    /// Close the sockets of `integration_id` limited to `conversation_id` with `code` (a
+    /// WebChat conversation closed: 4410).
+    CloseConversation {
+        /// The integration whose sockets close.
+        integration_id: IntegrationId,
+        /// The conversation whose sockets close.
+        conversation_id: ConversationId,
+        /// The websocket close code.
+        code: u16,
+        /// The close reason.
+        reason: String,
+    },
     /// Close every socket of `integration_id` with `code` (4403 when it or its hub was deleted or
     /// paused).
     Close {
@@ -79,9 +105,9 @@ impl LiveMessage {
     /// The integration the message is for.
     pub fn integration_id(&self) -> IntegrationId {
         match self {
-            Self::Activity { integration_id, .. } | Self::Close { integration_id, .. } => {
-                *integration_id
-            }
+            Self::Activity { integration_id, .. }
+            | Self::Close { integration_id, .. }
+            | Self::CloseConversation { integration_id, .. } => *integration_id,
         }
     }
 }
@@ -258,6 +284,26 @@ impl LiveRegistry {
                         "websocket session too slow for its queue; closing it with 4008"
                     );
                     inner.close_session(session, CLOSE_TOO_SLOW, CLOSE_TOO_SLOW_REASON);
+                    false
+                });
+                if sessions.is_empty() {
+                    map.remove(integration_id);
+                }
+            }
+            LiveMessage::CloseConversation {
+                integration_id,
+                conversation_id,
+                code,
+                reason,
+            } => {
+                let Some(sessions) = map.get_mut(integration_id) else {
+                    return;
+                };
+                sessions.retain(|_, session| {
+                    if session.conversation != Some(*conversation_id) {
+                        return true;
+                    }
+                    inner.close_session(session, *code, reason);
                     false
                 });
                 if sessions.is_empty() {

@@ -34,8 +34,12 @@ pub enum ValueKind {
     Start,
     /// A non-empty array of System event filters (SPEC 5.4), duplicates removed.
     Events,
-    /// A non-empty array of host names, each optionally `*.`-prefixed and with a `:port`.
+    /// A non-empty array of host names, each optionally `*.`-prefixed; no scheme, port or path.
     AllowedOrigins,
+    /// WebChat `sessionTTL`: an integer of seconds, 300..86400.
+    SessionTtl,
+    /// WebChat `title`: a string of 1..100 characters.
+    Title,
     /// An email address.
     EmailAddress,
     /// An email address on the configuration's `domain` (Mailgun).
@@ -121,6 +125,8 @@ const WEB_CHAT: &[KeySpec] = &[
     req("allowedOrigins", AllowedOrigins),
     opt("start", Start),
     flag("echo", true),
+    opt("sessionTTL", ValueKind::SessionTtl),
+    opt("title", ValueKind::Title),
 ];
 const WE_CHAT: &[KeySpec] = &[
     req("appId", Text),
@@ -411,6 +417,31 @@ fn check_value(kind: ValueKind, property: &str, val: &Value, v: &mut Violations)
         Events => check_events(property, val, v),
         Capabilities => check_capabilities(property, val, v),
         AllowedOrigins => check_origins(property, val, v),
+        ValueKind::SessionTtl => match val.as_i64() {
+            Some(t) if (300..=86_400).contains(&t) => Some(val.clone()),
+            Some(_) => {
+                v.push(Violation::out_of_range(
+                    property,
+                    "must be 300 to 86400 seconds",
+                ));
+                None
+            }
+            None => {
+                v.push(Violation::wrong_type(property, "an integer (seconds)"));
+                None
+            }
+        },
+        ValueKind::Title => {
+            let s = non_blank(property, val, v)?;
+            if s.chars().count() > 100 {
+                v.push(Violation::out_of_range(
+                    property,
+                    "must be 1 to 100 characters",
+                ));
+                return None;
+            }
+            Some(val.clone())
+        }
         Text
         | ValueKind::IntegrationType
         | WebhookUrl
@@ -592,18 +623,18 @@ fn check_origins(property: &str, val: &Value, v: &mut Violations) -> Option<Valu
         let at = format!("{property}[{i}]");
         match item {
             Value::String(s) if is_origin_host(s) => {}
-            Value::String(s) if s.contains('/') => {
+            Value::String(s) if s.contains('/') || s.contains(':') => {
                 fail(
                     v,
                     &at,
-                    &format!("must be a host name without scheme or path, not '{s}'"),
+                    &format!("must be a host name without scheme, port or path, not '{s}'"),
                 );
             }
             Value::String(s) => {
                 fail(
                     v,
                     &at,
-                    &format!("must be a host name, optionally with '*.' and ':port', not '{s}'"),
+                    &format!("must be a host name, optionally with '*.', without scheme, port or path, not '{s}'"),
                 );
             }
             _ => v.push(Violation::wrong_type(&at, "a string")),
@@ -630,22 +661,10 @@ fn non_empty_array<'a>(
     }
 }
 
-/// A host name (letters, digits, hyphens, dots), optionally with a `*.` wildcard prefix and a
-/// `:port`.
+/// A host name (letters, digits, hyphens, dots), optionally with a `*.` wildcard prefix; no
+/// scheme, port or path (SPEC 7.18.1: the port of an `Origin` is ignored when matching).
 pub fn is_origin_host(s: &str) -> bool {
-    let (host, port) = match s.rsplit_once(':') {
-        Some((host, port)) => (host, Some(port)),
-        None => (s, None),
-    };
-    if let Some(port) = port {
-        let valid_port = !port.is_empty()
-            && port.bytes().all(|b| b.is_ascii_digit())
-            && port.parse::<u16>().is_ok_and(|p| p > 0);
-        if !valid_port {
-            return false;
-        }
-    }
-    let host = host.strip_prefix("*.").unwrap_or(host);
+    let host = s.strip_prefix("*.").unwrap_or(s);
     !host.is_empty()
         && host.len() <= 253
         && host.split('.').all(|label| {
@@ -720,13 +739,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn origin_hosts_take_wildcards_and_ports_but_no_scheme_or_path() {
+    fn origin_hosts_take_wildcards_but_no_scheme_port_or_path() {
         for ok in [
             "localhost",
             "hubster.io",
             "*.hubster.io",
-            "localhost:8080",
-            "a-b.example.com:443",
+            "a-b.example.com",
             "127.0.0.1",
         ] {
             assert!(is_origin_host(ok), "{ok}");
@@ -745,6 +763,8 @@ mod tests {
             "localhost:",
             "localhost:0",
             "localhost:70000",
+            "localhost:8080",
+            "a-b.example.com:443",
             "a.*.io",
             "user@host",
         ] {

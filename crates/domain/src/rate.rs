@@ -38,6 +38,15 @@ impl Rate {
         }
     }
 
+    /// `count` requests per minute, `burst` at once.
+    pub const fn per_minute(count: u32, burst: u32) -> Self {
+        Self {
+            count,
+            per_secs: 60,
+            burst,
+        }
+    }
+
     /// Parses `COUNT/UNIT:BURST`, e.g. `100/s:500` (units `s`, `m`, `h`), or `COUNT/UNIT` (the
     /// burst is then the count). Counts and bursts are 1 to 1,000,000.
     pub fn parse(text: &str) -> Result<Self, String> {

@@ -127,6 +127,8 @@ impl HubMember {
             // post, so its copy is only stored.
             (Channel::System, None) => Reach::Stored,
             (Channel::Direct, None) => Reach::Live,
+            // The widget's sockets (SPEC 7.18.3): live only, `resume` replays from the store.
+            (Channel::WebChat, _) => Reach::Live,
             (channel, _) if crate::channel::adapter::adapter(channel).is_some() => Reach::Provider,
             _ => Reach::Stored,
         }
@@ -151,12 +153,13 @@ pub struct ConversationView {
 pub enum Reach {
     /// A signed POST to `url` through the outbox: Direct with `webhookUrl`, every System.
     Webhook { url: String },
-    /// The live bus to the integration's websockets (and `resume`): Direct without `webhookUrl`.
+    /// The live bus to the integration's websockets (and `resume`): Direct without `webhookUrl`,
+    /// and WebChat (the widget's sockets of the conversation).
     Live,
     /// Through the outbox to the channel's adapter (SPEC 7.4): the provider channels that have
     /// one (TwilioSMS, Messenger, WhatsApp, Telegram).
     Provider,
-    /// Stored only, readable back: the channels without an adapter yet (WebChat, Slack, …).
+    /// Stored only, readable back: the channels without an adapter yet (Slack, …).
     Stored,
 }
 

@@ -54,6 +54,12 @@ pub enum TokenError {
 
 /// Signs the claims into a compact JWT.
 pub fn encode(key: &SigningKey, claims: &Claims) -> String {
+    encode_json(key, claims)
+}
+
+/// Signs any claims into a compact EdDSA JWT (the access tokens, and WebChat's session tokens
+/// with their own claims).
+pub fn encode_json<T: Serialize>(key: &SigningKey, claims: &T) -> String {
     let payload = serde_json::to_vec(claims).unwrap_or_default();
     let mut out = String::with_capacity(256);
     out.push_str(&URL_SAFE_NO_PAD.encode(HEADER));
@@ -67,6 +73,19 @@ pub fn encode(key: &SigningKey, claims: &Claims) -> String {
 
 /// Verifies a compact JWT: EdDSA only, signature by `key`, not expired at `now` (Unix seconds).
 pub fn decode(key: &VerifyingKey, token: &str, now: i64) -> Result<Claims, TokenError> {
+    let claims: Claims = decode_json(key, token)?;
+    if claims.exp <= now {
+        return Err(TokenError::Expired);
+    }
+    Ok(claims)
+}
+
+/// Verifies a compact JWT (EdDSA only, signature by `key`) and reads its claims as `T`; the
+/// caller checks their times.
+pub fn decode_json<T: serde::de::DeserializeOwned>(
+    key: &VerifyingKey,
+    token: &str,
+) -> Result<T, TokenError> {
     let mut parts = token.split('.');
     let (Some(h), Some(p), Some(s), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -88,15 +107,11 @@ pub fn decode(key: &VerifyingKey, token: &str, now: i64) -> Result<Claims, Token
     let signed = &token[..h.len() + 1 + p.len()];
     key.verify(signed.as_bytes(), &sig)
         .map_err(|_| TokenError::Signature)?;
-    let claims: Claims = URL_SAFE_NO_PAD
+    URL_SAFE_NO_PAD
         .decode(p)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or(TokenError::Malformed)?;
-    if claims.exp <= now {
-        return Err(TokenError::Expired);
-    }
-    Ok(claims)
+        .ok_or(TokenError::Malformed)
 }
 
 #[cfg(test)]

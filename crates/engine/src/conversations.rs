@@ -192,6 +192,9 @@ impl Engine {
                 return Ok(read);
             }
             let ctx = self.hub(tenant, read.hub_id).await?;
+            let webchat = ctx
+                .integration(read.integration_id)
+                .is_some_and(|i| i.channel == Channel::WebChat);
             let at = now_millis();
             let closed = Conversation {
                 state: ConversationState::Closed,
@@ -216,6 +219,9 @@ impl Engine {
                     if closed.closed_now {
                         self.publish(&closed.conversation, &closed.routes, &closed.appended)
                             .await;
+                        if webchat {
+                            self.close_conversation_sockets(&closed.conversation).await;
+                        }
                     }
                     return Ok(closed.conversation);
                 }

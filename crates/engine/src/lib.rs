@@ -35,7 +35,7 @@ pub use channels::Received;
 pub use conversations::{check_active, lifecycle_routes, Established};
 pub use error::Error;
 pub use hubs::{HubContext, HUB_CACHE_TTL};
-pub use live::CLOSE_REVOKED;
+pub use live::{CLOSE_CONVERSATION_CLOSED, CLOSE_REVOKED};
 pub use switchboard_storage::Idempotency;
 
 /// The engine of one node; cheap to clone (every clone shares the store, the bus, the wake-up

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use switchboard_delivery::live::{activity_frame, LiveMessage};
+use switchboard_delivery::live::{activity_frame, webchat_frame, LiveMessage};
 use switchboard_domain::channel::Channel;
 use switchboard_domain::conversation::Conversation;
 use switchboard_domain::ids::IntegrationId;
@@ -17,6 +17,8 @@ use crate::Engine;
 
 /// Close code of the websockets of a deleted or paused integration (SPEC 5.6).
 pub const CLOSE_REVOKED: u16 = 4403;
+/// Close code of the widget sockets of a closed WebChat conversation (SPEC 7.18.3).
+pub const CLOSE_CONVERSATION_CLOSED: u16 = 4410;
 
 impl Engine {
     /// Wakes this node's webhook worker when `routes` queued a webhook delivery, and publishes
@@ -41,20 +43,25 @@ impl Engine {
         let mut properties: Option<String> = None;
         for (route, stored) in routes.iter().zip(appended) {
             for (recipient, activity) in route.recipients.iter().zip(&stored.activities) {
-                if recipient.channel != Channel::Direct {
-                    continue;
-                }
-                let props = match &properties {
-                    Some(p) => p,
-                    None => properties.insert(json_text(&conversation.properties)),
-                };
                 let head = BodyHead {
                     hub_id: conversation.hub_id,
                     tenant_id: conversation.tenant_id,
                     integration_id: activity.recipient.integration_id,
                     conversation_id: conversation.id,
                 };
-                let frame = activity_frame(&head, props, &json_text(activity));
+                let frame = match recipient.channel {
+                    Channel::Direct => {
+                        let props = match &properties {
+                            Some(p) => p,
+                            None => properties.insert(json_text(&conversation.properties)),
+                        };
+                        activity_frame(&head, props, &json_text(activity))
+                    }
+                    // The widget's sockets of this conversation (SPEC 7.18.3): their sessions
+                    // are registered with the conversation, so only they get it.
+                    Channel::WebChat => webchat_frame(&head, &json_text(activity)),
+                    _ => continue,
+                };
                 messages.push(LiveMessage::Activity {
                     integration_id: recipient.integration_id,
                     conversation_id: conversation.id,
@@ -68,6 +75,20 @@ impl Engine {
         }
         if let Err(e) = self.bus().publish(messages).await {
             tracing::warn!(error = %e, conversation = %conversation.id, "live publish failed; clients recover with resume");
+        }
+    }
+
+    /// Closes the widget sockets of a closed WebChat conversation on every node with
+    /// [`CLOSE_CONVERSATION_CLOSED`] (SPEC 7.18.3). A failed publish is logged.
+    pub(crate) async fn close_conversation_sockets(&self, conversation: &Conversation) {
+        let message = LiveMessage::CloseConversation {
+            integration_id: conversation.integration_id,
+            conversation_id: conversation.id,
+            code: CLOSE_CONVERSATION_CLOSED,
+            reason: "conversation closed".to_owned(),
+        };
+        if let Err(e) = self.bus().publish(vec![message]).await {
+            tracing::warn!(error = %e, conversation = %conversation.id, "could not close the widget sockets of a closed conversation");
         }
     }
 

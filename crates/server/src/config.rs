@@ -200,6 +200,16 @@ pub struct ServeArgs {
     #[arg(long, env = "SWITCHBOARD_RATE_LIMIT_CHANNEL", default_value = "100/s:1000", value_parser = Rate::parse)]
     pub rate_limit_channel: Rate,
 
+    /// Rate limit of WebChat session requests per `clientId` (SPEC 7.18.2), as
+    /// `COUNT/UNIT:BURST`.
+    #[arg(long, env = "SWITCHBOARD_RATE_LIMIT_WEBCHAT_CLIENT", default_value = "10/m:10", value_parser = Rate::parse)]
+    pub rate_limit_webchat_client: Rate,
+
+    /// Rate limit of WebChat session requests per client IP address (SPEC 7.18.2), as
+    /// `COUNT/UNIT:BURST`.
+    #[arg(long, env = "SWITCHBOARD_RATE_LIMIT_WEBCHAT_IP", default_value = "60/m:60", value_parser = Rate::parse)]
+    pub rate_limit_webchat_ip: Rate,
+
     /// The request header that holds the client's IP address, set by the operator's proxy
     /// (e.g. `X-Forwarded-For`: its last address counts). Unset: the peer address of the
     /// connection. Set it only behind a proxy that sets the header: clients can send it too.

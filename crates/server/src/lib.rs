@@ -143,6 +143,8 @@ pub async fn run(
             token: serve.rate_limit_token,
             public: serve.rate_limit_public,
             channel: serve.rate_limit_channel,
+            webchat_client: serve.rate_limit_webchat_client,
+            webchat_ip: serve.rate_limit_webchat_ip,
         },
         client_ip_header: serve.client_ip_header.clone(),
         providers: provider_config(serve, listener.local_addr().ok()),

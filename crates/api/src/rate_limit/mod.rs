@@ -40,6 +40,10 @@ pub enum Limit {
     Public,
     /// A provider's calls to one integration's public channel routes (SPEC 7.3.2 step 2).
     Channel,
+    /// WebChat sessions of one `clientId` (SPEC 7.18.2).
+    WebChatClient,
+    /// WebChat sessions of one client IP address (SPEC 7.18.2).
+    WebChatIp,
 }
 
 impl Limit {
@@ -52,6 +56,8 @@ impl Limit {
             Self::Token => "token",
             Self::Public => "public",
             Self::Channel => "channel",
+            Self::WebChatClient => "webchat_client",
+            Self::WebChatIp => "webchat_ip",
         }
     }
 
@@ -64,6 +70,8 @@ impl Limit {
             Self::Token => "token requests per client IP address",
             Self::Public => "requests without credentials per client IP address",
             Self::Channel => "provider requests per integration",
+            Self::WebChatClient => "WebChat sessions per clientId",
+            Self::WebChatIp => "WebChat sessions per client IP address",
         }
     }
 }
@@ -77,6 +85,8 @@ pub struct Limits {
     pub token: Rate,
     pub public: Rate,
     pub channel: Rate,
+    pub webchat_client: Rate,
+    pub webchat_ip: Rate,
 }
 
 impl Default for Limits {
@@ -89,6 +99,8 @@ impl Default for Limits {
             token: Rate::per_second(10, 100),
             public: Rate::per_second(50, 500),
             channel: Rate::per_second(100, 1000),
+            webchat_client: Rate::per_minute(10, 10),
+            webchat_ip: Rate::per_minute(60, 60),
         }
     }
 }
@@ -102,6 +114,8 @@ impl Limits {
             Limit::Token => self.token,
             Limit::Public => self.public,
             Limit::Channel => self.channel,
+            Limit::WebChatClient => self.webchat_client,
+            Limit::WebChatIp => self.webchat_ip,
         }
     }
 }
@@ -114,6 +128,9 @@ pub enum Key {
     Ip(IpAddr),
     /// An integration (a provider's calls to its channel routes).
     Integration(IntegrationId),
+    /// A WebChat `clientId` of an integration, by a hash of both (the id is a bearer secret
+    /// and is not kept, in memory or in Redis).
+    WebChatClient(u64),
 }
 
 impl Key {
@@ -136,6 +153,7 @@ impl fmt::Display for Key {
             Self::Tenant(id) => write!(f, "tenant:{id}"),
             Self::Ip(ip) => write!(f, "ip:{ip}"),
             Self::Integration(id) => write!(f, "integration:{id}"),
+            Self::WebChatClient(hash) => write!(f, "webchat:{hash:016x}"),
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod parts;
 pub mod render;
 pub mod telegram;
 pub mod twilio;
+pub mod webchat;
 pub mod whatsapp;
 
 use std::fmt;

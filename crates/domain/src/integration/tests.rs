@@ -546,8 +546,44 @@ fn system_events_are_known_filters_non_empty_and_deduplicated_in_order() {
 
 #[test]
 fn web_chat_allowed_origins_are_non_empty_host_names() {
-    let ok = json!({ "allowedOrigins": ["localhost:3000", "*.hubster.io", "hubster.io"] });
+    let ok = json!({ "allowedOrigins": ["localhost", "*.hubster.io", "hubster.io"] });
     assert!(create_config(Channel::WebChat, ok).is_ok());
+    // SPEC 7.18.1: a scheme, port or path is 400/201 (the port of an Origin is ignored).
+    let err = create_config(
+        Channel::WebChat,
+        json!({ "allowedOrigins": ["localhost:3000", "hubster.io:443"] }),
+    )
+    .unwrap_err();
+    assert_eq!(
+        pairs(&err),
+        [
+            (
+                ViolationKind::InvalidFormat,
+                "configuration.allowedOrigins[0]"
+            ),
+            (
+                ViolationKind::InvalidFormat,
+                "configuration.allowedOrigins[1]"
+            ),
+        ]
+    );
+    let err = create_config(
+        Channel::WebChat,
+        json!({ "allowedOrigins": ["localhost"], "sessionTTL": 299, "title": "" }),
+    )
+    .unwrap_err();
+    assert_eq!(
+        pairs(&err),
+        [
+            (ViolationKind::OutOfRange, "configuration.sessionTTL"),
+            (ViolationKind::OutOfRange, "configuration.title"),
+        ]
+    );
+    assert!(create_config(
+        Channel::WebChat,
+        json!({ "allowedOrigins": ["localhost"], "sessionTTL": 300, "title": "Help" })
+    )
+    .is_ok());
     let err = create_config(Channel::WebChat, json!({ "allowedOrigins": [] })).unwrap_err();
     assert_eq!(
         pairs(&err),

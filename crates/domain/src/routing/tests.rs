@@ -161,7 +161,7 @@ fn an_agent_or_bot_activity_goes_to_the_customer() {
         assert_eq!(ids(&r), vec![(h.customer.id, false)]);
         let to = &r.recipients[0];
         assert_eq!(to.token_id, "customer-token");
-        assert_eq!(to.reach, Reach::Stored);
+        assert_eq!(to.reach, Reach::Live);
         assert_eq!(
             r.activity.sender.token_id,
             format!("{}.{}", c.id, sender.id)
@@ -389,9 +389,14 @@ fn reach_follows_channel_and_webhook_url() {
             url: "https://sys.example/hook".into()
         }
     );
-    for c in [Channel::WebChat, Channel::Line, Channel::Kik] {
+    for c in [Channel::Line, Channel::Kik] {
         assert_eq!(member(IntegrationType::Customer, c).reach(), Reach::Stored);
     }
+    // WebChat: the widget's sockets, live (SPEC 7.18.3).
+    assert_eq!(
+        member(IntegrationType::Customer, Channel::WebChat).reach(),
+        Reach::Live
+    );
     assert_eq!(
         member(IntegrationType::Agent, Channel::Slack).reach(),
         Reach::Stored

@@ -121,7 +121,7 @@ fn catalogue() -> Vec<Case> {
             integration_type: "Customer",
             config: json!({ "allowedOrigins": ["localhost", "hubster.io"] }),
             required: &["allowedOrigins"],
-            answered: json!({ "allowedOrigins": ["localhost", "hubster.io"], "start": null, "echo": true }),
+            answered: json!({ "allowedOrigins": ["localhost", "hubster.io"], "start": null, "echo": true, "sessionTTL": null, "title": null }),
             generated: &[],
             inbound: Inbound::Null,
         },
@@ -1755,6 +1755,36 @@ async fn web_chat_allowed_origins_must_not_be_empty() {
     let (status, err) = refused(&s, &hub, "WebChat", json!({ "allowedOrigins": [] })).await;
     assert_error(status, &err, 400, "PRT", &[306]);
     assert_eq!(descriptions(&err), ["Property 'configuration.allowedOrigins' must contain one or more elements. (code: PRT000306)"]);
+    // SPEC 7.18.1: host names only; a scheme, a port or a path is 400/201, on create and on
+    // update (the port of a request's Origin is ignored when matching).
+    for bad in [
+        "localhost:3000",
+        "https://hubster.io",
+        "hubster.io/chat",
+        "bad host",
+    ] {
+        let (status, err) = refused(&s, &hub, "WebChat", json!({ "allowedOrigins": [bad] })).await;
+        assert_error(status, &err, 400, "PRT", &[201]);
+    }
+    let made = s
+        .integration(
+            &s.a.portal,
+            &hub,
+            new_body(
+                json!("WebChat"),
+                "Chat",
+                json!({ "allowedOrigins": ["localhost", "*.hubster.io"] }),
+            ),
+        )
+        .await;
+    let (status, err) = s
+        .put(
+            &one_path(&id_of(&made)),
+            &s.a.portal,
+            json!({ "name": "Chat", "configuration": { "allowedOrigins": ["hubster.io:443"] } }),
+        )
+        .await;
+    assert_error(status, &err, 400, "PRT", &[201]);
     s.stop().await;
 }
 
