@@ -132,7 +132,9 @@ async fn sessions(
     let answer = session(&state, req, integration, iid, origin, body).await;
     let mut resp = match answer {
         Ok(r) => r,
-        Err(e) => crate::error::render(e.into(), req.uri().path()),
+        // Rendered here to carry the CORS headers (an allowed page reads its errors); the
+        // path inside this nest has lost its `/webchat` prefix, so the prefix is named.
+        Err(e) => crate::error::render(e.into(), "/webchat/v1"),
     };
     cors_headers(&mut resp, req);
     Ok(resp)

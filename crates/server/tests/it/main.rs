@@ -26,6 +26,7 @@ mod rate_limits;
 mod sender_hub;
 mod sizes;
 mod slow_clients;
+mod webchat;
 mod webhook_crash;
 mod webhooks;
 mod ws_credentials;
