@@ -108,7 +108,16 @@ pub fn openapi_service() -> OpenApiService<Apis, ()> {
          `X-Telegram-Bot-Api-Secret-Token`) authenticates the call (401/102 otherwise). Media that \
          need the provider's credentials are served at `GET /channels/media/{integrationId}/{ref}?sig=…`. \
          Agent and bot messages to such conversations are provider deliveries, listed in \
-         `/api/v1/deliveries` with `channel` and `providerMessageIds`.",
+         `/api/v1/deliveries` with `channel` and `providerMessageIds`.\n\n\
+         WebChat (no token; the page's `Origin` must match the integration's `allowedOrigins`, \
+         else 403/101): `POST /webchat/v1/{integrationId}/sessions` `{clientId?, profile?}` (and its \
+         `OPTIONS` preflight) answers `{integrationId, conversationId, tokenId, clientId, isNew, \
+         sessionToken, expiresAt, websocketUrl}`, 10 per minute per `clientId` and 60 per client IP \
+         address; `GET /webchat/v1/{integrationId}/ws?sessionToken=…` upgrades to the widget socket, \
+         the customer of the session's conversation (frames as on `/engine-chat-hub`, payloads \
+         without `tenantId` and `conversationProperties`; text frames up to 64 KiB, 20 activities \
+         per 10 s; closes 4401 at the token's `exp`, 4403 paused or deleted, 4410 conversation \
+         closed).",
     )
 }
 
