@@ -57,13 +57,15 @@ pub struct Server {
 }
 
 /// The server's rate limits, each set to [`UNMET_RATE`] for the bench.
-const RATE_LIMITS: [&str; 6] = [
+const RATE_LIMITS: [&str; 8] = [
     "SWITCHBOARD_RATE_LIMIT_PORTAL",
     "SWITCHBOARD_RATE_LIMIT_ENGINE",
     "SWITCHBOARD_RATE_LIMIT_WS_FRAMES",
     "SWITCHBOARD_RATE_LIMIT_TOKEN",
     "SWITCHBOARD_RATE_LIMIT_PUBLIC",
     "SWITCHBOARD_RATE_LIMIT_CHANNEL",
+    "SWITCHBOARD_RATE_LIMIT_WEBCHAT_CLIENT",
+    "SWITCHBOARD_RATE_LIMIT_WEBCHAT_IP",
 ];
 /// The highest rate the server accepts, far above what the bench offers.
 const UNMET_RATE: &str = "1000000/s:1000000";

@@ -760,6 +760,30 @@ async fn pausing_closes_with_4403_and_closing_the_conversation_with_4410() {
     assert_eq!(of_type(&frames(&mut wb, 2).await, "ack").len(), 1);
     pause(&s, &x.webchat).await;
     assert_eq!(close_code(&mut wb).await.0, 4403);
+
+    // A paused hub, and a deleted integration: 4403 too; so is a session afterwards 400/6502.
+    let y = setup(&s, json!({})).await;
+    let c = new_session(&s, &y.webchat, json!({})).await;
+    let mut wc = widget(&s, &y.webchat, c["sessionToken"].as_str().unwrap()).await;
+    let (status, body) = s
+        .put(
+            &format!("/api/v1/hubs/{}", y.hub),
+            &s.a.portal,
+            json!({ "statusId": 2002 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(close_code(&mut wc).await.0, 4403);
+    let (status, _, body) = session(&s, &y.webchat, Some(SHOP), json!({})).await;
+    assert_error(status, &body, 400, "ENG", &[6502]);
+    let z = setup(&s, json!({})).await;
+    let d = new_session(&s, &z.webchat, json!({})).await;
+    let mut wd = widget(&s, &z.webchat, d["sessionToken"].as_str().unwrap()).await;
+    let (status, body) = s
+        .delete(&format!("/api/v1/integrations/{}", z.webchat), &s.a.portal)
+        .await;
+    assert!(status.is_success(), "{status} {body}");
+    assert_eq!(close_code(&mut wd).await.0, 4403);
     s.stop().await;
 }
 
