@@ -107,13 +107,18 @@ fn websocket_url(public_url: &str, integration: IntegrationId) -> String {
     format!("{base}/webchat/v1/{integration}/ws")
 }
 
-/// The bucket of a `clientId` of an integration: a hash, so the secret is not kept.
+/// The bucket of a `clientId` of an integration: the first 8 bytes of a SHA-256 of both, the
+/// same on every node (the buckets may live in Redis), so the secret itself is not kept.
 fn client_key(integration: IntegrationId, client_id: &str) -> Key {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    integration.to_string().hash(&mut h);
-    client_id.hash(&mut h);
-    Key::WebChatClient(h.finish())
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(integration.to_string())
+        .chain_update(b":")
+        .chain_update(client_id)
+        .finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    Key::WebChatClient(u64::from_be_bytes(first))
 }
 
 /// `POST /webchat/v1/{integrationId}/sessions` (SPEC 7.18.2).
