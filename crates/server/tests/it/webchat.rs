@@ -291,121 +291,124 @@ async fn preflight_answers_allowed_origins_only() {
 
 #[tokio::test]
 async fn a_session_opens_a_conversation_and_the_same_client_id_renews_it() {
-    let s = TestServer::start().await;
-    let x = setup(
-        &s,
-        json!({ "start": [ { "type": "text", "text": "Welcome!" } ], "sessionTTL": 600 }),
-    )
-    .await;
-    let first = new_session(
-        &s,
-        &x.webchat,
-        json!({ "profile": { "email": "ann@example.com" } }),
-    )
-    .await;
-    let client_id = first["clientId"].as_str().unwrap().to_owned();
-    assert_eq!(client_id.len(), 22, "{first}");
-    assert!(client_id
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'));
-    assert_eq!(first["integrationId"], x.webchat);
-    assert_eq!(first["isNew"], true);
-    let cid = first["conversationId"].as_str().unwrap().to_owned();
-    assert_eq!(
-        first["websocketUrl"],
-        format!(
-            "{}/webchat/v1/{}/ws",
-            s.base.replacen("http://", "ws://", 1),
-            x.webchat
+    for backend in backends("a_session_opens_a_conversation_and_the_same_client_id_renews_it") {
+        let s = TestServer::start_on(backend).await;
+        let x = setup(
+            &s,
+            json!({ "start": [ { "type": "text", "text": "Welcome!" } ], "sessionTTL": 600 }),
         )
-    );
-    // The token: EdDSA, aud webchat, its claims, signed by the server's key.
-    let token = first["sessionToken"].as_str().unwrap().to_owned();
-    let header: Value = serde_json::from_slice(
-        &URL_SAFE_NO_PAD
-            .decode(token.split('.').next().unwrap())
-            .unwrap(),
-    )
-    .unwrap();
-    assert_eq!(header["alg"], "EdDSA");
-    let c = claims(&token);
-    assert_eq!(c["aud"], "webchat");
-    assert_eq!(c["sub"], first["tokenId"]);
-    assert_eq!(c["tid"], s.a.id());
-    assert_eq!(c["iid"], x.webchat);
-    assert_eq!(c["cid"], cid);
-    assert_eq!(c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap(), 600);
-    assert!(c["jti"].as_str().is_some_and(|j| !j.is_empty()));
-    let exp = chrono::DateTime::parse_from_rfc3339(first["expiresAt"].as_str().unwrap()).unwrap();
-    assert_eq!(exp.timestamp(), c["exp"].as_i64().unwrap());
-    {
-        use ed25519_dalek::Verifier;
-        let seed = server_seed(&s).await;
-        let key = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key();
-        let (signed, sig) = token.rsplit_once('.').unwrap();
-        let sig =
-            ed25519_dalek::Signature::from_slice(&URL_SAFE_NO_PAD.decode(sig).unwrap()).unwrap();
-        assert!(key.verify(signed.as_bytes(), &sig).is_ok());
+        .await;
+        let first = new_session(
+            &s,
+            &x.webchat,
+            json!({ "profile": { "email": "ann@example.com" } }),
+        )
+        .await;
+        let client_id = first["clientId"].as_str().unwrap().to_owned();
+        assert_eq!(client_id.len(), 22, "{first}");
+        assert!(client_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'));
+        assert_eq!(first["integrationId"], x.webchat);
+        assert_eq!(first["isNew"], true);
+        let cid = first["conversationId"].as_str().unwrap().to_owned();
+        assert_eq!(
+            first["websocketUrl"],
+            format!(
+                "{}/webchat/v1/{}/ws",
+                s.base.replacen("http://", "ws://", 1),
+                x.webchat
+            )
+        );
+        // The token: EdDSA, aud webchat, its claims, signed by the server's key.
+        let token = first["sessionToken"].as_str().unwrap().to_owned();
+        let header: Value = serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(token.split('.').next().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(header["alg"], "EdDSA");
+        let c = claims(&token);
+        assert_eq!(c["aud"], "webchat");
+        assert_eq!(c["sub"], first["tokenId"]);
+        assert_eq!(c["tid"], s.a.id());
+        assert_eq!(c["iid"], x.webchat);
+        assert_eq!(c["cid"], cid);
+        assert_eq!(c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap(), 600);
+        assert!(c["jti"].as_str().is_some_and(|j| !j.is_empty()));
+        let exp =
+            chrono::DateTime::parse_from_rfc3339(first["expiresAt"].as_str().unwrap()).unwrap();
+        assert_eq!(exp.timestamp(), c["exp"].as_i64().unwrap());
+        {
+            use ed25519_dalek::Verifier;
+            let seed = server_seed(&s).await;
+            let key = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key();
+            let (signed, sig) = token.rsplit_once('.').unwrap();
+            let sig = ed25519_dalek::Signature::from_slice(&URL_SAFE_NO_PAD.decode(sig).unwrap())
+                .unwrap();
+            assert!(key.verify(signed.as_bytes(), &sig).is_ok());
+        }
+        // The session token is for the widget socket only.
+        let (status, body) = s.get(&format!("/api/v1/conversations/{cid}"), &token).await;
+        assert_error(status, &body, 401, "ENG", &[102]);
+
+        // The conversation: binding = clientId, profile merged, channel.origin and userAgent.
+        let (status, conv) = s
+            .get(&format!("/api/v1/conversations/{cid}"), &s.a.engine)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{conv}");
+        let props = &conv["properties"];
+        assert_eq!(props["profile"]["email"], "ann@example.com", "{conv}");
+        assert_eq!(props["channel"]["origin"], "shop.example.com", "{conv}");
+        assert_eq!(props["channel"]["userAgent"], "Mozilla/5.0 (test widget)");
+        assert!(
+            !conv.to_string().contains(&client_id) || conv["binding"] == client_id.as_str(),
+            "the clientId appears only as the binding: {conv}"
+        );
+
+        // The same clientId: the same open conversation, a new token; the profile merged in.
+        let again = new_session(
+            &s,
+            &x.webchat,
+            json!({ "clientId": client_id, "profile": { "language": "fr" } }),
+        )
+        .await;
+        assert_eq!(again["isNew"], false);
+        assert_eq!(again["conversationId"], cid.as_str());
+        assert_eq!(again["tokenId"], first["tokenId"]);
+        assert_eq!(again["clientId"], client_id.as_str());
+        assert_ne!(
+            claims(again["sessionToken"].as_str().unwrap())["jti"],
+            c["jti"]
+        );
+        let (_, conv) = s
+            .get(&format!("/api/v1/conversations/{cid}"), &s.a.engine)
+            .await;
+        assert_eq!(conv["properties"]["profile"]["email"], "ann@example.com");
+        assert_eq!(conv["properties"]["profile"]["language"], "fr");
+
+        // A given new clientId opens another conversation.
+        let other = new_session(&s, &x.webchat, json!({ "clientId": "A".repeat(30) })).await;
+        assert_eq!(other["isNew"], true);
+        assert_ne!(other["conversationId"], cid.as_str());
+        assert_eq!(other["clientId"], "A".repeat(30));
+
+        // The start message went to the new conversation: the widget replays it.
+        let mut ws = widget(&s, &x.webchat, again["sessionToken"].as_str().unwrap()).await;
+        send_frame(&mut ws, json!({ "type": "resume", "leid": 0 })).await;
+        let f = frame(&mut ws).await;
+        assert_eq!(f["type"], "activity", "{f}");
+        let p = &f["payload"];
+        assert_eq!(p["tenantId"], Value::Null);
+        assert_eq!(p["conversationProperties"], Value::Null);
+        assert_eq!(p["integrationId"], x.webchat);
+        assert_eq!(p["conversationId"], cid.as_str());
+        assert_eq!(p["hubId"], x.hub);
+        assert_eq!(p["activity"]["message"]["text"], "Welcome!", "{f}");
+        quiet(&mut ws, 200).await;
+        s.stop().await;
     }
-    // The session token is for the widget socket only.
-    let (status, body) = s.get(&format!("/api/v1/conversations/{cid}"), &token).await;
-    assert_error(status, &body, 401, "ENG", &[102]);
-
-    // The conversation: binding = clientId, profile merged, channel.origin and userAgent.
-    let (status, conv) = s
-        .get(&format!("/api/v1/conversations/{cid}"), &s.a.engine)
-        .await;
-    assert_eq!(status, StatusCode::OK, "{conv}");
-    let props = &conv["properties"];
-    assert_eq!(props["profile"]["email"], "ann@example.com", "{conv}");
-    assert_eq!(props["channel"]["origin"], "shop.example.com", "{conv}");
-    assert_eq!(props["channel"]["userAgent"], "Mozilla/5.0 (test widget)");
-    assert!(
-        !conv.to_string().contains(&client_id) || conv["binding"] == client_id.as_str(),
-        "the clientId appears only as the binding: {conv}"
-    );
-
-    // The same clientId: the same open conversation, a new token; the profile merged in.
-    let again = new_session(
-        &s,
-        &x.webchat,
-        json!({ "clientId": client_id, "profile": { "language": "fr" } }),
-    )
-    .await;
-    assert_eq!(again["isNew"], false);
-    assert_eq!(again["conversationId"], cid.as_str());
-    assert_eq!(again["tokenId"], first["tokenId"]);
-    assert_eq!(again["clientId"], client_id.as_str());
-    assert_ne!(
-        claims(again["sessionToken"].as_str().unwrap())["jti"],
-        c["jti"]
-    );
-    let (_, conv) = s
-        .get(&format!("/api/v1/conversations/{cid}"), &s.a.engine)
-        .await;
-    assert_eq!(conv["properties"]["profile"]["email"], "ann@example.com");
-    assert_eq!(conv["properties"]["profile"]["language"], "fr");
-
-    // A given new clientId opens another conversation.
-    let other = new_session(&s, &x.webchat, json!({ "clientId": "A".repeat(30) })).await;
-    assert_eq!(other["isNew"], true);
-    assert_ne!(other["conversationId"], cid.as_str());
-    assert_eq!(other["clientId"], "A".repeat(30));
-
-    // The start message went to the new conversation: the widget replays it.
-    let mut ws = widget(&s, &x.webchat, again["sessionToken"].as_str().unwrap()).await;
-    send_frame(&mut ws, json!({ "type": "resume", "leid": 0 })).await;
-    let f = frame(&mut ws).await;
-    assert_eq!(f["type"], "activity", "{f}");
-    let p = &f["payload"];
-    assert_eq!(p["tenantId"], Value::Null);
-    assert_eq!(p["conversationProperties"], Value::Null);
-    assert_eq!(p["integrationId"], x.webchat);
-    assert_eq!(p["conversationId"], cid.as_str());
-    assert_eq!(p["hubId"], x.hub);
-    assert_eq!(p["activity"]["message"]["text"], "Welcome!", "{f}");
-    quiet(&mut ws, 200).await;
-    s.stop().await;
 }
 
 #[tokio::test]
@@ -553,99 +556,102 @@ async fn the_socket_refuses_bad_tokens_origins_paused_and_closed() {
 
 #[tokio::test]
 async fn echo_reaches_every_socket_of_the_conversation_and_agents_answer_live() {
-    let s = TestServer::start().await;
-    let x = setup(&s, json!({})).await;
-    let first = new_session(&s, &x.webchat, json!({})).await;
-    let token = first["sessionToken"].as_str().unwrap().to_owned();
-    let cid = first["conversationId"].as_str().unwrap().to_owned();
-    let mut one = widget(&s, &x.webchat, &token).await;
-    let mut two = widget(&s, &x.webchat, &token).await;
-    // Another conversation's socket gets nothing of this one.
-    let other = new_session(&s, &x.webchat, json!({})).await;
-    let mut stranger = widget(&s, &x.webchat, other["sessionToken"].as_str().unwrap()).await;
+    for backend in backends("echo_reaches_every_socket_of_the_conversation_and_agents_answer_live")
+    {
+        let s = TestServer::start_on(backend).await;
+        let x = setup(&s, json!({})).await;
+        let first = new_session(&s, &x.webchat, json!({})).await;
+        let token = first["sessionToken"].as_str().unwrap().to_owned();
+        let cid = first["conversationId"].as_str().unwrap().to_owned();
+        let mut one = widget(&s, &x.webchat, &token).await;
+        let mut two = widget(&s, &x.webchat, &token).await;
+        // Another conversation's socket gets nothing of this one.
+        let other = new_session(&s, &x.webchat, json!({})).await;
+        let mut stranger = widget(&s, &x.webchat, other["sessionToken"].as_str().unwrap()).await;
 
-    send_frame(&mut one, text("r1", "hello")).await;
-    let got = frames(&mut one, 2).await;
-    let ack = of_type(&got, "ack");
-    assert_eq!(ack.len(), 1, "{got:?}");
-    assert_eq!(ack[0]["ref"], "r1");
-    let event_id = ack[0]["eventId"].as_i64().unwrap();
-    let echo = of_type(&got, "activity")[0];
-    for echo in [echo.clone(), frame(&mut two).await] {
-        let p = &echo["payload"];
-        assert_eq!(p["tenantId"], Value::Null, "{echo}");
-        assert_eq!(p["conversationProperties"], Value::Null);
-        assert_eq!(p["conversationId"], cid.as_str());
-        assert_eq!(p["activity"]["isEcho"], true, "{echo}");
-        assert_eq!(p["activity"]["eventId"], event_id);
-        assert_eq!(p["activity"]["message"]["text"], "hello");
-        assert_eq!(p["activity"]["sender"]["channelType"], "WebChat");
-    }
-    // The conversationId may be given when it is the session's.
-    let mut with_id = text("r2", "again");
-    with_id["conversationId"] = json!(cid);
-    send_frame(&mut two, with_id).await;
-    let got = frames(&mut two, 2).await;
-    assert_eq!(of_type(&got, "ack").len(), 1, "{got:?}");
-    assert_eq!(
-        frame(&mut one).await["payload"]["activity"]["message"]["text"],
-        "again"
-    );
-
-    // The agent answers over HTTP: both sockets get it, live.
-    let (status, body) = s
-        .send(
-            &s.a.engine,
-            &cid,
-            json!({ "type": "message", "sender": { "integrationId": x.agent },
-                    "message": { "type": "text", "text": "How can I help?" } }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    for ws in [&mut one, &mut two] {
-        let f = frame(ws).await;
+        send_frame(&mut one, text("r1", "hello")).await;
+        let got = frames(&mut one, 2).await;
+        let ack = of_type(&got, "ack");
+        assert_eq!(ack.len(), 1, "{got:?}");
+        assert_eq!(ack[0]["ref"], "r1");
+        let event_id = ack[0]["eventId"].as_i64().unwrap();
+        let echo = of_type(&got, "activity")[0];
+        for echo in [echo.clone(), frame(&mut two).await] {
+            let p = &echo["payload"];
+            assert_eq!(p["tenantId"], Value::Null, "{echo}");
+            assert_eq!(p["conversationProperties"], Value::Null);
+            assert_eq!(p["conversationId"], cid.as_str());
+            assert_eq!(p["activity"]["isEcho"], true, "{echo}");
+            assert_eq!(p["activity"]["eventId"], event_id);
+            assert_eq!(p["activity"]["message"]["text"], "hello");
+            assert_eq!(p["activity"]["sender"]["channelType"], "WebChat");
+        }
+        // The conversationId may be given when it is the session's.
+        let mut with_id = text("r2", "again");
+        with_id["conversationId"] = json!(cid);
+        send_frame(&mut two, with_id).await;
+        let got = frames(&mut two, 2).await;
+        assert_eq!(of_type(&got, "ack").len(), 1, "{got:?}");
         assert_eq!(
-            f["payload"]["activity"]["message"]["text"], "How can I help?",
-            "{f}"
+            frame(&mut one).await["payload"]["activity"]["message"]["text"],
+            "again"
         );
-        assert_eq!(f["payload"]["activity"]["sender"]["integrationId"], x.agent);
-        assert_eq!(f["payload"]["activity"]["isEcho"], false);
-        assert_eq!(f["payload"]["tenantId"], Value::Null);
-    }
-    quiet(&mut stranger, 200).await;
 
-    // Refused frames: another conversation, a sender, a type the widget may not send.
-    let mut foreign = text("f1", "x");
-    foreign["conversationId"] = other["conversationId"].clone();
-    let mut sender = text("f2", "x");
-    sender["activity"]["sender"] = json!({ "integrationId": x.agent });
-    let card = json!({ "type": "activity", "ref": "f3",
+        // The agent answers over HTTP: both sockets get it, live.
+        let (status, body) = s
+            .send(
+                &s.a.engine,
+                &cid,
+                json!({ "type": "message", "sender": { "integrationId": x.agent },
+                    "message": { "type": "text", "text": "How can I help?" } }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        for ws in [&mut one, &mut two] {
+            let f = frame(ws).await;
+            assert_eq!(
+                f["payload"]["activity"]["message"]["text"], "How can I help?",
+                "{f}"
+            );
+            assert_eq!(f["payload"]["activity"]["sender"]["integrationId"], x.agent);
+            assert_eq!(f["payload"]["activity"]["isEcho"], false);
+            assert_eq!(f["payload"]["tenantId"], Value::Null);
+        }
+        quiet(&mut stranger, 200).await;
+
+        // Refused frames: another conversation, a sender, a type the widget may not send.
+        let mut foreign = text("f1", "x");
+        foreign["conversationId"] = other["conversationId"].clone();
+        let mut sender = text("f2", "x");
+        sender["activity"]["sender"] = json!({ "integrationId": x.agent });
+        let card = json!({ "type": "activity", "ref": "f3",
         "activity": { "type": "message", "message": { "type": "card", "title": "t" } } });
-    let event = json!({ "type": "activity", "ref": "f4",
+        let event = json!({ "type": "activity", "ref": "f4",
         "activity": { "type": "event", "event": { "type": "conversation:closed" } } });
-    for (f, status, code) in [
-        (foreign, 403, 101),
-        (sender, 403, 101),
-        (card, 400, 206),
-        (event, 400, 206),
-    ] {
-        let reference = f["ref"].clone();
-        send_frame(&mut one, f).await;
-        let e = frame(&mut one).await;
-        assert_eq!(e["type"], "error", "{e}");
-        assert_eq!(e["ref"], reference);
-        assert_eq!(e["status"], status, "{e}");
-        assert_eq!(e["errors"][0]["code"], code, "{e}");
-    }
-    // Events the widget may send.
-    send_frame(
+        for (f, status, code) in [
+            (foreign, 403, 101),
+            (sender, 403, 101),
+            (card, 400, 206),
+            (event, 400, 206),
+        ] {
+            let reference = f["ref"].clone();
+            send_frame(&mut one, f).await;
+            let e = frame(&mut one).await;
+            assert_eq!(e["type"], "error", "{e}");
+            assert_eq!(e["ref"], reference);
+            assert_eq!(e["status"], status, "{e}");
+            assert_eq!(e["errors"][0]["code"], code, "{e}");
+        }
+        // Events the widget may send.
+        send_frame(
         &mut one,
         json!({ "type": "activity", "ref": "t", "activity": { "type": "event", "event": { "type": "typing_on" } } }),
     )
     .await;
-    let got = frames(&mut one, 2).await;
-    assert_eq!(of_type(&got, "ack").len(), 1, "{got:?}");
-    s.stop().await;
+        let got = frames(&mut one, 2).await;
+        assert_eq!(of_type(&got, "ack").len(), 1, "{got:?}");
+        s.stop().await;
+    }
 }
 
 #[tokio::test]
@@ -666,57 +672,59 @@ async fn with_echo_off_only_the_ack_comes_back() {
 
 #[tokio::test]
 async fn resume_replays_the_conversation_after_leid() {
-    let s = TestServer::start().await;
-    let x = setup(
-        &s,
-        json!({ "start": [ { "type": "text", "text": "Welcome!" } ] }),
-    )
-    .await;
-    let first = new_session(&s, &x.webchat, json!({})).await;
-    let token = first["sessionToken"].as_str().unwrap().to_owned();
-    let cid = first["conversationId"].as_str().unwrap().to_owned();
-    let mut ws = widget(&s, &x.webchat, &token).await;
-    send_frame(&mut ws, text("r1", "one")).await;
-    let got = frames(&mut ws, 2).await;
-    let mine = of_type(&got, "ack")[0]["eventId"].as_i64().unwrap();
-    drop(ws);
-    // While no socket is open, the agent answers: stored, replayed on resume.
-    let (status, body) = s
-        .send(
-            &s.a.engine,
-            &cid,
-            json!({ "type": "message", "sender": { "integrationId": x.agent },
-                    "message": { "type": "text", "text": "answer" } }),
+    for backend in backends("resume_replays_the_conversation_after_leid") {
+        let s = TestServer::start_on(backend).await;
+        let x = setup(
+            &s,
+            json!({ "start": [ { "type": "text", "text": "Welcome!" } ] }),
         )
         .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+        let first = new_session(&s, &x.webchat, json!({})).await;
+        let token = first["sessionToken"].as_str().unwrap().to_owned();
+        let cid = first["conversationId"].as_str().unwrap().to_owned();
+        let mut ws = widget(&s, &x.webchat, &token).await;
+        send_frame(&mut ws, text("r1", "one")).await;
+        let got = frames(&mut ws, 2).await;
+        let mine = of_type(&got, "ack")[0]["eventId"].as_i64().unwrap();
+        drop(ws);
+        // While no socket is open, the agent answers: stored, replayed on resume.
+        let (status, body) = s
+            .send(
+                &s.a.engine,
+                &cid,
+                json!({ "type": "message", "sender": { "integrationId": x.agent },
+                    "message": { "type": "text", "text": "answer" } }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
 
-    let mut ws = widget(&s, &x.webchat, &token).await;
-    send_frame(&mut ws, json!({ "type": "resume", "leid": 0 })).await;
-    let all = frames(&mut ws, 3).await;
-    let texts: Vec<&Value> = all
-        .iter()
-        .map(|f| &f["payload"]["activity"]["message"]["text"])
-        .collect();
-    assert_eq!(
-        texts,
-        [&json!("Welcome!"), &json!("one"), &json!("answer")],
-        "{all:?}"
-    );
-    let ids: Vec<i64> = all
-        .iter()
-        .map(|f| f["payload"]["activity"]["eventId"].as_i64().unwrap())
-        .collect();
-    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
-    assert_eq!(all[1]["payload"]["activity"]["isEcho"], true);
-    assert!(all.iter().all(|f| f["payload"]["tenantId"].is_null()));
-    quiet(&mut ws, 200).await;
-    // From the customer's own message on: only the answer.
-    send_frame(&mut ws, json!({ "type": "resume", "leid": mine })).await;
-    let f = frame(&mut ws).await;
-    assert_eq!(f["payload"]["activity"]["message"]["text"], "answer");
-    quiet(&mut ws, 200).await;
-    s.stop().await;
+        let mut ws = widget(&s, &x.webchat, &token).await;
+        send_frame(&mut ws, json!({ "type": "resume", "leid": 0 })).await;
+        let all = frames(&mut ws, 3).await;
+        let texts: Vec<&Value> = all
+            .iter()
+            .map(|f| &f["payload"]["activity"]["message"]["text"])
+            .collect();
+        assert_eq!(
+            texts,
+            [&json!("Welcome!"), &json!("one"), &json!("answer")],
+            "{all:?}"
+        );
+        let ids: Vec<i64> = all
+            .iter()
+            .map(|f| f["payload"]["activity"]["eventId"].as_i64().unwrap())
+            .collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+        assert_eq!(all[1]["payload"]["activity"]["isEcho"], true);
+        assert!(all.iter().all(|f| f["payload"]["tenantId"].is_null()));
+        quiet(&mut ws, 200).await;
+        // From the customer's own message on: only the answer.
+        send_frame(&mut ws, json!({ "type": "resume", "leid": mine })).await;
+        let f = frame(&mut ws).await;
+        assert_eq!(f["payload"]["activity"]["message"]["text"], "answer");
+        quiet(&mut ws, 200).await;
+        s.stop().await;
+    }
 }
 
 #[tokio::test]
