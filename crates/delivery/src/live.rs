@@ -484,6 +484,51 @@ mod frame_tests {
     use super::*;
 
     #[test]
+    fn a_webchat_frame_hides_the_tenant_and_the_properties() {
+        let head = BodyHead {
+            hub_id: switchboard_domain::ids::HubId::new(),
+            tenant_id: switchboard_domain::ids::TenantId::new(),
+            integration_id: IntegrationId::new(),
+            conversation_id: ConversationId::new(),
+        };
+        let frame = webchat_frame(&head, r#"{"eventId":7}"#);
+        let v: serde_json::Value = serde_json::from_str(&frame).unwrap();
+        assert_eq!(v["type"], "activity");
+        let p = &v["payload"];
+        assert!(p["tenantId"].is_null() && p["conversationProperties"].is_null());
+        assert_eq!(p["hubId"], head.hub_id.to_string());
+        assert_eq!(p["integrationId"], head.integration_id.to_string());
+        assert_eq!(p["conversationId"], head.conversation_id.to_string());
+        assert_eq!(p["activity"]["eventId"], 7);
+    }
+
+    #[tokio::test]
+    async fn closing_a_conversation_closes_only_its_sessions() {
+        let registry = LiveRegistry::new(QueueLimits::default());
+        let integration = IntegrationId::new();
+        let (one, two) = (ConversationId::new(), ConversationId::new());
+        let mut a = registry.register(integration, Some(one));
+        let mut b = registry.register(integration, Some(two));
+        let mut all = registry.register(integration, None);
+        registry.dispatch(&LiveMessage::CloseConversation {
+            integration_id: integration,
+            conversation_id: one,
+            code: 4410,
+            reason: "conversation closed".into(),
+        });
+        assert_eq!(
+            a.next().await,
+            Some(SessionEvent::Close {
+                code: 4410,
+                reason: "conversation closed".into()
+            })
+        );
+        assert_eq!(b.try_next(), None);
+        assert_eq!(all.try_next(), None);
+        assert_eq!(registry.sessions(), 2);
+    }
+
+    #[test]
     fn an_activity_frame_wraps_the_direct_body() {
         let head = BodyHead {
             hub_id: switchboard_domain::ids::HubId::new(),
