@@ -785,3 +785,56 @@ fn requests(
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arrivals_count_the_phase_at_its_source_once() {
+        let a = Arrivals::new();
+        a.count(3, 2, Source::Provider);
+        let text = |seq: u64| format!(r#"{{"text":"bench:3:{seq}:0"}}"#);
+        // The agent's own reply echoed on its socket is not a delivery to the provider.
+        a.arrive(Source::Socket, &text(0));
+        assert_eq!(a.received.load(Ordering::Relaxed), 0);
+        a.arrive(Source::Provider, &text(0));
+        a.arrive(Source::Provider, &text(0));
+        a.arrive(Source::Provider, &text(1));
+        // Another phase, an unknown sequence number, or no marker: not counted.
+        a.arrive(Source::Provider, r#"{"text":"bench:2:1:0"}"#);
+        a.arrive(Source::Provider, &text(7));
+        a.arrive(Source::Provider, "hello");
+        let (micros, duplicates, last) = a.take();
+        assert_eq!((micros.len(), duplicates), (2, 1));
+        assert!(last.is_some());
+        assert_eq!(a.received.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn an_update_is_a_private_text_message_with_its_marker() {
+        let u: Value = serde_json::from_str(&update(1, 42, 700_000_003, 99)).expect("JSON");
+        let m = &u["message"];
+        assert_eq!(u["update_id"], m["message_id"]);
+        assert_eq!(m["message_id"], 10_000_042);
+        assert_eq!(m["chat"]["type"], "private");
+        assert_eq!(m["chat"]["id"], 700_000_003);
+        assert_eq!(m["from"]["is_bot"], false);
+        assert_eq!(
+            markers(m["text"].as_str().expect("text")),
+            vec![(1, 42, 99)]
+        );
+        // Another phase never repeats a message_id.
+        let w: Value = serde_json::from_str(&update(0, 42, 700_000_003, 0)).expect("JSON");
+        assert_ne!(w["message"]["message_id"], m["message_id"]);
+    }
+
+    #[test]
+    fn the_target_is_met_only_when_measured_without_errors() {
+        assert_eq!(meets_target(Some(1.2), 0), Some(true));
+        assert_eq!(meets_target(Some(1.5), 0), Some(true));
+        assert_eq!(meets_target(Some(1.6), 0), Some(false));
+        assert_eq!(meets_target(None, 0), None);
+        assert_eq!(meets_target(Some(1.2), 1), None);
+    }
+}
