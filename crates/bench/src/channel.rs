@@ -30,7 +30,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::load::Progress;
-use crate::procfs::CpuSnapshot;
+use crate::procfs::{CpuSnapshot, CpuUsed};
 use crate::server::{Api, Server};
 use crate::stats::{round1, round3, round6, Percentiles, Phase};
 use crate::webhook::{self, markers, Posted};
@@ -46,7 +46,9 @@ pub struct Plan {
     pub offered: Duration,
     /// The most requests in flight: past it the schedule slips, and the rate sent is reported.
     pub in_flight: usize,
-    /// The longest a phase may post.
+    /// Each phase is posted in this many slices; the inbound and direct slices alternate.
+    pub rounds: u32,
+    /// The longest a slice may post.
     pub cap: Duration,
     /// After the last post, arrivals are waited for until they are all in, or none has come for
     /// this long.
@@ -84,6 +86,8 @@ enum Source {
 struct Tally {
     phase: u64,
     source: Source,
+    /// The first sequence number counted: `seen[i]` is `first + i`.
+    first: u64,
     seen: Vec<bool>,
     micros: Vec<u64>,
     duplicates: u64,
@@ -106,6 +110,7 @@ impl Arrivals {
             tally: Mutex::new(Tally {
                 phase: u64::MAX,
                 source: Source::Socket,
+                first: 0,
                 seen: Vec::new(),
                 micros: Vec::new(),
                 duplicates: 0,
@@ -120,12 +125,14 @@ impl Arrivals {
         self.clock.elapsed().as_micros() as u64
     }
 
-    /// Starts counting `phase` (messages 0..count) as they arrive at `source`.
-    fn count(&self, phase: u64, count: u64, source: Source) {
+    /// Starts counting the messages `seqs` of `phase` as they arrive at `source`.
+    fn count(&self, phase: u64, seqs: std::ops::Range<u64>, source: Source) {
+        let count = seqs.end.saturating_sub(seqs.start);
         if let Ok(mut t) = self.tally.lock() {
             *t = Tally {
                 phase,
                 source,
+                first: seqs.start,
                 seen: vec![false; count as usize],
                 micros: Vec::with_capacity(count as usize),
                 duplicates: 0,
@@ -148,7 +155,10 @@ impl Arrivals {
         if phase != t.phase || source != t.source {
             return;
         }
-        match t.seen.get_mut(seq as usize) {
+        let Some(i) = seq.checked_sub(t.first) else {
+            return;
+        };
+        match t.seen.get_mut(i as usize) {
             Some(seen) if !*seen => {
                 *seen = true;
                 t.micros.push(now.saturating_sub(sent));
@@ -491,17 +501,19 @@ struct Sent {
     /// Latency of each accepted request, µs.
     answered: Vec<u64>,
     errors: Vec<String>,
-    sent_per_second: f64,
+    started: u64,
+    sending: Duration,
     max_lag: Duration,
 }
 
-/// `call(seq)` for seq in 0..count, started on a schedule of `rate` per second whatever the
+/// `call(seq)` for each seq of `seqs`, started on a schedule of `rate` per second whatever the
 /// answers do (at most `in_flight` at once, at most `cap` long); returns when all are answered.
-async fn open_loop<F, Fut>(label: &str, plan: &Plan, count: u64, call: F) -> Sent
+async fn open_loop<F, Fut>(label: &str, plan: &Plan, seqs: std::ops::Range<u64>, call: F) -> Sent
 where
     F: Fn(u64) -> Fut,
     Fut: Future<Output = std::result::Result<(), String>> + Send + 'static,
 {
+    let count = seqs.end.saturating_sub(seqs.start);
     let answered = Arc::new(Mutex::new(Vec::with_capacity(count as usize)));
     let errors = Arc::new(Mutex::new(Vec::new()));
     let done = Arc::new(AtomicU64::new(0));
@@ -510,8 +522,8 @@ where
     let start = Instant::now();
     let mut max_lag = Duration::ZERO;
     let mut started = 0u64;
-    for seq in 0..count {
-        let due = start + Duration::from_secs_f64(seq as f64 / plan.rate as f64);
+    for seq in seqs {
+        let due = start + Duration::from_secs_f64(started as f64 / plan.rate as f64);
         tokio::time::sleep_until(due.into()).await;
         let Ok(permit) = limit.clone().acquire_owned().await else {
             break;
@@ -541,7 +553,8 @@ where
     Sent {
         answered: taken(&answered),
         errors: taken(&errors),
-        sent_per_second: round1(started as f64 / sending.as_secs_f64().max(1e-9)),
+        started,
+        sending,
         max_lag,
     }
 }
@@ -553,63 +566,110 @@ fn taken<T>(list: &Mutex<Vec<T>>) -> Vec<T> {
         .unwrap_or_default()
 }
 
-/// One phase: `count` requests made by `call` at the plan's rate, arriving where `kind` does; the
-/// phase's figures once all have arrived (or none came for `plan.drain`).
-async fn phase<F, Fut>(
+/// A phase's figures, summed over its slices.
+#[derive(Default)]
+struct Acc {
+    slices: u32,
+    sent: Vec<u64>,
+    errors: Vec<String>,
+    started: u64,
+    sending: Duration,
+    max_lag: Duration,
+    accepted: u64,
+    micros: Vec<u64>,
+    duplicates: u64,
+    /// From each slice's first post to its last arrival, summed.
+    seconds: f64,
+    cpu: Option<CpuUsed>,
+}
+
+/// One slice of a phase: the requests `seqs` made by `call` at the plan's rate, arriving where
+/// `kind` does; counted into `acc` once all have arrived (or none came for `plan.drain`). The
+/// CPU counts from the first post to the last arrival, so the pauses between slices do not.
+#[allow(clippy::too_many_arguments)]
+async fn slice<F, Fut>(
     server: &Server,
     plan: &Plan,
     arrivals: &Arrivals,
     kind: Kind,
     number: u64,
-    count: u64,
+    seqs: std::ops::Range<u64>,
     call: F,
-) -> Phase
-where
+    acc: &mut Acc,
+) where
     F: Fn(u64) -> Fut,
     Fut: Future<Output = std::result::Result<(), String>> + Send + 'static,
 {
     let name = kind.name();
-    arrivals.count(number, count, kind.source());
+    arrivals.count(number, seqs.clone(), kind.source());
     let before = CpuSnapshot::take(server.pid, server.database);
     let start_us = arrivals.now_us();
-    let label = format!("channel {name}: {}/s", plan.rate);
-    let sent = open_loop(&label, plan, count, call).await;
+    let label = format!(
+        "channel {name} {}/{}: {}/s",
+        acc.slices + 1,
+        plan.rounds,
+        plan.rate
+    );
+    let sent = open_loop(&label, plan, seqs, call).await;
     let accepted = sent.answered.len() as u64;
     arrivals.wait_for(accepted, plan.drain).await;
     let after = CpuSnapshot::take(server.pid, server.database);
-    for e in sent.errors.iter().take(3) {
-        eprintln!("  channel {name}: request refused: {e}");
+    if acc.errors.is_empty() {
+        for e in sent.errors.iter().take(3) {
+            eprintln!("  channel {name}: request refused: {e}");
+        }
     }
     let (micros, duplicates, last_us) = arrivals.take();
-    let received = micros.len() as u64;
-    let missing = accepted.saturating_sub(received);
-    let seconds = last_us
+    let used = before.used_until(&after);
+    acc.slices += 1;
+    acc.sent.extend(sent.answered);
+    acc.errors.extend(sent.errors);
+    acc.started += sent.started;
+    acc.sending += sent.sending;
+    acc.max_lag = acc.max_lag.max(sent.max_lag);
+    acc.accepted += accepted;
+    acc.micros.extend(micros);
+    acc.duplicates += duplicates;
+    acc.seconds += last_us
         .unwrap_or_else(|| arrivals.now_us())
         .saturating_sub(start_us) as f64
         / 1e6;
+    acc.cpu = Some(acc.cpu.map_or(used, |c| c.plus(used)));
+}
+
+/// The phase of `kind` from its slices.
+fn phase(plan: &Plan, kind: Kind, acc: Acc) -> Phase {
+    let received = acc.micros.len() as u64;
+    let missing = acc.accepted.saturating_sub(received);
     let mut extra = serde_json::Map::new();
     extra.insert("offered_per_second".into(), json!(plan.rate));
-    extra.insert("sent_per_second".into(), json!(sent.sent_per_second));
+    extra.insert(
+        "sent_per_second".into(),
+        json!(round1(
+            acc.started as f64 / acc.sending.as_secs_f64().max(1e-9)
+        )),
+    );
+    extra.insert("slices".into(), json!(acc.slices));
     extra.insert(
         "max_schedule_lag_ms".into(),
-        json!(round3(sent.max_lag.as_secs_f64() * 1000.0)),
+        json!(round3(acc.max_lag.as_secs_f64() * 1000.0)),
     );
-    extra.insert("accepted".into(), json!(accepted));
-    extra.insert("post_errors".into(), json!(sent.errors.len()));
+    extra.insert("accepted".into(), json!(acc.accepted));
+    extra.insert("post_errors".into(), json!(acc.errors.len()));
     extra.insert("missing".into(), json!(missing));
-    extra.insert("duplicated".into(), json!(duplicates));
+    extra.insert("duplicated".into(), json!(acc.duplicates));
     extra.insert(
         "post_latency_ms".into(),
-        Percentiles::of_micros(sent.answered).to_json(),
+        Percentiles::of_micros(acc.sent).to_json(),
     );
     Phase {
-        name: name.to_owned(),
+        name: kind.name().to_owned(),
         unit: kind.unit(),
         count: received,
-        errors: sent.errors.len() as u64 + missing + duplicates,
-        seconds,
-        latency: Percentiles::of_micros(micros),
-        cpu: before.used_until(&after),
+        errors: acc.errors.len() as u64 + missing + acc.duplicates,
+        seconds: acc.seconds,
+        latency: Percentiles::of_micros(acc.micros),
+        cpu: acc.cpu.unwrap_or_default(),
         extra,
     }
 }
@@ -629,12 +689,12 @@ pub async fn run(server: &Server, plan: &Plan, fake: &FakeTelegram) -> Result<(V
     // Not reported: one message of each kind per conversation, so that no measured phase pays
     // for a first use (the first update of a chat, caches, the fake's connections).
     for kind in KINDS {
-        arrivals.count(0, chats, kind.source());
+        arrivals.count(0, 0..chats, kind.source());
         let label = format!("channel warm-up, {}", kind.name());
         let sent = open_loop(
             &label,
             plan,
-            chats,
+            0..chats,
             requests(&api, &setup, &arrivals, kind, 0),
         )
         .await;
@@ -645,12 +705,52 @@ pub async fn run(server: &Server, plan: &Plan, fake: &FakeTelegram) -> Result<(V
         arrivals.wait_for(chats, plan.drain).await;
     }
 
-    let mut phases = Vec::new();
-    for (number, kind) in (1..).zip(KINDS) {
-        let call = requests(&api, &setup, &arrivals, kind, number);
-        phases.push(phase(server, plan, &arrivals, kind, number, count, call).await);
+    // The inbound and direct phases in alternating slices (inbound first in even rounds, direct
+    // first in odd ones), so that whatever else the machine does weighs on both alike and
+    // neither always runs first; then the outbound phase, in as many slices.
+    let rounds = u64::from(plan.rounds.max(1));
+    let per_slice = count.div_ceil(rounds);
+    let mut accs: [Acc; 3] = Default::default();
+    for round in 0..rounds {
+        let seqs = round * per_slice..((round + 1) * per_slice).min(count);
+        let pair = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for i in pair {
+            let (kind, number) = (KINDS[i], i as u64 + 1);
+            let call = requests(&api, &setup, &arrivals, kind, number);
+            slice(
+                server,
+                plan,
+                &arrivals,
+                kind,
+                number,
+                seqs.clone(),
+                call,
+                &mut accs[i],
+            )
+            .await;
+        }
+    }
+    for round in 0..rounds {
+        let seqs = round * per_slice..((round + 1) * per_slice).min(count);
+        let call = requests(&api, &setup, &arrivals, Kind::Outbound, 3);
+        slice(
+            server,
+            plan,
+            &arrivals,
+            Kind::Outbound,
+            3,
+            seqs,
+            call,
+            &mut accs[2],
+        )
+        .await;
     }
     reader.abort();
+    let mut phases: Vec<Phase> = KINDS
+        .into_iter()
+        .zip(accs)
+        .map(|(kind, acc)| phase(plan, kind, acc))
+        .collect();
 
     // A request the fake refused is a fault of the server's calls: it counts with the outbound
     // phase's errors.
@@ -680,6 +780,8 @@ pub async fn run(server: &Server, plan: &Plan, fake: &FakeTelegram) -> Result<(V
             "offered_rate": plan.rate,
             "offered_seconds": plan.offered.as_secs_f64(),
             "messages_per_phase": count,
+            "slices_per_phase": rounds,
+            "order": "inbound and direct in alternating 1/rounds slices (ABBA), then outbound",
             "in_flight_limit": plan.in_flight,
             "cap_seconds_per_phase": plan.cap.as_secs(),
         },
@@ -793,17 +895,18 @@ mod tests {
     #[test]
     fn arrivals_count_the_phase_at_its_source_once() {
         let a = Arrivals::new();
-        a.count(3, 2, Source::Provider);
+        a.count(3, 10..12, Source::Provider);
         let text = |seq: u64| format!(r#"{{"text":"bench:3:{seq}:0"}}"#);
         // The agent's own reply echoed on its socket is not a delivery to the provider.
-        a.arrive(Source::Socket, &text(0));
+        a.arrive(Source::Socket, &text(10));
         assert_eq!(a.received.load(Ordering::Relaxed), 0);
-        a.arrive(Source::Provider, &text(0));
-        a.arrive(Source::Provider, &text(0));
-        a.arrive(Source::Provider, &text(1));
-        // Another phase, an unknown sequence number, or no marker: not counted.
-        a.arrive(Source::Provider, r#"{"text":"bench:2:1:0"}"#);
-        a.arrive(Source::Provider, &text(7));
+        a.arrive(Source::Provider, &text(10));
+        a.arrive(Source::Provider, &text(10));
+        a.arrive(Source::Provider, &text(11));
+        // Another phase, a sequence number of another slice, or no marker: not counted.
+        a.arrive(Source::Provider, r#"{"text":"bench:2:11:0"}"#);
+        a.arrive(Source::Provider, &text(9));
+        a.arrive(Source::Provider, &text(12));
         a.arrive(Source::Provider, "hello");
         let (micros, duplicates, last) = a.take();
         assert_eq!((micros.len(), duplicates), (2, 1));

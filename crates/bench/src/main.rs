@@ -228,16 +228,19 @@ impl Scale {
                 rate: 100,
                 offered: Duration::from_secs(1),
                 in_flight: 64,
+                rounds: 2,
                 cap: Duration::from_secs(5),
                 drain: Duration::from_secs(5),
             },
-            // Three phases of 5 s each, the same rate in each, below what the server sustains
-            // so that the CPU per message of the inbound and direct phases compare like for like.
+            // Three phases of 5 s each (five slices of 1 s, inbound and direct alternating), the
+            // same rate in each, below what the server sustains, so that the CPU per message of
+            // the inbound and direct phases compare like for like.
             Scale::Full => channel::Plan {
                 chats: 64,
                 rate: 1000,
                 offered: Duration::from_secs(5),
                 in_flight: 256,
+                rounds: 5,
                 cap: Duration::from_secs(20),
                 drain: Duration::from_secs(10),
             },
