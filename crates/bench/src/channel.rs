@@ -783,7 +783,7 @@ pub async fn run(server: &Server, plan: &Plan, fake: &FakeTelegram) -> Result<(V
             "slices_per_phase": rounds,
             "order": "inbound and direct in alternating 1/rounds slices (ABBA), then outbound",
             "in_flight_limit": plan.in_flight,
-            "cap_seconds_per_phase": plan.cap.as_secs(),
+            "cap_seconds_per_slice": plan.cap.as_secs(),
         },
         "inbound_per_s": rate(0),
         "direct_per_s": rate(1),
