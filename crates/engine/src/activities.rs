@@ -96,6 +96,18 @@ impl Engine {
             .get_conversation(tenant, conversation_id)
             .await
             .map_err(or_missing(Error::ConversationNotFound(conversation_id)))?;
+        self.accept_into(conversation, inbound, keyed).await
+    }
+
+    /// [`Engine::accept`] into a conversation the caller has just read (the channel adapters,
+    /// which found it by its binding): routed and stored the same way.
+    pub(crate) async fn accept_into(
+        &self,
+        conversation: switchboard_domain::conversation::Conversation,
+        inbound: InboundActivity,
+        keyed: Option<Keyed<'_>>,
+    ) -> Result<AcceptOutcome, Error> {
+        let (tenant, conversation_id) = (conversation.tenant_id, conversation.id);
         let ctx = self.hub(tenant, conversation.hub_id).await?;
         let route =
             match routing::route(ctx.hub.status, &ctx.members, &conversation.view(), &inbound) {

@@ -8,7 +8,7 @@
 use serde_json::{Map, Value};
 use switchboard_domain::activity::InboundActivity;
 use switchboard_domain::channel::adapter::{InboundItem, InboundNotice};
-use switchboard_domain::conversation::{Establish, MAX_BINDING_LEN};
+use switchboard_domain::conversation::{merge_properties, Establish, MAX_BINDING_LEN};
 use switchboard_domain::integration::Integration;
 use switchboard_domain::routing::{self, RouteError};
 use switchboard_storage::{Idempotency, IDEMPOTENCY_TTL_MS};
@@ -95,15 +95,24 @@ impl Engine {
                 .await
                 .map(|r| (r, false));
         }
+        // The binding's open conversation, when there is one and the item adds nothing to its
+        // properties: no establish (and its write) for the common case of a known customer.
+        let open = self
+            .store()
+            .find_open_conversation(tenant, integration.id, &item.binding)
+            .await?;
+        let unchanged = |c: &switchboard_domain::conversation::Conversation| {
+            let mut merged = c.properties.clone();
+            merge_properties(&mut merged, &item.properties);
+            merged == c.properties
+        };
         let (conversation, is_new) = if item.existing_only {
-            match self
-                .store()
-                .find_open_conversation(tenant, integration.id, &item.binding)
-                .await?
-            {
+            match open {
                 Some(c) => (c, false),
                 None => return Ok((Received::Ignored, false)),
             }
+        } else if let Some(c) = open.filter(unchanged) {
+            (c, false)
         } else {
             let established = match self
                 .establish(
@@ -144,10 +153,7 @@ impl Engine {
             claim,
             respond: &respond,
         };
-        match self
-            .accept(tenant, conversation.id, inbound, None, Some(keyed))
-            .await
-        {
+        match self.accept_into(conversation, inbound, Some(keyed)).await {
             Ok(AcceptOutcome::Accepted(_)) => Ok((Received::Stored, is_new)),
             Ok(AcceptOutcome::Replayed(_)) | Err(Error::IdempotencyKeyReused) => {
                 Ok((Received::Duplicate, false))
