@@ -13,9 +13,10 @@ use switchboard_domain::integration::Integration;
 use switchboard_domain::routing::{self, RouteError};
 use switchboard_storage::{Idempotency, IDEMPOTENCY_TTL_MS};
 
+use crate::activities::Claim;
 use crate::conversations::check_active;
 use crate::error::Error;
-use crate::{AcceptOutcome, Engine, Keyed};
+use crate::{AcceptOutcome, Engine};
 
 /// `inbound_dropped` is raised at most once per integration in this time (SPEC 7.3.2).
 const DROPPED_NOTICE_WINDOW_MS: i64 = 3_600_000;
@@ -148,12 +149,10 @@ impl Engine {
             sender: Some(integration.id),
             payload: item.payload,
         };
-        let respond = |_: &crate::Accepted| String::new();
-        let keyed = Keyed {
-            claim,
-            respond: &respond,
-        };
-        match self.accept_into(conversation, inbound, Some(keyed)).await {
+        match self
+            .accept_into(conversation, inbound, Some(Claim::Once(claim)))
+            .await
+        {
             Ok(AcceptOutcome::Accepted(_)) => Ok((Received::Stored, is_new)),
             Ok(AcceptOutcome::Replayed(_)) | Err(Error::IdempotencyKeyReused) => {
                 Ok((Received::Duplicate, false))
