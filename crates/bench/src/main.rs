@@ -6,6 +6,7 @@
 //! It builds nothing: it runs the binary given by `--server-bin` (by default the release build in
 //! `$CARGO_TARGET_DIR`, else `target/release/switchboard`).
 
+mod channel;
 mod connections;
 mod floor;
 mod live;
@@ -80,16 +81,18 @@ enum Scenario {
     Webhook,
     Connections,
     Recovery,
+    Channel,
     All,
 }
 
 impl Scenario {
-    const EVERY: [Scenario; 5] = [
+    const EVERY: [Scenario; 6] = [
         Scenario::Portal,
         Scenario::Live,
         Scenario::Webhook,
         Scenario::Connections,
         Scenario::Recovery,
+        Scenario::Channel,
     ];
 
     fn name(self) -> &'static str {
@@ -99,6 +102,7 @@ impl Scenario {
             Scenario::Webhook => "webhook",
             Scenario::Connections => "connections",
             Scenario::Recovery => "recovery",
+            Scenario::Channel => "channel",
             Scenario::All => "all",
         }
     }
@@ -217,6 +221,32 @@ impl Scale {
         }
     }
 
+    fn channel(self) -> channel::Plan {
+        match self {
+            Scale::Tiny => channel::Plan {
+                chats: 8,
+                rate: 100,
+                offered: Duration::from_secs(1),
+                in_flight: 64,
+                rounds: 2,
+                cap: Duration::from_secs(5),
+                drain: Duration::from_secs(5),
+            },
+            // Three phases of 5 s each (five slices of 1 s, inbound and direct alternating), the
+            // same rate in each, below what the server sustains, so that the CPU per message of
+            // the inbound and direct phases compare like for like.
+            Scale::Full => channel::Plan {
+                chats: 64,
+                rate: 1000,
+                offered: Duration::from_secs(5),
+                in_flight: 256,
+                rounds: 5,
+                cap: Duration::from_secs(20),
+                drain: Duration::from_secs(10),
+            },
+        }
+    }
+
     fn recovery(self) -> recovery::Plan {
         match self {
             // The receiver holds each attempt 1 s until the kill, so the server delivers at
@@ -323,9 +353,19 @@ async fn run(args: Args) -> Result<()> {
 
     let mut outcomes = Vec::new();
     for &scenario in &scenarios {
+        let mut env = scenario.env();
+        // The channel scenario's fake provider runs before the server, which is pointed at it.
+        let fake = match scenario {
+            Scenario::Channel => {
+                let fake = channel::FakeTelegram::start().await?;
+                env.extend(channel::env(&fake.base));
+                Some(fake)
+            }
+            _ => None,
+        };
         let options = Options {
             redis_url: args.redis.clone(),
-            env: scenario.env(),
+            env,
         };
         let mut server =
             Server::start(&bin, args.db, args.database_url.as_deref(), &options).await?;
@@ -337,6 +377,10 @@ async fn run(args: Args) -> Result<()> {
                 connections::run(&server, &args.scale.connections(args.connections)).await
             }
             Scenario::Recovery => recovery::run(&mut server, &args.scale.recovery()).await,
+            Scenario::Channel => match &fake {
+                Some(fake) => channel::run(&server, &args.scale.channel(), fake).await,
+                None => Err("the channel scenario has no fake provider".to_owned()),
+            },
             Scenario::All => Ok((Vec::new(), Value::Null)),
         };
         let (rss_kb, rss_peak_kb) = procfs::memory_kb(server.pid);
@@ -487,7 +531,11 @@ fn print_table(outcomes: &[Outcome]) {
             format!("rss {} kB (peak {} kB)", o.rss_kb, o.rss_peak_kb),
             format!("shutdown {:.0} ms", o.shutdown_ms),
         ];
-        for key in ["get_to_healthz_ratio", "create_to_healthz_ratio"] {
+        for key in [
+            "get_to_healthz_ratio",
+            "create_to_healthz_ratio",
+            "inbound_cpu_to_direct_cpu",
+        ] {
             if let Some(r) = o.summary[key].as_f64() {
                 notes.push(format!("{key} {}", round3(r)));
             }

@@ -534,6 +534,10 @@ fn targets(results: &Value) -> Vec<Target> {
             Some((measured, verdict))
         }),
     ));
+    out.push(Target::new(
+        "channel: inbound webhook ≤ 1.5 × CPU of POST /inbound",
+        scenario(results, "channel").and_then(channel),
+    ));
     out.push(
         Target::new(
             "recovery: 0 deliveries lost across a crash",
@@ -578,6 +582,27 @@ fn targets(results: &Value) -> Vec<Target> {
         }
     }
     out
+}
+
+/// The channel target: the server's CPU per Telegram update (phase `inbound`) over its CPU per
+/// `POST /inbound` activity at the same rate (phase `direct`), at most 1.5.
+fn channel(s: &Value) -> Option<(String, Verdict)> {
+    let (inbound, direct) = (phase(s, "inbound")?, phase(s, "direct")?);
+    let (i, d) = (
+        cpu(&inbound["cpu_ms_per_message"])?,
+        cpu(&direct["cpu_ms_per_message"])?,
+    );
+    let ratio = i / d;
+    Some((
+        format!(
+            "{} × ({} ms per Telegram update, {} ms per POST /inbound activity, at {}/s each)",
+            fmt(ratio),
+            fmt(i),
+            fmt(d),
+            fmt_or(&inbound["offered_per_second"])
+        ),
+        judged(errors([inbound, direct]), ratio <= 1.5),
+    ))
 }
 
 /// The recovery target: 0 lost, over a kill that had a backlog queued.
@@ -1212,6 +1237,39 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("connections 1,489 | **no** |"), "{md}");
+    }
+
+    fn channel_run(inbound_cpu: Value, errors: u64) -> Value {
+        with(vec![json!({ "scenario": "channel", "phases": [
+            { "name": "inbound", "per_second": 1000.0, "offered_per_second": 1000,
+              "cpu_ms_per_message": inbound_cpu, "errors": errors },
+            { "name": "direct", "per_second": 1000.0, "offered_per_second": 1000,
+              "cpu_ms_per_message": 0.4, "errors": 0 },
+            { "name": "outbound", "per_second": 990.0, "cpu_ms_per_message": 0.8,
+              "errors": 0 } ] })])
+    }
+
+    #[test]
+    fn the_channel_target_is_the_cpu_ratio_of_inbound_to_direct() {
+        let row = "| channel: inbound webhook ≤ 1.5 × CPU of POST /inbound |";
+        let md = markdown(&channel_run(json!(0.5), 0));
+        assert!(
+            md.contains(&format!("{row} 1.25 × (0.500 ms per Telegram update, 0.400 ms per POST /inbound activity, at 1,000/s each) | yes |")),
+            "{md}"
+        );
+        let md = markdown(&channel_run(json!(0.7), 0));
+        assert!(md.contains(&format!("{row} 1.75 × (")), "{md}");
+        assert!(md.contains("at 1,000/s each) | **no** |"), "{md}");
+        let md = markdown(&channel_run(json!(0.5), 2));
+        assert!(md.contains("| n/a (2 errors in the phase) |"), "{md}");
+        let md = markdown(&channel_run(json!(null), 0));
+        assert!(
+            md.contains(&format!("{row} not measured | not measured |")),
+            "{md}"
+        );
+        let mut r = channel_run(json!(0.5), 0);
+        r["scale"] = json!("tiny");
+        assert!(markdown(&r).contains("at 1,000/s each) | n/a (scale tiny) |"));
     }
 
     #[test]

@@ -96,6 +96,24 @@ impl Engine {
             .get_conversation(tenant, conversation_id)
             .await
             .map_err(or_missing(Error::ConversationNotFound(conversation_id)))?;
+        self.accept_into(conversation, inbound, keyed.map(Claim::Keyed))
+            .await
+    }
+
+    /// [`Engine::accept`] into a conversation the caller has just read (the channel adapters,
+    /// which found it by its binding): routed and stored the same way.
+    pub(crate) async fn accept_into(
+        &self,
+        conversation: switchboard_domain::conversation::Conversation,
+        inbound: InboundActivity,
+        claim: Option<Claim<'_>>,
+    ) -> Result<AcceptOutcome, Error> {
+        let (keyed, once) = match claim {
+            Some(Claim::Keyed(k)) => (Some(k), None),
+            Some(Claim::Once(key)) => (None, Some(key)),
+            None => (None, None),
+        };
+        let (tenant, conversation_id) = (conversation.tenant_id, conversation.id);
         let ctx = self.hub(tenant, conversation.hub_id).await?;
         let route =
             match routing::route(ctx.hub.status, &ctx.members, &conversation.view(), &inbound) {
@@ -115,13 +133,18 @@ impl Engine {
         };
         let first_event = |appended: &[Appended]| appended.first().map_or(0, |x| x.event_id);
         let routes = [route];
-        let outcome = match &keyed {
-            None => {
+        let outcome = match (&keyed, &once) {
+            (None, Some(key)) => {
+                self.store()
+                    .append_once(&conversation, &routes, key)
+                    .await?
+            }
+            (None, None) => {
                 self.store()
                     .append_activities(&conversation, &routes, None, &|_| String::new())
                     .await?
             }
-            Some(k) => {
+            (Some(k), _) => {
                 let respond = |appended: &[Appended]| {
                     let mut a = accepted.clone();
                     a.event_id = first_event(appended);
@@ -144,6 +167,8 @@ impl Engine {
                 response,
             } => match &keyed {
                 Some(k) => replayed(&k.claim, &request_hash, response).map(AcceptOutcome::Replayed),
+                // A key used once before: this is a repeat, nothing new was stored.
+                None if once.is_some() => Ok(AcceptOutcome::Replayed(response)),
                 None => Err(Error::IdempotencyKeyReused),
             },
             AppendOutcome::Closed => Err(Error::ConversationClosed(conversation_id)),
@@ -160,6 +185,13 @@ impl Engine {
             Err(e) => Error::Storage(e),
         }
     }
+}
+
+/// How an accept claims its request: an `Idempotency-Key` with the answer to keep, or a key
+/// that may be used once (a provider's message id), claimed in a group commit.
+pub(crate) enum Claim<'a> {
+    Keyed(Keyed<'a>),
+    Once(Idempotency),
 }
 
 /// The stored answer to a key used before, when the request is the same one.

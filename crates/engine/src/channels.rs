@@ -8,14 +8,15 @@
 use serde_json::{Map, Value};
 use switchboard_domain::activity::InboundActivity;
 use switchboard_domain::channel::adapter::{InboundItem, InboundNotice};
-use switchboard_domain::conversation::{Establish, MAX_BINDING_LEN};
+use switchboard_domain::conversation::{merge_properties, Establish, MAX_BINDING_LEN};
 use switchboard_domain::integration::Integration;
 use switchboard_domain::routing::{self, RouteError};
 use switchboard_storage::{Idempotency, IDEMPOTENCY_TTL_MS};
 
+use crate::activities::Claim;
 use crate::conversations::check_active;
 use crate::error::Error;
-use crate::{AcceptOutcome, Engine, Keyed};
+use crate::{AcceptOutcome, Engine};
 
 /// `inbound_dropped` is raised at most once per integration in this time (SPEC 7.3.2).
 const DROPPED_NOTICE_WINDOW_MS: i64 = 3_600_000;
@@ -95,15 +96,24 @@ impl Engine {
                 .await
                 .map(|r| (r, false));
         }
+        // The binding's open conversation, when there is one and the item adds nothing to its
+        // properties: no establish (and its write) for the common case of a known customer.
+        let open = self
+            .store()
+            .find_open_conversation(tenant, integration.id, &item.binding)
+            .await?;
+        let unchanged = |c: &switchboard_domain::conversation::Conversation| {
+            let mut merged = c.properties.clone();
+            merge_properties(&mut merged, &item.properties);
+            merged == c.properties
+        };
         let (conversation, is_new) = if item.existing_only {
-            match self
-                .store()
-                .find_open_conversation(tenant, integration.id, &item.binding)
-                .await?
-            {
+            match open {
                 Some(c) => (c, false),
                 None => return Ok((Received::Ignored, false)),
             }
+        } else if let Some(c) = open.filter(unchanged) {
+            (c, false)
         } else {
             let established = match self
                 .establish(
@@ -139,13 +149,8 @@ impl Engine {
             sender: Some(integration.id),
             payload: item.payload,
         };
-        let respond = |_: &crate::Accepted| String::new();
-        let keyed = Keyed {
-            claim,
-            respond: &respond,
-        };
         match self
-            .accept(tenant, conversation.id, inbound, None, Some(keyed))
+            .accept_into(conversation, inbound, Some(Claim::Once(claim)))
             .await
         {
             Ok(AcceptOutcome::Accepted(_)) => Ok((Received::Stored, is_new)),

@@ -97,8 +97,10 @@ pub struct ResumeItem {
     pub properties: String,
 }
 
-/// An append waiting for its group: the conversation as routed, and its routes.
-pub(crate) type AppendJob = (Conversation, Vec<Route>);
+/// An append waiting for its group: the conversation as routed, its routes, and the key that
+/// may be used once (a provider's message id, SPEC 7.3.2 step 7), claimed in the same
+/// transaction.
+pub(crate) type AppendJob = (Conversation, Vec<Route>, Option<Idempotency>);
 
 /// Rows to write for appended routes: the copies, their webhook deliveries, and the
 /// conversations whose mode changes.
@@ -197,10 +199,10 @@ impl Store {
         respond: &(dyn Fn(&[Appended]) -> String + Sync),
     ) -> Result<AppendOutcome> {
         let Some(claim) = idempotency else {
-            return self.append_grouped(conversation, routes).await;
+            return self.append_grouped(conversation, routes, None).await;
         };
         let tenant = conversation.tenant_id;
-        let job = (conversation.clone(), routes.to_vec());
+        let job = (conversation.clone(), routes.to_vec(), None);
         let (claimed, key) = (claim.clone(), claim.key.clone());
         let (outcome, _) = self
             .write_in_two(
@@ -278,16 +280,31 @@ impl Store {
         Ok(claimed > 0)
     }
 
+    /// Stores `routes` in the open `conversation` once per `key` within 24 hours (a provider's
+    /// message id): the key is claimed in the append's transaction, in a group commit with
+    /// the appends of the moment. A key used before answers [`AppendOutcome::Replay`] (with an
+    /// empty response) and stores nothing.
+    pub async fn append_once(
+        &self,
+        conversation: &Conversation,
+        routes: &[Route],
+        key: &Idempotency,
+    ) -> Result<AppendOutcome> {
+        self.append_grouped(conversation, routes, Some(key.clone()))
+            .await
+    }
+
     /// Appends `routes` to the open `conversation` in a group commit: `Appended`, or `Closed`
-    /// when the conversation was closed meanwhile.
+    /// when the conversation was closed meanwhile (or `Replay` when its `once` key was used).
     async fn append_grouped(
         &self,
         conversation: &Conversation,
         routes: &[Route],
+        once: Option<Idempotency>,
     ) -> Result<AppendOutcome> {
         let store = self.clone();
         self.appends
-            .submit((conversation.clone(), routes.to_vec()), move |jobs| {
+            .submit((conversation.clone(), routes.to_vec(), once), move |jobs| {
                 let store = store.clone();
                 async move {
                     all_or_each(jobs, |jobs| {
@@ -321,7 +338,7 @@ impl Store {
         // under its own tenant, as everywhere else.
         let mut ids: Vec<(Uuid, Uuid)> = jobs
             .iter()
-            .map(|(c, _)| (c.id.as_uuid(), c.tenant_id.as_uuid()))
+            .map(|(c, _, _)| (c.id.as_uuid(), c.tenant_id.as_uuid()))
             .collect();
         ids.sort_unstable();
         ids.dedup();
@@ -356,20 +373,36 @@ impl Store {
             })
             .collect::<std::result::Result<_, sea_orm::DbErr>>()?;
         let is_open = |c: &Conversation| open.contains(&(c.id.as_uuid(), c.tenant_id.as_uuid()));
+        // The keys that may be used once, claimed now: a job whose key is taken stores nothing.
+        let mut used = vec![false; jobs.len()];
+        for (i, (c, _, once)) in jobs.iter().enumerate() {
+            if let Some(key) = once.as_ref().filter(|_| is_open(c)) {
+                used[i] = !self.claim_key(tx, c.tenant_id, key, now).await?;
+            }
+        }
 
         let to_append: Vec<(&Conversation, &[Route])> = jobs
             .iter()
-            .filter(|(c, _)| is_open(c))
-            .map(|(c, routes)| (c, routes.as_slice()))
+            .zip(&used)
+            .filter(|((c, _, _), used)| is_open(c) && !**used)
+            .map(|((c, routes, _), _)| (c, routes.as_slice()))
             .collect();
         let mut appended = self.append_in(tx, &to_append, now).await?.into_iter();
         jobs.iter()
-            .map(|(c, _)| match is_open(c) {
-                true => appended
+            .zip(&used)
+            .map(|((c, _, once), used)| match (is_open(c), used) {
+                (true, false) => appended
                     .next()
                     .map(AppendOutcome::Appended)
                     .ok_or(Error::NotFound),
-                false => Ok(AppendOutcome::Closed),
+                (true, true) => Ok(AppendOutcome::Replay {
+                    request_hash: once
+                        .as_ref()
+                        .map(|k| k.request_hash.clone())
+                        .unwrap_or_default(),
+                    response: String::new(),
+                }),
+                (false, _) => Ok(AppendOutcome::Closed),
             })
             .collect()
     }

@@ -166,8 +166,14 @@ async fn open_in(tx: &Tx<'_>, new: &Conversation, given: &Map<String, Value>) ->
             .await?
             .ok_or(Error::NotFound)?;
         let mut conversation = to_conversation(row)?;
-        if !given.is_empty() {
-            conversation.properties = merged_properties(&conversation.properties, given)?;
+        let merged = if given.is_empty() {
+            None
+        } else {
+            Some(merged_properties(&conversation.properties, given)?)
+        };
+        // Nothing to write when the merge changes nothing (a provider repeats its user's name).
+        if let Some(merged) = merged.filter(|m| *m != conversation.properties) {
+            conversation.properties = merged;
             tx.run(
                 conversation::Entity::update_many()
                     .col_expr(

@@ -601,7 +601,7 @@ async fn the_adapter_works_on_postgres() {
         skipped(
             "channels_telegram::the_adapter_works_on_postgres",
             "PostgreSQL",
-            "set TEST_DATABASE_URL",
+            POSTGRES_HOW,
         );
         return;
     }

@@ -1835,7 +1835,7 @@ async fn the_adapter_works_on_postgres() {
         skipped(
             "channels_whatsapp::the_adapter_works_on_postgres",
             "PostgreSQL",
-            "set TEST_DATABASE_URL",
+            POSTGRES_HOW,
         );
         return;
     }
