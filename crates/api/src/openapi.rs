@@ -1050,6 +1050,14 @@ pub fn allowed_methods(path: &str) -> Option<&'static str> {
         // The routes outside the document.
         add("/openapi.json", vec!["get".to_owned()]);
         add("/engine-chat-hub", vec!["get".to_owned()]);
+        // WebChat's public routes (api::webchat).
+        add(
+            "/webchat/v1/{integrationId}/sessions",
+            vec!["post".to_owned(), "options".to_owned()],
+        );
+        add("/webchat/v1/{integrationId}/ws", vec!["get".to_owned()]);
+        add("/webchat/v1/widget.js", vec!["get".to_owned()]);
+        add("/webchat/v1/demo", vec!["get".to_owned()]);
         // Literal segments win over parameters, as in the router.
         table.sort_by_key(|(segments, _)| std::cmp::Reverse(segments.iter().flatten().count()));
         table
