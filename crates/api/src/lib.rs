@@ -25,6 +25,7 @@ pub mod rate_limit;
 pub mod slack;
 pub mod state;
 pub mod token;
+pub mod webchat;
 
 use poem::middleware::CatchPanic;
 use poem::{Endpoint, EndpointExt, IntoEndpoint, IntoResponse, Request, Response, Route};
@@ -137,6 +138,7 @@ pub fn app(state: AppState, metrics: MetricsRenderer) -> impl Endpoint<Output = 
             )
             .at("/engine-chat-hub", poem::get(chat_hub::chat_hub))
             .nest("/channels", channels::routes())
+            .nest("/webchat/v1", webchat::routes())
             .nest(
                 "/docs",
                 poem::get(poem::endpoint::make_sync(move |_| {
