@@ -173,7 +173,7 @@ textarea:focus{border-color:var(--c)}
 .send{width:40px;height:40px;border-radius:50%;border:0;background:var(--c);color:#fff;display:flex;align-items:center;justify-content:center;flex:none}
 .send svg{width:20px}
 .send:disabled,.closed .compose{opacity:.5}
-:focus-visible{outline:2px solid #f59e0b;outline-offset:2px}
+button:focus-visible,a:focus-visible{outline:2px solid #f59e0b;outline-offset:2px}
 .inline .launch{display:none}
 .inline .panel{position:relative;right:auto;bottom:auto;width:100%;height:100%;max-height:none;border-radius:0;box-shadow:none}
 @media (max-width:480px){.w:not(.inline) .panel{right:0;bottom:0;width:100%;height:100%;max-height:none;border-radius:0}.open .launch{display:none}}
@@ -286,6 +286,8 @@ class Chat {
   }
 
   note(text) {
+    const last = this.typing.previousSibling;
+    if (last && last.className === 'note' && last.textContent === text) return last;
     return this.add(el('div', 'note', text), true);
   }
 

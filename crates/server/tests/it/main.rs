@@ -27,5 +27,6 @@ mod sender_hub;
 mod sizes;
 mod slow_clients;
 mod webhook_crash;
+mod webchat_browser;
 mod webhooks;
 mod ws_credentials;
