@@ -31,10 +31,7 @@ async fn widget_js_is_served_with_its_headers_and_an_etag() {
             .unwrap_or_default()
             .to_owned()
     };
-    assert_eq!(
-        get("content-type"),
-        "application/javascript; charset=utf-8"
-    );
+    assert_eq!(get("content-type"), "application/javascript; charset=utf-8");
     assert_eq!(get("cache-control"), "public, max-age=300");
     assert_eq!(get("access-control-allow-origin"), "*");
     assert_eq!(get("cross-origin-resource-policy"), "cross-origin");
@@ -54,7 +51,11 @@ async fn widget_js_is_served_with_its_headers_and_an_etag() {
         .contains("Switchboard WebChat widget"));
 
     // The tag is a hash of the content: the same on every answer, and a 304 when it matches.
-    for tag in [etag.clone(), format!("W/{etag}"), format!("\"other\", {etag}")] {
+    for tag in [
+        etag.clone(),
+        format!("W/{etag}"),
+        format!("\"other\", {etag}"),
+    ] {
         let resp = s
             .http
             .get(s.url("/webchat/v1/widget.js"))
@@ -62,7 +63,11 @@ async fn widget_js_is_served_with_its_headers_and_an_etag() {
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status(), StatusCode::NOT_MODIFIED, "If-None-Match {tag}");
+        assert_eq!(
+            resp.status(),
+            StatusCode::NOT_MODIFIED,
+            "If-None-Match {tag}"
+        );
         assert_eq!(resp.headers()["etag"], etag.as_str());
         assert_eq!(resp.headers()["cache-control"], "public, max-age=300");
         assert!(resp.bytes().await.unwrap().is_empty());
@@ -83,16 +88,19 @@ async fn widget_js_is_served_with_its_headers_and_an_etag() {
 #[tokio::test]
 async fn the_demo_page_checks_its_integration_id_and_sets_its_csp() {
     let s = TestServer::start().await;
-    let (status, body) = s
-        .call(Method::GET, "/webchat/v1/demo", None, None)
-        .await;
+    let (status, body) = s.call(Method::GET, "/webchat/v1/demo", None, None).await;
     assert_error(status, &body, 400, "ENG", &[200]);
     let (status, body) = s
         .call(Method::GET, "/webchat/v1/demo?integrationId=", None, None)
         .await;
     assert_error(status, &body, 400, "ENG", &[200]);
     let (status, body) = s
-        .call(Method::GET, "/webchat/v1/demo?integrationId=nope", None, None)
+        .call(
+            Method::GET,
+            "/webchat/v1/demo?integrationId=nope",
+            None,
+            None,
+        )
         .await;
     assert_error(status, &body, 400, "ENG", &[203]);
 
@@ -100,18 +108,12 @@ async fn the_demo_page_checks_its_integration_id_and_sets_its_csp() {
     let id = uuid::Uuid::new_v4();
     let resp = s
         .http
-        .get(s.url(&format!(
-            "/webchat/v1/demo?integrationId={}",
-            id.simple()
-        )))
+        .get(s.url(&format!("/webchat/v1/demo?integrationId={}", id.simple())))
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    assert_eq!(
-        resp.headers()["content-type"],
-        "text/html; charset=utf-8"
-    );
+    assert_eq!(resp.headers()["content-type"], "text/html; charset=utf-8");
     assert_eq!(
         resp.headers()["content-security-policy"],
         "default-src 'self'; connect-src 'self' ws: wss:; img-src * data:; media-src *; \
@@ -227,10 +229,7 @@ async fn the_widget_works_in_chromium() {
             ("SB_ENGINE_TOKEN", s.a.engine.clone()),
             ("SB_PORTAL_TOKEN", s.a.portal.clone()),
             ("SB_SHOT_DIR", shots.display().to_string()),
-            (
-                "SB_CHROMIUM",
-                chromium().display().to_string(),
-            ),
+            ("SB_CHROMIUM", chromium().display().to_string()),
         ],
     )
     .await;
