@@ -622,14 +622,15 @@ class Chat {
       this.clientId = j.clientId;
       store.set(this.key + 'clientId', j.clientId);
     }
-    const old = this.session;
+    const was = this.conversationId;
     this.session = j;
-    if ((old && old.conversationId !== j.conversationId) || j.isNew) {
+    this.conversationId = j.conversationId;
+    if (j.isNew || (was && was !== j.conversationId)) {
       // A new conversation: its activities start after nothing.
       this.cursor = 0;
       this.readMark = 0;
       store.set(this.key + 'leid', 0);
-      if (old && old.conversationId !== j.conversationId) {
+      if (was && was !== j.conversationId) {
         this.note('A new conversation has started.');
         this.emit('conversation', { conversationId: j.conversationId });
       }

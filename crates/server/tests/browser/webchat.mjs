@@ -91,12 +91,14 @@ const context = await chromium.launchPersistentContext(profile, {
   ],
 });
 const pageErrors = [];
+let lastEvents = async () => [];
 let code = 0;
 try {
   await run();
   console.log('all steps passed');
 } catch (e) {
   console.log(`FAILED: ${e && e.stack ? e.stack : e}`);
+  console.log(`widget events of the page:\n  ${(await lastEvents()).join('\n  ')}`);
   code = 1;
 } finally {
   await context.close().catch(() => {});
@@ -109,6 +111,14 @@ async function run() {
   const page = context.pages()[0] || (await context.newPage());
   page.on('pageerror', (e) => pageErrors.push(String(e)));
   page.on('console', (m) => { if (m.type() === 'error') console.log(`  (console) ${m.text()}`); });
+  // Every event the widget raises, to show what happened when a step fails.
+  await page.addInitScript(() => {
+    window.__sb = [];
+    for (const n of ['ready', 'open', 'close', 'connected', 'disconnected', 'message', 'sent', 'error', 'conversation', 'unavailable', 'destroy']) {
+      document.addEventListener(`switchboard:webchat:${n}`, (e) => window.__sb.push(`${n} ${JSON.stringify(e.detail).slice(0, 300)}`));
+    }
+  });
+  lastEvents = () => page.evaluate(() => window.__sb).catch(() => []);
   const noErrors = () => {
     if (pageErrors.length) throw new Error(`errors in the page: ${pageErrors.join(' | ')}`);
   };
@@ -159,7 +169,7 @@ async function run() {
   await until('the widget to be online', async () => (await page.locator('.status').textContent()) === 'Online');
   step('a session is created and the socket is online');
   const agent = await context.newPage();
-  await agent.goto('about:blank');
+  await agent.goto(`${BASE}/healthz`);
   const agentUrl = `${BASE.replace(/^http/, 'ws')}/engine-chat-hub?iId=${env('SB_AGENT_ID')}&access_token=${encodeURIComponent(env('SB_ENGINE_TOKEN'))}`;
   await agent.evaluate((url) => new Promise((resolve, reject) => {
     window.frames_ = [];
@@ -261,7 +271,17 @@ async function run() {
   step('on a phone-sized viewport the panel fills the screen');
   await page.setViewportSize({ width: 1280, height: 800 });
 
-  // 7. Pausing the integration shows the closed state.
+  // 7. Closing the conversation (4410) makes the widget start a new one by itself.
+  await api('POST', `/api/v1/conversations/${conversationId}/close`, engine);
+  await page.locator('.note', { hasText: 'A new conversation has started.' }).waitFor();
+  await until('the widget to be online again', async () => (await page.locator('.status').textContent()) === 'Online');
+  await ta.type('A new topic');
+  await ta.press('Enter');
+  const fresh = await agentGot('the message of the new conversation', (a) => a.message && a.message.text === 'A new topic');
+  if (fresh.payload.conversationId === conversationId) throw new Error('4410 kept the closed conversation');
+  step('a closed conversation (4410) is followed by a new one');
+
+  // 8. Pausing the integration shows the closed state.
   await api('PUT', `/api/v1/integrations/${WEBCHAT}`, env('SB_PORTAL_TOKEN'), { statusId: 3002 });
   await until('the closed state', async () => (await page.locator('.status').textContent()) === 'Closed');
   if (!(await ta.isDisabled())) throw new Error('the input stays enabled when closed');
