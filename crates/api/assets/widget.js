@@ -42,10 +42,9 @@ const store = {
 
 /** The URL as a string when it is an absolute http(s) URL, else null. */
 function safeUrl(u) {
-  if (typeof u !== 'string' || !u) return null;
   try {
     const x = new URL(u);
-    return x.protocol === 'http:' || x.protocol === 'https:' ? x.href : null;
+    return /^https?:$/.test(x.protocol) ? x.href : null;
   } catch (e) {
     return null;
   }
@@ -150,9 +149,9 @@ svg{width:26px;height:26px;fill:currentColor}
 .failed .time{color:#dc2626;cursor:pointer}
 .media{display:block;max-width:100%;max-height:260px;border-radius:12px}
 audio.media{width:250px}
-.cards{display:flex;gap:10px;overflow-x:auto;max-width:100%;padding-bottom:4px;scroll-snap-type:x mandatory}
+.cards{display:flex;gap:10px;overflow-x:auto;max-width:100%;padding-bottom:4px}
 .cards.list{flex-direction:column}
-.card{background:#fff;color:#111827;border:1px solid #e5e7eb;border-radius:14px;overflow:hidden;flex:none;width:230px;scroll-snap-align:start}
+.card{background:#fff;color:#111827;border:1px solid #e5e7eb;border-radius:14px;overflow:hidden;flex:none;width:230px}
 .list .card{width:auto;min-width:230px}
 .card img{display:block;width:100%;height:130px;object-fit:cover;background:#e5e7eb}
 .cb{padding:10px 12px}
@@ -231,7 +230,8 @@ class Chat {
     const panel = el('div', 'panel', '', { role: 'dialog', 'aria-label': title });
     const head = panel.appendChild(el('div', 'head'));
     const names = head.appendChild(el('div'));
-    names.appendChild(el('div', 'title', title));
+    this.fixedTitle = !!str(o.title);
+    this.titleEl = names.appendChild(el('div', 'title', title));
     this.status = names.appendChild(el('div', 'status', '', { 'aria-live': 'polite' }));
     head.appendChild(el('button', 'x', '\u00d7', { type: 'button', 'aria-label': 'Close chat' })).addEventListener('click', () => this.close());
 
@@ -560,21 +560,17 @@ class Chat {
     this.pending.delete(ref);
     const n = p.node;
     if (!n) return;
-    n.classList.remove('pending');
-    n.classList.add('failed');
+    n.classList.replace('pending', 'failed');
     const t = n.querySelector('.time');
     t.textContent = (why || 'Not sent') + ' \u00b7 tap to retry';
     t.setAttribute('role', 'button');
     t.tabIndex = 0;
-    const retry = () => {
-      t.removeEventListener('click', retry);
-      n.classList.remove('failed');
-      n.classList.add('pending');
+    t.addEventListener('click', () => {
+      n.classList.replace('failed', 'pending');
       t.textContent = time();
       t.removeAttribute('role');
       this.post({ type: 'message', message: n.message }, n);
-    };
-    t.addEventListener('click', retry);
+    }, { once: true });
   }
 
   // ---- connection
@@ -622,6 +618,7 @@ class Chat {
       this.clientId = j.clientId;
       store.set(this.key + 'clientId', j.clientId);
     }
+    if (!this.fixedTitle && str(j.title)) this.titleEl.textContent = j.title;
     const was = this.conversationId;
     this.session = j;
     this.conversationId = j.conversationId;

@@ -137,7 +137,7 @@ async function run() {
   if (!shadow) throw new Error('the widget is not in a shadow root');
   await page.locator('.launch').waitFor({ state: 'visible' });
   await page.locator('textarea').waitFor({ state: 'visible' });
-  if ((await page.locator('.title').textContent()) !== 'Switchboard demo') throw new Error('header title');
+  if (!(await page.locator('.title').textContent())) throw new Error('no header title');
   step('the demo page loads widget.js and opens the panel in a shadow root');
   // The launcher closes and reopens it.
   await page.locator('.launch').click();
