@@ -300,6 +300,7 @@ class Chat {
 
   fill(r, message, ms) {
     r.textContent = '';
+    r.setAttribute('data-type', str(message && message.type));
     const content = this.render(message || {});
     const rich = /^(card|carousel|list)$/.test(str(message && message.type));
     r.classList.toggle('wide', str(message && message.type) === 'carousel');

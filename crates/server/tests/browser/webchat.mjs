@@ -249,6 +249,52 @@ async function run() {
   await sleep(300);
   await screenshots(page, 'desktop');
 
+  // Every other message type of SPEC 4, and markup that must stay text.
+  const them = () => page.locator('.row.them').last();
+  const kinds = [
+    [{ type: 'text', text: '<img src=x onerror="window.__pwned=1"> <b>bold?</b>' }, async (r) => {
+      if ((await r.locator('img').count()) !== 0 || (await r.locator('b').count()) !== 0) throw new Error('markup became HTML');
+      if (!(await r.textContent()).includes('<b>bold?</b>')) throw new Error('markup text lost');
+    }],
+    [{ type: 'text', text: 'Pick a size', items: [{ title: 'Small', description: '250 ml' }], actions: [{ type: 'reply', title: 'Large', payload: 'L' }] }, async (r) => {
+      await r.locator('text=• Small — 250 ml').waitFor();
+      await r.locator('button.btn', { hasText: 'Large' }).waitFor();
+    }],
+    [{ type: 'video', url: `${pictureBase}/clip.mp4`, caption: 'A clip' }, async (r) => {
+      if ((await r.locator('video').getAttribute('src')) !== `${pictureBase}/clip.mp4`) throw new Error('video src');
+      if (!(await r.locator('video').evaluate((v) => v.controls))) throw new Error('video controls');
+    }],
+    [{ type: 'audio', url: `${pictureBase}/note.mp3` }, async (r) => { await r.locator('audio').waitFor({ state: 'attached' }); }],
+    [{ type: 'attachment', url: 'https://example.com/terms.pdf', title: 'terms.pdf' }, async (r) => {
+      if ((await r.locator('a', { hasText: 'terms.pdf' }).getAttribute('href')) !== 'https://example.com/terms.pdf') throw new Error('attachment link');
+    }],
+    [{ type: 'youtube', url: 'https://www.youtube.com/watch?v=dQw4w9WgXcQ' }, async (r) => {
+      if ((await r.locator('a').getAttribute('href')) !== 'https://www.youtube.com/watch?v=dQw4w9WgXcQ') throw new Error('youtube link');
+    }],
+    [{ type: 'vimeo', url: 'https://vimeo.com/76979871', title: 'A film' }, async (r) => {
+      if ((await r.locator('a', { hasText: 'A film' }).getAttribute('href')) !== 'https://vimeo.com/76979871') throw new Error('vimeo link');
+    }],
+    [{ type: 'location', latitude: 48.8584, longitude: 2.2945, address: 'Champ de Mars, Paris' }, async (r) => {
+      const href = await r.locator('a').getAttribute('href');
+      if (!href.startsWith('https://www.openstreetmap.org/?mlat=48.8584&mlon=2.2945')) throw new Error(`map link ${href}`);
+      await r.locator('text=Champ de Mars, Paris').waitFor();
+    }],
+    [{ type: 'carousel', items: [{ title: 'Red', description: 'warm', mediaUrl: `${pictureBase}/red.svg` }, { title: 'Blue', actions: [{ type: 'postback', title: 'Blue it is', payload: 'blue' }] }] }, async (r) => {
+      if ((await r.locator('.card').count()) !== 2) throw new Error('carousel cards');
+      await r.locator('button.btn', { hasText: 'Blue it is' }).waitFor();
+    }],
+    [{ type: 'list', items: [{ title: 'First' }, { title: 'Second', description: 'two' }] }, async (r) => {
+      if ((await r.locator('.cards.list .card').count()) !== 2) throw new Error('list items');
+    }],
+  ];
+  for (const [message, check] of kinds) {
+    await say({ type: 'message', message });
+    await until(`a ${message.type} bubble`, async () => (await them().getAttribute('data-type')) === message.type);
+    await check(them());
+  }
+  if (await page.evaluate(() => window.__pwned)) throw new Error('a message ran script');
+  step('video, audio, attachment, youtube, vimeo, location, carousel, list and text with items render; markup stays text');
+
   // 6. Reloading resumes the same conversation, with its history.
   await page.reload();
   await panel.waitFor({ state: 'visible' });
