@@ -348,7 +348,7 @@ class Chat {
       case 'youtube':
       case 'vimeo': {
         const name = str(m.title) || str(m.caption);
-        const label = (type === 'attachment' ? '\ud83d\udcce ' : '\u25b6 ') + (name || (type === 'youtube' ? 'YouTube video' : type === 'vimeo' ? 'Vimeo video' : str(m.url)));
+        const label = (type === 'attachment' ? '' : '\u25b6 ') + (name || (type === 'youtube' ? 'YouTube video' : type === 'vimeo' ? 'Vimeo video' : str(m.url)));
         f.appendChild(url ? link(url, label) : el('div', 'txt', label));
         if (str(m.caption) && str(m.title)) f.appendChild(linkify(str(m.caption), 'txt'));
         break;
@@ -357,7 +357,7 @@ class Chat {
         const lat = Number(m.latitude);
         const lon = Number(m.longitude);
         const has = m.latitude != null && m.longitude != null && isFinite(lat) && isFinite(lon);
-        if (str(m.address)) f.appendChild(el('div', 'txt', '\ud83d\udccd ' + str(m.address)));
+        if (str(m.address)) f.appendChild(el('div', 'txt', str(m.address)));
         const href = has
           ? 'https://www.openstreetmap.org/?mlat=' + lat + '&mlon=' + lon + '#map=16/' + lat + '/' + lon
           : str(m.address) ? 'https://www.openstreetmap.org/search?query=' + encodeURIComponent(str(m.address)) : null;
