@@ -171,6 +171,50 @@ async fn run(program: &str, args: &[&str], dir: &Path, envs: &[(&str, String)]) 
     text
 }
 
+/// `npm install` of the browser tests' pinned packages (playwright-core, acorn) into
+/// `tests/browser`; never a browser download.
+async fn npm_install(dir: &Path) {
+    // The tests of this file run in parallel: one install at a time into the folder.
+    static INSTALL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _once = INSTALL.lock().await;
+    run(
+        "npm",
+        &["install", "--no-audit", "--no-fund", "--loglevel=error"],
+        dir,
+        &[],
+    )
+    .await;
+}
+
+fn browser_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
+}
+
+/// SPEC 7.18.4: plain ES2018, checked by parsing the served file with acorn at ES2018.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn widget_js_is_plain_es2018() {
+    if !runs("node") || !runs("npm") {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED {} : install node (apt-get install nodejs npm) to run it",
+            test_name("webchat_browser::widget_js_is_plain_es2018")
+        );
+        return;
+    }
+    let dir = browser_dir();
+    npm_install(&dir).await;
+    let widget = Path::new(env!("CARGO_MANIFEST_DIR")).join("../api/assets/widget.js");
+    let out = run(
+        "node",
+        &["es2018.mjs", &widget.display().to_string()],
+        &dir,
+        &[],
+    )
+    .await;
+    assert!(out.contains("parses as ES2018"), "{out}");
+}
+
 /// SPEC 7.21: the demo page opens the widget; a typed message reaches an agent's websocket; the
 /// agent's text, image and card render, a `reply` button sends its title; a reload resumes the
 /// conversation with its history; pausing the integration shows the closed state; screenshots
@@ -186,14 +230,8 @@ async fn the_widget_works_in_chromium() {
         );
         return;
     }
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    run(
-        "npm",
-        &["install", "--no-audit", "--no-fund", "--loglevel=error"],
-        &dir,
-        &[],
-    )
-    .await;
+    let dir = browser_dir();
+    npm_install(&dir).await;
 
     let s = TestServer::start().await;
     let hub = s.hub(&s.a.portal, "web").await;
