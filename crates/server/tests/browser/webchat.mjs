@@ -327,6 +327,46 @@ async function run() {
   if (fresh.payload.conversationId === conversationId) throw new Error('4410 kept the closed conversation');
   step('a closed conversation (4410) is followed by a new one');
 
+  // A second tab of the same browser: the same conversation, and echo across tabs. Its socket
+  // goes through a Playwright route, which plays the server's 4401 and a dropped connection.
+  const tab = await context.newPage();
+  tab.on('pageerror', (e) => pageErrors.push(String(e)));
+  const posts = [];
+  tab.on('request', (r) => { if (r.method() === 'POST' && r.url().endsWith('/sessions')) posts.push(r.url()); });
+  const sockets = [];
+  await tab.routeWebSocket(/\/webchat\/v1\/[^/]+\/ws/, (ws) => { ws.connectToServer(); sockets.push({ ws, at: Date.now() }); });
+  await tab.goto(demo);
+  const tabOnline = () => until('the second tab to be online', async () => (await tab.locator('.status').textContent()) === 'Online');
+  await tabOnline();
+  const tabInput = tab.locator('textarea');
+  await tabInput.type('From the second tab');
+  await tabInput.press('Enter');
+  const second = await agentGot('the second tab message', (a) => a.message && a.message.text === 'From the second tab');
+  if (second.payload.conversationId !== fresh.payload.conversationId) throw new Error('the second tab is in another conversation');
+  await page.locator('.row.me', { hasText: 'From the second tab' }).waitFor();
+  step("a second tab joins the same conversation and the first shows its message (echo)");
+  const agentRows = await tab.locator('.row.them').count();
+  const sessionsBefore = posts.length;
+  sockets[0].ws.close({ code: 4401, reason: 'session expired' });
+  await until('a renewed session and a new socket', () => posts.length === sessionsBefore + 1 && sockets.length === 2);
+  await tabOnline();
+  step('4401: the widget renews its session, reconnects and resumes');
+  const dropped = Date.now();
+  sockets[1].ws.close({ code: 1001, reason: 'shutdown' });
+  await until('a reconnection', () => sockets.length === 3);
+  const waited = sockets[2].at - dropped;
+  if (waited < 900) throw new Error(`reconnected after ${waited} ms, before the 1 s backoff`);
+  if (posts.length !== sessionsBefore + 1) throw new Error('a dropped socket renewed the session');
+  await tabOnline();
+  await tabInput.type('After reconnecting');
+  await tabInput.press('Enter');
+  const after = await agentGot('the message after reconnecting', (a) => a.message && a.message.text === 'After reconnecting');
+  if (after.payload.conversationId !== fresh.payload.conversationId) throw new Error('the reconnection changed the conversation');
+  await tab.locator('.row.me:not(.pending)', { hasText: 'After reconnecting' }).waitFor();
+  if ((await tab.locator('.row.them').count()) !== agentRows) throw new Error('resume repeated messages');
+  step(`a dropped socket reconnects after the backoff (${waited} ms) with the same session, without repeats`);
+  await tab.close();
+
   // 8. Pausing the integration shows the closed state.
   await api('PUT', `/api/v1/integrations/${WEBCHAT}`, env('SB_PORTAL_TOKEN'), { statusId: 3002 });
   await until('the closed state', async () => (await page.locator('.status').textContent()) === 'Closed');
