@@ -367,6 +367,17 @@ async function run() {
   step(`a dropped socket reconnects after the backoff (${waited} ms) with the same session, without repeats`);
   await tab.close();
 
+  // Closed panel: an agent's message shows as an unread count on the launcher.
+  await page.locator('.x').click();
+  await panel.waitFor({ state: 'hidden' });
+  await api('POST', `/inbound/customer/v1/direct/activity/${fresh.payload.conversationId}`, engine, { sender: { integrationId: agentId }, type: 'message', message: { type: 'text', text: 'Still there?' } });
+  await until('the unread badge', async () => (await page.locator('.badge').textContent()) === '1');
+  await page.locator('.launch').click();
+  await panel.waitFor({ state: 'visible' });
+  if ((await page.locator('.badge').textContent()) !== '') throw new Error('the badge stays after opening');
+  await page.locator('.row.them', { hasText: 'Still there?' }).waitFor();
+  step('a message to a closed panel shows an unread badge, cleared on opening');
+
   // 8. Pausing the integration shows the closed state.
   await api('PUT', `/api/v1/integrations/${WEBCHAT}`, env('SB_PORTAL_TOKEN'), { statusId: 3002 });
   await until('the closed state', async () => (await page.locator('.status').textContent()) === 'Closed');

@@ -215,10 +215,13 @@ async fn widget_js_is_plain_es2018() {
     assert!(out.contains("parses as ES2018"), "{out}");
 }
 
-/// SPEC 7.21: the demo page opens the widget; a typed message reaches an agent's websocket; the
-/// agent's text, image and card render, a `reply` button sends its title; a reload resumes the
-/// conversation with its history; pausing the integration shows the closed state; screenshots
-/// (desktop 1280×800, phone 390×844) go to a temp folder whose paths are printed.
+/// SPEC 7.21: the demo page opens the widget; a typed message (and typing) reaches an agent's
+/// websocket; the agent's typing, text, image and card render, a `reply` button sends its title,
+/// a `postback` a payload event; every other message type renders, markup stays text; a reload
+/// resumes the conversation with its history; phone-sized layout; 4410 starts a new
+/// conversation; a second tab shares it (echo), renews on 4401 and reconnects after a drop with
+/// the 1 s backoff; an unread badge; pausing the integration shows the closed state.
+/// Screenshots (desktop 1280×800, phone 390×844) go to a temp folder whose paths are printed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_widget_works_in_chromium() {
     if !chromium().exists() || !runs("node") || !runs("npm") {
