@@ -223,6 +223,12 @@ async fn session(
         "sessionToken": token,
         "expiresAt": expires_at,
         "websocketUrl": websocket_url(&state.providers.config().public_url, iid),
+        // The widget's header: the configured `title`, else the integration's name.
+        "title": integration
+            .configuration
+            .get("title")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or(&integration.name),
     });
     Ok(Response::builder()
         .status(StatusCode::OK)

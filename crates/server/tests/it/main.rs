@@ -27,7 +27,7 @@ mod sender_hub;
 mod sizes;
 mod slow_clients;
 mod webchat;
-mod webhook_crash;
 mod webchat_browser;
+mod webhook_crash;
 mod webhooks;
 mod ws_credentials;
