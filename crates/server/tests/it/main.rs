@@ -28,5 +28,6 @@ mod sizes;
 mod slow_clients;
 mod webchat;
 mod webhook_crash;
+mod webchat_browser;
 mod webhooks;
 mod ws_credentials;
