@@ -269,8 +269,9 @@ impl Scale {
             },
             // The widget and direct phases as the channel scenario's: 5 s each at 1000/s in
             // slices of 1 s; 300 widget sockets keep each under its 20 activities per 10 s.
+            // 20,000 sessions take a few seconds, long enough for their CPU per session.
             Scale::Full => webchat::Plan {
-                sessions: 5_000,
+                sessions: 20_000,
                 concurrency: 32,
                 sockets: 300,
                 load: channel::Plan {
