@@ -78,7 +78,7 @@ pub fn env(fake_base: &str) -> Vec<(String, String)> {
 
 /// Where a phase's messages arrive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Source {
+pub(crate) enum Source {
     Socket,
     Provider,
 }
@@ -100,11 +100,11 @@ pub struct Arrivals {
     tally: Mutex<Tally>,
     received: AtomicU64,
     /// Sockets the server closed or that failed.
-    closed: AtomicU64,
+    pub(crate) closed: AtomicU64,
 }
 
 impl Arrivals {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             clock: Instant::now(),
             tally: Mutex::new(Tally {
@@ -121,12 +121,12 @@ impl Arrivals {
         }
     }
 
-    fn now_us(&self) -> u64 {
+    pub(crate) fn now_us(&self) -> u64 {
         self.clock.elapsed().as_micros() as u64
     }
 
     /// Starts counting the messages `seqs` of `phase` as they arrive at `source`.
-    fn count(&self, phase: u64, seqs: std::ops::Range<u64>, source: Source) {
+    pub(crate) fn count(&self, phase: u64, seqs: std::ops::Range<u64>, source: Source) {
         let count = seqs.end.saturating_sub(seqs.start);
         if let Ok(mut t) = self.tally.lock() {
             *t = Tally {
@@ -179,7 +179,7 @@ impl Arrivals {
     }
 
     /// Waits until `due` have arrived, or none has come for `quiet`.
-    async fn wait_for(&self, due: u64, quiet: Duration) {
+    pub(crate) async fn wait_for(&self, due: u64, quiet: Duration) {
         let (mut seen, mut since) = (self.received.load(Ordering::Relaxed), Instant::now());
         while seen < due && since.elapsed() < quiet {
             tokio::time::sleep(Duration::from_millis(2)).await;
@@ -335,7 +335,7 @@ impl Drop for FakeTelegram {
 // Set-up.
 
 /// The agent's socket: every text frame goes to `arrivals`, until it closes.
-async fn agent_socket(
+pub(crate) async fn agent_socket(
     api: &Api,
     agent: &str,
     arrivals: Arc<Arrivals>,
@@ -423,7 +423,7 @@ async fn set_up(api: &Api, chats: usize) -> Result<Setup> {
     Ok(setup)
 }
 
-fn activity_url(api: &Api, conversation: &str) -> String {
+pub(crate) fn activity_url(api: &Api, conversation: &str) -> String {
     api.url(&format!(
         "/inbound/customer/v1/direct/activity/{conversation}"
     ))
@@ -481,7 +481,7 @@ async fn post_update(
 }
 
 /// Posts an engine activity; Ok once it is accepted.
-async fn post_activity(
+pub(crate) async fn post_activity(
     http: &reqwest::Client,
     url: &str,
     token: &str,
@@ -497,18 +497,23 @@ async fn post_activity(
 // Phases.
 
 /// What an open loop did.
-struct Sent {
+pub(crate) struct Sent {
     /// Latency of each accepted request, µs.
-    answered: Vec<u64>,
-    errors: Vec<String>,
-    started: u64,
+    pub(crate) answered: Vec<u64>,
+    pub(crate) errors: Vec<String>,
+    pub(crate) started: u64,
     sending: Duration,
     max_lag: Duration,
 }
 
 /// `call(seq)` for each seq of `seqs`, started on a schedule of `rate` per second whatever the
 /// answers do (at most `in_flight` at once, at most `cap` long); returns when all are answered.
-async fn open_loop<F, Fut>(label: &str, plan: &Plan, seqs: std::ops::Range<u64>, call: F) -> Sent
+pub(crate) async fn open_loop<F, Fut>(
+    label: &str,
+    plan: &Plan,
+    seqs: std::ops::Range<u64>,
+    call: F,
+) -> Sent
 where
     F: Fn(u64) -> Fut,
     Fut: Future<Output = std::result::Result<(), String>> + Send + 'static,
@@ -568,7 +573,7 @@ fn taken<T>(list: &Mutex<Vec<T>>) -> Vec<T> {
 
 /// A phase's figures, summed over its slices.
 #[derive(Default)]
-struct Acc {
+pub(crate) struct Acc {
     slices: u32,
     sent: Vec<u64>,
     errors: Vec<String>,
@@ -587,7 +592,7 @@ struct Acc {
 /// `kind` does; counted into `acc` once all have arrived (or none came for `plan.drain`). The
 /// CPU counts from the first post to the last arrival, so the pauses between slices do not.
 #[allow(clippy::too_many_arguments)]
-async fn slice<F, Fut>(
+pub(crate) async fn slice<F, Fut>(
     server: &Server,
     plan: &Plan,
     arrivals: &Arrivals,
@@ -638,7 +643,7 @@ async fn slice<F, Fut>(
 }
 
 /// The phase of `kind` from its slices.
-fn phase(plan: &Plan, kind: Kind, acc: Acc) -> Phase {
+pub(crate) fn phase(plan: &Plan, kind: Kind, acc: Acc) -> Phase {
     let received = acc.micros.len() as u64;
     let missing = acc.accepted.saturating_sub(received);
     let mut extra = serde_json::Map::new();
@@ -811,7 +816,7 @@ fn meets_target(ratio: Option<f64>, errors: u64) -> Option<bool> {
 
 /// What one request of a phase is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     /// A Telegram update to the webhook route.
     Inbound,
     /// A customer activity to `POST /inbound/…`.

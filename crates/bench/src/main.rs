@@ -17,6 +17,7 @@ mod recovery;
 mod report;
 mod server;
 mod stats;
+mod webchat;
 mod webhook;
 
 use std::path::PathBuf;
@@ -82,17 +83,19 @@ enum Scenario {
     Connections,
     Recovery,
     Channel,
+    Webchat,
     All,
 }
 
 impl Scenario {
-    const EVERY: [Scenario; 6] = [
+    const EVERY: [Scenario; 7] = [
         Scenario::Portal,
         Scenario::Live,
         Scenario::Webhook,
         Scenario::Connections,
         Scenario::Recovery,
         Scenario::Channel,
+        Scenario::Webchat,
     ];
 
     fn name(self) -> &'static str {
@@ -103,6 +106,7 @@ impl Scenario {
             Scenario::Connections => "connections",
             Scenario::Recovery => "recovery",
             Scenario::Channel => "channel",
+            Scenario::Webchat => "webchat",
             Scenario::All => "all",
         }
     }
@@ -247,6 +251,42 @@ impl Scale {
         }
     }
 
+    fn webchat(self) -> webchat::Plan {
+        match self {
+            Scale::Tiny => webchat::Plan {
+                sessions: 200,
+                concurrency: 16,
+                sockets: 20,
+                load: channel::Plan {
+                    chats: 8,
+                    rate: 100,
+                    offered: Duration::from_secs(1),
+                    in_flight: 64,
+                    rounds: 2,
+                    cap: Duration::from_secs(5),
+                    drain: Duration::from_secs(5),
+                },
+            },
+            // The widget and direct phases as the channel scenario's: 5 s each at 1000/s in
+            // slices of 1 s; 300 widget sockets keep each under its 20 activities per 10 s.
+            // 20,000 sessions take a few seconds, long enough for their CPU per session.
+            Scale::Full => webchat::Plan {
+                sessions: 20_000,
+                concurrency: 32,
+                sockets: 300,
+                load: channel::Plan {
+                    chats: 64,
+                    rate: 1000,
+                    offered: Duration::from_secs(5),
+                    in_flight: 256,
+                    rounds: 5,
+                    cap: Duration::from_secs(20),
+                    drain: Duration::from_secs(10),
+                },
+            },
+        }
+    }
+
     fn recovery(self) -> recovery::Plan {
         match self {
             // The receiver holds each attempt 1 s until the kill, so the server delivers at
@@ -381,6 +421,7 @@ async fn run(args: Args) -> Result<()> {
                 Some(fake) => channel::run(&server, &args.scale.channel(), fake).await,
                 None => Err("the channel scenario has no fake provider".to_owned()),
             },
+            Scenario::Webchat => webchat::run(&server, &args.scale.webchat()).await,
             Scenario::All => Ok((Vec::new(), Value::Null)),
         };
         let (rss_kb, rss_peak_kb) = procfs::memory_kb(server.pid);
@@ -535,6 +576,8 @@ fn print_table(outcomes: &[Outcome]) {
             "get_to_healthz_ratio",
             "create_to_healthz_ratio",
             "inbound_cpu_to_direct_cpu",
+            "widget_cpu_to_direct_cpu",
+            "widget_js_bytes",
         ] {
             if let Some(r) = o.summary[key].as_f64() {
                 notes.push(format!("{key} {}", round3(r)));

@@ -286,6 +286,10 @@ pub fn markdown(results: &Value) -> String {
         ));
     }
 
+    if let Some(w) = scenario(results, "webchat") {
+        md.push_str(&webchat_section(w));
+    }
+
     md.push_str("\n## Scenario figures\n");
     for s in scenarios(results) {
         md.push_str(&format!("\n### {}\n\n", text(&s["scenario"])));
@@ -540,6 +544,13 @@ fn targets(results: &Value) -> Vec<Target> {
     ));
     out.push(
         Target::new(
+            "webchat: widget.js ≤ 32 KiB uncompressed",
+            scenario(results, "webchat").and_then(widget_weight),
+        )
+        .at_any_scale(),
+    );
+    out.push(
+        Target::new(
             "recovery: 0 deliveries lost across a crash",
             scenario(results, "recovery").and_then(recovery),
         )
@@ -603,6 +614,86 @@ fn channel(s: &Value) -> Option<(String, Verdict)> {
         ),
         judged(errors([inbound, direct]), ratio <= 1.5),
     ))
+}
+
+/// The widget's weight (SPEC 7.18.4: at most 32 KiB): its bytes as served, and gzip-encoded
+/// when the server answered that encoding.
+fn widget_weight(s: &Value) -> Option<(String, Verdict)> {
+    let bytes = s["widget_js_bytes"].as_u64()?;
+    Some((
+        format!("{} bytes{}", grouped(bytes), gzip_note(s)),
+        Verdict::of(bytes <= 32 * 1024),
+    ))
+}
+
+fn gzip_note(s: &Value) -> String {
+    match s["widget_js_gzip_bytes"].as_u64() {
+        Some(gz) => format!(" ({} bytes gzip-encoded)", grouped(gz)),
+        None => " (the server did not answer it gzip-encoded)".to_owned(),
+    }
+}
+
+/// The WebChat figures of issue 17: the widget's weight, the session create rate and the cost of
+/// a widget message next to an agent's `POST /inbound/…` activity.
+fn webchat_section(s: &Value) -> String {
+    let mut md = String::from("\n## WebChat\n\n| figure | measured |\n|---|---|\n");
+    let cpu_of = |p: &Value, unit: &str| {
+        cpu(&p["cpu_ms_per_message"]).map_or_else(
+            || "server CPU not measured".to_owned(),
+            |ms| format!("{} ms server CPU per {unit}", fmt(ms)),
+        )
+    };
+    let latency = |p: &Value, what: &str| {
+        let lat = &p["latency_ms"];
+        format!(
+            "p50 {} ms, p99 {} ms {what}",
+            fmt_or(&lat["p50"]),
+            fmt_or(&lat["p99"])
+        )
+    };
+    let weight = match s["widget_js_bytes"].as_u64() {
+        Some(bytes) => format!("{} bytes{}", grouped(bytes), gzip_note(s)),
+        None => format!(
+            "not measured (`GET /webchat/v1/widget.js` answered {})",
+            fmt_or(&s["widget_js_status"])
+        ),
+    };
+    md.push_str(&format!("| widget.js | {} |\n", cell(&weight)));
+    if let Some(p) = phase(s, "sessions") {
+        md.push_str(&format!(
+            "| session create rate | {}/s at concurrency {} ({}); {}; {} errors |\n",
+            fmt_or(&p["per_second"]),
+            fmt_or(&p["concurrency"]),
+            latency(p, "per request"),
+            cpu_of(p, "session"),
+            fmt_or(&p["errors"]),
+        ));
+    }
+    if let Some(p) = phase(s, "widget") {
+        md.push_str(&format!(
+            "| widget message (socket `activity` frame) | {}; {} at {}/s offered over {} sockets; {} errors |\n",
+            cpu_of(p, "message"),
+            latency(p, "from the send to the agent's socket"),
+            fmt_or(&p["offered_per_second"]),
+            fmt_or(&p["sockets"]),
+            fmt_or(&p["errors"]),
+        ));
+    }
+    if let Some(p) = phase(s, "direct") {
+        md.push_str(&format!(
+            "| agent's `POST /inbound/…` activity (reference) | {}; {} at {}/s offered; {} errors |\n",
+            cpu_of(p, "activity"),
+            latency(p, "from the POST to the agent's socket"),
+            fmt_or(&p["offered_per_second"]),
+            fmt_or(&p["errors"]),
+        ));
+    }
+    let ratio = num(&s["widget_cpu_to_direct_cpu"])
+        .map_or_else(|| "not measured".to_owned(), |r| format!("{} ×", fmt(r)));
+    md.push_str(&format!(
+        "| widget message CPU / `POST /inbound` CPU | {ratio} |\n"
+    ));
+    md
 }
 
 /// The recovery target: 0 lost, over a kill that had a backlog queued.
@@ -1270,6 +1361,58 @@ mod tests {
         let mut r = channel_run(json!(0.5), 0);
         r["scale"] = json!("tiny");
         assert!(markdown(&r).contains("at 1,000/s each) | n/a (scale tiny) |"));
+    }
+
+    #[test]
+    fn the_webchat_figures_are_shown_and_the_weight_judged() {
+        let run = |bytes: Value, gzip: Value| {
+            let mut r = with(vec![json!({ "scenario": "webchat",
+                "widget_js_status": 200, "widget_js_bytes": bytes, "widget_js_gzip_bytes": gzip,
+                "widget_cpu_to_direct_cpu": 1.25,
+                "phases": [
+                { "name": "sessions", "per_second": 480.5, "concurrency": 16, "errors": 0,
+                  "cpu_ms_per_message": 0.5, "latency_ms": { "p50": 23.16, "p99": 96.3 } },
+                { "name": "widget", "per_second": 1000.0, "offered_per_second": 1000,
+                  "sockets": 300, "cpu_ms_per_message": 0.5, "errors": 0,
+                  "latency_ms": { "p50": 2.4, "p99": 9.0 } },
+                { "name": "direct", "per_second": 1000.0, "offered_per_second": 1000,
+                  "cpu_ms_per_message": 0.4, "errors": 0,
+                  "latency_ms": { "p50": 2.0, "p99": 8.0 } } ] })]);
+            r["scale"] = json!("tiny");
+            markdown(&r)
+        };
+        let md = run(json!(32191), json!(null));
+        let row = "| webchat: widget.js ≤ 32 KiB uncompressed |";
+        assert!(
+            md.contains(&format!(
+                "{row} 32,191 bytes (the server did not answer it gzip-encoded) | yes |"
+            )),
+            "{md}"
+        );
+        assert!(md.contains("| session create rate | 480/s at concurrency 16 (p50 23.2 ms, p99 96.3 ms per request); 0.500 ms server CPU per session; 0 errors |"), "{md}");
+        assert!(md.contains("| widget message (socket `activity` frame) | 0.500 ms server CPU per message; p50 2.40 ms, p99 9 ms from the send to the agent's socket at 1,000/s offered over 300 sockets; 0 errors |"), "{md}");
+        assert!(md.contains("| agent's `POST /inbound/…` activity (reference) | 0.400 ms server CPU per activity;"), "{md}");
+        assert!(
+            md.contains("| widget message CPU / `POST /inbound` CPU | 1.25 × |"),
+            "{md}"
+        );
+        let md = run(json!(40000), json!(9000));
+        assert!(
+            md.contains(&format!(
+                "{row} 40,000 bytes (9,000 bytes gzip-encoded) | **no** |"
+            )),
+            "{md}"
+        );
+        // A widget not served yet: not measured, not a failure.
+        let md = run(json!(null), json!(null));
+        assert!(
+            md.contains(&format!("{row} not measured | not measured |")),
+            "{md}"
+        );
+        assert!(
+            md.contains("| widget.js | not measured (`GET /webchat/v1/widget.js` answered 200) |"),
+            "{md}"
+        );
     }
 
     #[test]
