@@ -511,30 +511,15 @@ impl Session {
             Some(b) => b,
         };
         let inbound = validate_inbound(body)?;
-        let accepted = match self
-            .state
-            .engine
-            .accept(
-                self.tenant,
-                conversation,
-                inbound,
-                Some(self.integration),
-                None,
-            )
-            .await?
-        {
-            AcceptOutcome::Accepted(a) => a,
-            AcceptOutcome::Replayed(_) => return Err(ApiError::internal()),
-        };
-        Ok(Message::Text(
-            json!({
-                "type": "ack",
-                "ref": frame.get("ref").cloned().unwrap_or(Value::Null),
-                "eventId": accepted.event_id,
-                "interactionId": accepted.interaction_id,
-            })
-            .to_string(),
-        ))
+        accept_and_ack(
+            &self.state,
+            self.tenant,
+            conversation,
+            inbound,
+            self.integration,
+            frame,
+        )
+        .await
     }
 
     /// Replays every copy for this integration after `leid`, oldest first; live frames up to
@@ -725,4 +710,33 @@ async fn check_credentials(
             }
         };
     }
+}
+
+/// Accepts a client frame's activity into `conversation` as `integration` (a Direct socket or a
+/// widget socket) and answers its `ack` frame (SPEC 5.6).
+pub(crate) async fn accept_and_ack(
+    state: &AppState,
+    tenant: TenantId,
+    conversation: ConversationId,
+    inbound: switchboard_domain::activity::InboundActivity,
+    integration: IntegrationId,
+    frame: &Value,
+) -> Result<Message, ApiError> {
+    let accepted = match state
+        .engine
+        .accept(tenant, conversation, inbound, Some(integration), None)
+        .await?
+    {
+        AcceptOutcome::Accepted(a) => a,
+        AcceptOutcome::Replayed(_) => return Err(ApiError::internal()),
+    };
+    Ok(Message::Text(
+        json!({
+            "type": "ack",
+            "ref": frame.get("ref").cloned().unwrap_or(Value::Null),
+            "eventId": accepted.event_id,
+            "interactionId": accepted.interaction_id,
+        })
+        .to_string(),
+    ))
 }

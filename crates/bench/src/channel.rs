@@ -26,7 +26,6 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::load::Progress;
@@ -340,23 +339,7 @@ pub(crate) async fn agent_socket(
     agent: &str,
     arrivals: Arc<Arrivals>,
 ) -> Result<tokio::task::JoinHandle<()>> {
-    let url = format!(
-        "{}/engine-chat-hub?iId={agent}",
-        api.base.replacen("http://", "ws://", 1)
-    );
-    let mut req = url
-        .as_str()
-        .into_client_request()
-        .map_err(|e| format!("websocket request: {e}"))?;
-    req.headers_mut().insert(
-        "authorization",
-        format!("Bearer {}", api.engine)
-            .parse()
-            .map_err(|_| "a token that is no header value")?,
-    );
-    let (mut ws, _) = tokio_tungstenite::connect_async(req)
-        .await
-        .map_err(|e| format!("websocket to {url}: {e}"))?;
+    let mut ws = crate::live::connect_agent(api, agent).await?;
     Ok(tokio::spawn(async move {
         while let Some(msg) = ws.next().await {
             match msg {

@@ -145,12 +145,13 @@ async fn post(
     }
 }
 
-/// Opens the agent socket of `integration` and counts its frames until it closes.
-async fn agent_socket(
+/// An agent's websocket: `/engine-chat-hub?iId={integration}` with the engine token.
+pub(crate) async fn connect_agent(
     api: &Api,
     integration: &str,
-    collector: Arc<Collector>,
-) -> Result<tokio::task::JoinHandle<()>> {
+) -> Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+> {
     let url = format!(
         "{}/engine-chat-hub?iId={integration}",
         api.base.replacen("http://", "ws://", 1)
@@ -165,9 +166,19 @@ async fn agent_socket(
             .parse()
             .map_err(|_| "a token that is no header value")?,
     );
-    let (mut ws, _) = tokio_tungstenite::connect_async(req)
+    let (ws, _) = tokio_tungstenite::connect_async(req)
         .await
         .map_err(|e| format!("websocket to {url}: {e}"))?;
+    Ok(ws)
+}
+
+/// Opens the agent socket of `integration` and counts its frames until it closes.
+async fn agent_socket(
+    api: &Api,
+    integration: &str,
+    collector: Arc<Collector>,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let mut ws = connect_agent(api, integration).await?;
     Ok(tokio::spawn(async move {
         while let Some(msg) = ws.next().await {
             match msg {

@@ -15,12 +15,11 @@ use poem::http::StatusCode;
 use poem::web::websocket::{Message, WebSocket, WebSocketConfig};
 use poem::web::Path;
 use poem::{handler, FromRequest, IntoResponse, Request, Response};
-use serde_json::{json, Value};
+use serde_json::Value;
 use switchboard_domain::activity::validate_inbound;
 use switchboard_domain::channel::webchat::{self, SessionTokenError};
 use switchboard_domain::ids::{ConversationId, IntegrationId};
 use switchboard_domain::time::now_millis;
-use switchboard_engine::AcceptOutcome;
 
 use crate::chat_hub::Session;
 use crate::error::{ApiError, Code};
@@ -114,30 +113,15 @@ impl Widget {
         }
         let inbound = validate_inbound(body)?;
         webchat::check_widget_activity(body).map_err(ApiError::from)?;
-        let accepted = match session
-            .state
-            .engine
-            .accept(
-                session.tenant,
-                self.conversation,
-                inbound,
-                Some(session.integration),
-                None,
-            )
-            .await?
-        {
-            AcceptOutcome::Accepted(a) => a,
-            AcceptOutcome::Replayed(_) => return Err(ApiError::internal()),
-        };
-        Ok(Message::Text(
-            json!({
-                "type": "ack",
-                "ref": frame.get("ref").cloned().unwrap_or(Value::Null),
-                "eventId": accepted.event_id,
-                "interactionId": accepted.interaction_id,
-            })
-            .to_string(),
-        ))
+        crate::chat_hub::accept_and_ack(
+            &session.state,
+            session.tenant,
+            self.conversation,
+            inbound,
+            session.integration,
+            frame,
+        )
+        .await
     }
 }
 
