@@ -74,6 +74,11 @@ pub(crate) fn cors_headers(resp: &mut Response, req: &Request) {
             .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
         resp.headers_mut()
             .insert(header::VARY, HeaderValue::from_static("Origin"));
+        // A 429's wait, readable by the widget's script.
+        resp.headers_mut().insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("Retry-After"),
+        );
     }
 }
 

@@ -462,6 +462,9 @@ async fn sessions_are_limited_per_client_id() {
     assert_error(status, &body, 429, "ENG", &[429]);
     let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry), "{retry}");
+    // The page that asked can read the refusal and its wait (CORS).
+    assert_eq!(headers["access-control-allow-origin"], SHOP);
+    assert_eq!(headers["access-control-expose-headers"], "Retry-After");
     // Another clientId from the same address goes on.
     new_session(&s, &x.webchat, json!({ "clientId": "d".repeat(22) })).await;
     s.stop().await;
