@@ -1,0 +1,4 @@
+//! SPEC 8: the Smooch v1 compatibility API's rules.
+
+pub mod appuser;
+pub mod message;
