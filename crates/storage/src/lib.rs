@@ -56,7 +56,7 @@ pub use crypto::EncryptionKey;
 pub use deliveries::{Attempt, Claimed, ConversationFacts, Delivery, Notification, Settle, HELD};
 pub use error::{Error, Result};
 pub use identity::{ClientOut, Login, NewClient, NewTenant, SecretInfo};
-pub use smooch_messages::MessageCursor;
+pub use smooch_messages::{MessageCursor, StoredMessage};
 
 use crypto::Cipher;
 

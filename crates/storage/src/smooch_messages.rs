@@ -21,6 +21,15 @@ pub enum MessageCursor {
     After(Millis),
 }
 
+/// One message activity: a stored copy of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredMessage {
+    pub event_id: Millis,
+    pub conversation_id: ConversationId,
+    /// The copy's SPEC 4 JSON.
+    pub body: String,
+}
+
 /// Copies read per scan step: several copies make one activity, and events are skipped.
 const SCAN_BATCH: i64 = 500;
 
@@ -48,15 +57,15 @@ impl Store {
 
     /// Up to `limit` message activities of `conversations` (one stored copy of each, not an
     /// echo), in the cursor's direction: the latest before it (answered oldest first) or the
-    /// earliest after it. Each is `(eventId, copy JSON)`. Events are skipped.
+    /// earliest after it. Events are skipped.
     pub async fn conversation_messages(
         &self,
         tenant: TenantId,
         conversations: &[ConversationId],
         cursor: MessageCursor,
         limit: usize,
-    ) -> Result<Vec<(Millis, String)>> {
-        let mut out: Vec<(Millis, String)> = Vec::new();
+    ) -> Result<Vec<StoredMessage>> {
+        let mut out: Vec<StoredMessage> = Vec::new();
         if conversations.is_empty() || limit == 0 {
             return Ok(out);
         }
@@ -68,7 +77,7 @@ impl Store {
             .map(|i| format!("${}", i + 4))
             .collect();
         let sql = format!(
-            "SELECT event_id, body FROM activities WHERE tenant_id = $1 AND is_echo = {f} \
+            "SELECT event_id, conversation_id, body FROM activities WHERE tenant_id = $1 AND is_echo = {f} \
              AND event_id {op} $2 AND conversation_id IN ({list}) \
              ORDER BY event_id {dir}, id LIMIT $3",
             f = if self.is_postgres() { "false" } else { "0" },
@@ -85,6 +94,7 @@ impl Store {
                     self.statement(&sql, values),
                     &[
                         ("event_id", ColumnType::BigInteger),
+                        ("conversation_id", ColumnType::Uuid),
                         ("body", ColumnType::Text),
                     ],
                 )
@@ -99,7 +109,13 @@ impl Store {
                 }
                 last_seen = Some(event_id);
                 if is_message(&body) {
-                    out.push((event_id, body));
+                    out.push(StoredMessage {
+                        event_id,
+                        conversation_id: ConversationId::from_uuid(
+                            row.try_get("", "conversation_id")?,
+                        ),
+                        body,
+                    });
                     if out.len() == limit {
                         break;
                     }
