@@ -322,7 +322,7 @@ await step('apps.keys.list(appId) -> { keys }, oldest first', async () => {
 
 await step('apps.keys.get(appId, keyId) -> { key }', async () => {
   const { key } = await account.apps.keys.get(main._id, appKey._id);
-  assert.deepEqual(key, appKey);
+  assert.deepEqual([key._id, key.name, key.secret], [appKey._id, appKey.name, appKey.secret]);
 });
 
 await step("apps.keys.get of another app's key -> 404; unknown key -> 404", async () => {
@@ -690,9 +690,13 @@ const profile = {
   properties: { plan: 'gold', seats: 3 },
 };
 const createUser = (client, id, props, appId) => {
-  // 8.x: create(appId?, { userId, …props }); 6.x: create(appId?, userId, props).
-  const args = V8 ? [{ userId: id, ...props }] : [id, props];
-  return appId ? client.appUsers.create(appId, ...args) : client.appUsers.create(...args);
+  // 8.x: create(appId, { userId, …props }), or without an app id create({ appUser }) (one object
+  // argument is read as named parameters); 6.x: create(appId?, userId, props).
+  if (V8) {
+    const appUser = { userId: id, ...props };
+    return appId ? client.appUsers.create(appId, appUser) : client.appUsers.create({ appUser });
+  }
+  return appId ? client.appUsers.create(appId, id, props) : client.appUsers.create(id, props);
 };
 
 const user = await step('appUsers.create(appId, { userId, givenName, surname, email, signedUpAt, properties }) -> 201 { appUser }', async () => {

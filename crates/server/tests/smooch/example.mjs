@@ -33,10 +33,7 @@ const { webhook } = await smooch.webhooks.create(app._id, { target: webhookTarge
 // The rest with the app's own token, as a backend would.
 const appClient = new Smooch({ jwt, serviceUrl });
 const { appUser } = await appClient.appUsers.create({
-  userId: 'customer-42',
-  givenName: 'Ada',
-  surname: 'Lovelace',
-  properties: { plan: 'gold' },
+  appUser: { userId: 'customer-42', givenName: 'Ada', surname: 'Lovelace', properties: { plan: 'gold' } },
 });
 const { message, conversation } = await appClient.appUsers.sendMessage(appUser.userId, {
   role: 'appMaker',
