@@ -256,12 +256,9 @@ async fn check_webhook(r: &Receiver, client: &str, result: &Value) {
         assert_eq!(hook["triggers"], json!(["message:appUser"]), "{hook}");
         assert_eq!(b["trigger"], "message:appUser", "{b:#}");
     } else {
-        // `/v1`'s default trigger is `message`; the body names the message's side.
+        // `/v1`'s default trigger is `message`; the body names the trigger the message fired.
         assert_eq!(hook["triggers"], json!(["message"]), "{hook}");
-        assert!(
-            b["trigger"] == "message:appUser" || b["trigger"] == "message",
-            "{b:#}"
-        );
+        assert_eq!(b["trigger"], "message:appUser", "{b:#}");
     }
     assert_eq!(b["version"], "v1.1", "{b:#}");
     assert_eq!(b["app"]["_id"], result["appId"], "{b:#}");
@@ -302,6 +299,7 @@ async fn check_webhook(r: &Receiver, client: &str, result: &Value) {
         // `/v1`: `message` fires on both sides, and v1 payloads hold the whole app user.
         assert_eq!(biz.len(), 1, "{got:#?}");
         assert_eq!(biz[0].body["messages"][0]["role"], "appMaker", "{got:#?}");
+        assert_eq!(biz[0].body["trigger"], "message:appMaker", "{got:#?}");
         assert!(b["appUser"]["clients"].is_array(), "{b:#}");
         assert_eq!(b["appUser"]["givenName"], "Augusta", "{b:#}");
     }
