@@ -16,6 +16,7 @@ mod appusers;
 mod auth;
 mod integrations;
 mod keys;
+pub mod openapi;
 mod unsupported;
 mod webhooks;
 
