@@ -16,6 +16,7 @@ mod appusers;
 mod auth;
 mod integrations;
 mod keys;
+mod messages;
 pub mod openapi;
 mod unsupported;
 mod webhooks;
