@@ -31,7 +31,7 @@ pub struct StoredMessage {
 }
 
 /// Copies read per scan step: several copies make one activity, and events are skipped.
-const SCAN_BATCH: i64 = 500;
+const SCAN_BATCH: i64 = 128;
 
 impl Store {
     /// Every conversation of `binding` on the tenant's `integration`, oldest first.
