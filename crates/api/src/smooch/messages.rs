@@ -38,11 +38,13 @@ pub const fn latest() -> MessagesFrom {
 
 /// `POST …/appusers/{id}/messages`.
 pub async fn post(ctx: &mut Ctx<'_>, found: Found, _id: &str) -> Answer {
-    ctx.fields(message::MESSAGE_FIELDS, message::MESSAGE_IGNORED)?;
-    let incoming = message::incoming(&ctx.body)?;
-    if incoming.role == Role::AppMaker && matches!(ctx.caller.scope, Scope::AppUser { .. }) {
+    // Scope before body (8.1): an appUser token never speaks as the business.
+    let user_scope = matches!(ctx.caller.scope, Scope::AppUser { .. });
+    if user_scope && ctx.body.get("role").and_then(Value::as_str) == Some("appMaker") {
         return Err(forbidden());
     }
+    ctx.fields(message::MESSAGE_FIELDS, message::MESSAGE_IGNORED)?;
+    let incoming = message::incoming(&ctx.body)?;
     let tenant = found.hub.tenant_id;
     let engine = &ctx.state.engine;
     let establish = || Establish {

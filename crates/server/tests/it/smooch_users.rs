@@ -579,6 +579,11 @@ async fn app_user_tokens_reach_only_their_own_user_and_never_as_app_maker() {
         ),
         (
             Method::POST,
+            "appusers/me/messages".into(),
+            Some(json!({ "role": "appMaker", "type": "form", "foo": 1 })),
+        ),
+        (
+            Method::POST,
             "appusers".into(),
             Some(json!({ "userId": "new" })),
         ),
