@@ -38,6 +38,7 @@ pub mod paging;
 pub mod rate;
 pub mod routing;
 pub mod signing;
+pub mod smooch;
 pub mod time;
 pub mod token;
 pub mod webhook;

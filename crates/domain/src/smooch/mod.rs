@@ -1,0 +1,3 @@
+//! SPEC 8: the Smooch v1 compatibility API's rules.
+
+pub mod integrations;
