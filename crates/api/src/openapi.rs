@@ -121,6 +121,7 @@ fn build() -> String {
     state_parameter_rules(&mut doc);
     add_links(&mut doc);
     add_channel_routes(&mut doc);
+    add_smooch_routes(&mut doc);
     serde_json::to_string_pretty(&doc).expect("a JSON value serializes")
 }
 
@@ -250,6 +251,27 @@ fn add_channel_routes(doc: &mut Node) {
     );
     if let Some(Node::Array(tags)) = doc.object().get_mut("tags") {
         tags.push(json!({ "name": "Channels", "description": "The webhooks the providers call (SPEC 7.3): no token, the provider's signature or secret." }).into());
+    }
+}
+
+/// The Smooch-compatible routes (SPEC 8), described by `api::smooch::openapi`.
+fn add_smooch_routes(doc: &mut Node) {
+    use crate::smooch::openapi as smooch;
+    for (path, method, operation) in smooch::operations() {
+        let paths = doc.at(&["paths"]).object();
+        let item = paths
+            .entry(path)
+            .or_insert_with(|| Node::Object(IndexMap::new()));
+        item.object().insert(method.to_owned(), operation.into());
+    }
+    doc.at(&["components", "schemas"])
+        .object()
+        .insert("SmoochError".to_owned(), smooch::error_schema().into());
+    doc.at(&["components", "securitySchemes"])
+        .object()
+        .insert("smoochJwt".to_owned(), smooch::security_scheme().into());
+    if let Some(Node::Array(tags)) = doc.object().get_mut("tags") {
+        tags.push(json!({ "name": "smooch", "description": smooch::TAG }).into());
     }
 }
 

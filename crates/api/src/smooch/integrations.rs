@@ -3,7 +3,7 @@
 //! validation, generated keys, provisioning (SPEC 7.5) and the engine's revocations are the same;
 //! only the names differ (`switchboard_domain::smooch::integrations`).
 
-use poem::http::StatusCode;
+use poem::http::{Method, StatusCode};
 use serde_json::{json, Map, Value};
 use switchboard_domain::channel::Channel;
 use switchboard_domain::hub::Hub;
@@ -11,9 +11,21 @@ use switchboard_domain::ids::IntegrationId;
 use switchboard_domain::integration::{self, Integration};
 use switchboard_domain::smooch::integrations::{self as table, SmoochType};
 
-use super::{Answer, Ctx};
+use super::{no_route, Answer, Ctx};
 use crate::error::ApiError;
 use crate::integrations as portal;
+
+/// The routes after `{A}/integrations`.
+pub async fn route(ctx: &mut Ctx<'_>, hub: Hub, rest: &[&str]) -> Answer {
+    match (ctx.method.clone(), rest) {
+        (Method::POST, []) => create(ctx, &hub).await,
+        (Method::GET, []) => list(ctx, &hub).await,
+        (Method::GET, [id]) => get(ctx, &hub, id).await,
+        (Method::PUT, [id]) => update(ctx, &hub, id).await,
+        (Method::DELETE, [id]) => delete(ctx, &hub, id).await,
+        _ => Err(no_route()),
+    }
+}
 
 /// The hub's integration `id`, when it is one of the table's channels: else 404 (another
 /// channel's id, another hub's, not a UUID at all).
@@ -41,26 +53,34 @@ fn check_fields(ctx: &mut Ctx<'_>, ty: &SmoochType) -> Result<(), ApiError> {
 }
 
 /// `POST {A}/integrations` `{ type*, displayName, …type fields }` → 201 `{ integration }`.
-pub async fn create(ctx: &mut Ctx<'_>, app_id: &str) -> Answer {
-    let hub = ctx.app(app_id).await?;
-    let ty = table::read_type(&ctx.body)?;
+async fn create(ctx: &mut Ctx<'_>, hub: &Hub) -> Answer {
+    let ty = match table::read_type(&ctx.body) {
+        Ok(ty) => ty,
+        Err(violation) => {
+            // A body that is not a JSON object is reported as such, not as a missing `type`.
+            let given: Vec<String> = ctx.body.keys().cloned().collect();
+            ctx.fields(&given.iter().map(String::as_str).collect::<Vec<_>>(), &[])?;
+            return Err(violation.into());
+        }
+    };
     check_fields(ctx, ty)?;
     let id = IntegrationId::new();
     let (_, draft) = table::draft_for_create(&ctx.body, id)?;
+    // A portal hub gets its compat integrations with its first compat POST (SPEC 8.8).
+    super::compat_integrations(ctx.state, hub).await?;
     let created = portal::create_draft(ctx.state, ctx.caller.tenant, hub.id, id, draft).await?;
     answer(StatusCode::CREATED, &created)
 }
 
 /// `GET {A}/integrations?types&limit&offset` → `{ integrations, hasMore, offset }`: all of them
 /// without `limit`, else a page; oldest first.
-pub async fn list(ctx: &mut Ctx<'_>, app_id: &str) -> Answer {
-    let hub = ctx.app(app_id).await?;
-    let types: Option<Vec<Channel>> = match query(ctx, "types") {
+async fn list(ctx: &mut Ctx<'_>, hub: &Hub) -> Answer {
+    let types: Option<Vec<Channel>> = match ctx.param("types") {
         Some(value) => Some(table::parse_types(value)?),
         None => None,
     };
     let (limit, offset) = ctx.page()?;
-    let limit = if query(ctx, "limit").is_some() {
+    let limit = if ctx.param("limit").is_some() {
         limit
     } else {
         u64::MAX
@@ -89,23 +109,22 @@ pub async fn list(ctx: &mut Ctx<'_>, app_id: &str) -> Answer {
 }
 
 /// `GET {A}/integrations/{id}` → `{ integration }`.
-pub async fn get(ctx: &mut Ctx<'_>, app_id: &str, id: &str) -> Answer {
-    let hub = ctx.app(app_id).await?;
-    let current = find(ctx, &hub, id).await?;
+async fn get(ctx: &mut Ctx<'_>, hub: &Hub, id: &str) -> Answer {
+    let current = find(ctx, hub, id).await?;
     answer(StatusCode::OK, &current)
 }
 
 /// `PUT {A}/integrations/{id}` `{ type, displayName, …fields }` → `{ integration }`: `type`
 /// unchanged, fields merged into the configuration (TwilioSMS and Messenger ignore them, with a
 /// `Warning`).
-pub async fn update(ctx: &mut Ctx<'_>, app_id: &str, id: &str) -> Answer {
-    let hub = ctx.app(app_id).await?;
-    let current = find(ctx, &hub, id).await?;
+async fn update(ctx: &mut Ctx<'_>, hub: &Hub, id: &str) -> Answer {
+    let current = find(ctx, hub, id).await?;
     let ty = table::for_channel(current.channel).ok_or_else(ApiError::integration_not_found)?;
     check_fields(ctx, ty)?;
     let outcome = table::update_outcome(&ctx.body, &current)
         .ok_or_else(ApiError::integration_not_found)??;
     let channel = current.channel;
+    super::compat_integrations(ctx.state, hub).await?;
     let (updated, warning) =
         portal::apply_update(ctx.state, ctx.caller.tenant, current, outcome).await?;
     if warning.is_some() {
@@ -115,17 +134,8 @@ pub async fn update(ctx: &mut Ctx<'_>, app_id: &str, id: &str) -> Answer {
 }
 
 /// `DELETE {A}/integrations/{id}` → `{}`.
-pub async fn delete(ctx: &mut Ctx<'_>, app_id: &str, id: &str) -> Answer {
-    let hub = ctx.app(app_id).await?;
-    let current = find(ctx, &hub, id).await?;
+async fn delete(ctx: &mut Ctx<'_>, hub: &Hub, id: &str) -> Answer {
+    let current = find(ctx, hub, id).await?;
     portal::delete(ctx.state, ctx.caller.tenant, current.id).await?;
     Ok((StatusCode::OK, Value::Object(Map::new())))
-}
-
-/// A query parameter's (percent-decoded) value; the first when repeated.
-fn query<'a>(ctx: &'a Ctx<'_>, name: &str) -> Option<&'a str> {
-    ctx.query
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
 }

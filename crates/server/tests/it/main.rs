@@ -26,6 +26,8 @@ mod rate_limits;
 mod sender_hub;
 mod sizes;
 mod slow_clients;
+mod smooch_client;
+mod smooch_integrations;
 mod webchat;
 mod webchat_browser;
 mod webhook_crash;

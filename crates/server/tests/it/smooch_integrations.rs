@@ -219,16 +219,14 @@ async fn each_type_creates_with_its_fields_and_answers_public_fields_only() {
             ids.push(id);
         }
         // Renames and generated values, seen from the portal.
-        let (_, twilio) = t
-            .s
-            .get(&format!("/api/v1/integrations/{}", ids[1]), &t.s.a.portal)
-            .await;
+        let (_, twilio) =
+            t.s.get(&format!("/api/v1/integrations/{}", ids[1]), &t.s.a.portal)
+                .await;
         assert_eq!(twilio["channelId"], "TwilioSMS");
         assert_eq!(twilio["configuration"]["numberSid"], "PN0001");
-        let (_, email) = t
-            .s
-            .get(&format!("/api/v1/integrations/{}", ids[9]), &t.s.a.portal)
-            .await;
+        let (_, email) =
+            t.s.get(&format!("/api/v1/integrations/{}", ids[9]), &t.s.a.portal)
+                .await;
         let address = email["configuration"]["incomingAddress"].as_str().unwrap();
         let (_, _, got) = t.call(Method::GET, &format!("/{}", ids[9]), None).await;
         assert_eq!(got["integration"]["smoochAddress"], address);
@@ -261,8 +259,10 @@ async fn types_filter_and_paging() {
     for backend in backends("types_filter_and_paging") {
         let t = Smooch::start(backend).await;
         let twilio = t
-            .created(json!({ "type": "twilio", "accountSid": "AC1", "authToken": "a",
-                             "phoneNumberSid": "PN1" }))
+            .created(
+                json!({ "type": "twilio", "accountSid": "AC1", "authToken": "a",
+                             "phoneNumberSid": "PN1" }),
+            )
             .await;
         let line = t
             .created(json!({ "type": "line", "channelAccessToken": "t", "channelSecret": "s" }))
@@ -284,7 +284,10 @@ async fn types_filter_and_paging() {
         let (_, _, list) = t.call(Method::GET, "?types=twilio%2Cviber", None).await;
         assert_eq!(
             ids(&list),
-            [twilio["_id"].as_str().unwrap(), viber["_id"].as_str().unwrap()]
+            [
+                twilio["_id"].as_str().unwrap(),
+                viber["_id"].as_str().unwrap()
+            ]
         );
         let (_, _, list) = t.call(Method::GET, "?types=viber,web,ios", None).await;
         assert_eq!(ids(&list), [viber["_id"].as_str().unwrap()]);
@@ -317,9 +320,8 @@ async fn types_filter_and_paging() {
 async fn other_channels_ids_are_not_found() {
     for backend in backends("other_channels_ids_are_not_found") {
         let t = Smooch::start(backend).await;
-        let direct = t
-            .s
-            .integration(
+        let direct =
+            t.s.integration(
                 &t.s.a.portal,
                 &t.hub,
                 json!({ "channelId": "Direct", "name": "agents",
@@ -328,9 +330,8 @@ async fn other_channels_ids_are_not_found() {
             .await;
         let direct = direct["integrationId"].as_str().unwrap();
         let other_hub = t.s.hub(&t.s.a.portal, "other").await;
-        let (_, _, elsewhere) = t
-            .s
-            .call_full(
+        let (_, _, elsewhere) =
+            t.s.call_full(
                 Method::POST,
                 &format!("/v1.1/apps/{other_hub}/integrations"),
                 Some(&t.token),
@@ -354,10 +355,9 @@ async fn other_channels_ids_are_not_found() {
         let (_, _, list) = t.call(Method::GET, "", None).await;
         assert_eq!(list["integrations"], json!([]));
         // The Direct integration is still there.
-        let (status, _) = t
-            .s
-            .get(&format!("/api/v1/integrations/{direct}"), &t.s.a.portal)
-            .await;
+        let (status, _) =
+            t.s.get(&format!("/api/v1/integrations/{direct}"), &t.s.a.portal)
+                .await;
         assert_eq!(status, StatusCode::OK);
         t.s.stop().await;
     }
@@ -368,8 +368,10 @@ async fn update_merges_fields_and_delete_removes() {
     for backend in backends("update_merges_fields_and_delete_removes") {
         let t = Smooch::start(backend).await;
         let i = t
-            .created(json!({ "type": "wechat", "displayName": "WeChat", "appId": "wx1",
-                             "appSecret": "s1" }))
+            .created(
+                json!({ "type": "wechat", "displayName": "WeChat", "appId": "wx1",
+                             "appSecret": "s1" }),
+            )
             .await;
         let id = i["_id"].as_str().unwrap();
         let (status, headers, out) = t
@@ -385,16 +387,22 @@ async fn update_merges_fields_and_delete_removes() {
         assert_eq!(u["appId"], "wx2");
         assert_eq!(u["displayName"], "Renamed");
         assert_eq!(u["webhookSecret"], i["webhookSecret"], "generated, kept");
-        let (_, portal) = t
-            .s
-            .get(&format!("/api/v1/integrations/{id}"), &t.s.a.portal)
-            .await;
-        assert_eq!(portal["configuration"]["appSecret"], "s1", "merged, not replaced");
+        let (_, portal) =
+            t.s.get(&format!("/api/v1/integrations/{id}"), &t.s.a.portal)
+                .await;
+        assert_eq!(
+            portal["configuration"]["appSecret"], "s1",
+            "merged, not replaced"
+        );
         assert_eq!(portal["name"], "Renamed");
 
         // A type change is 400, as are bad values; nothing changes.
         let (status, _, out) = t
-            .call(Method::PUT, &format!("/{id}"), Some(json!({ "type": "line" })))
+            .call(
+                Method::PUT,
+                &format!("/{id}"),
+                Some(json!({ "type": "line" })),
+            )
             .await;
         assert_smooch_error(status, &out, 400, "bad_request", &[206]);
         let (status, _, out) = t
@@ -417,8 +425,10 @@ async fn twilio_configuration_changes_are_ignored_with_a_warning() {
     for backend in backends("twilio_configuration_changes_are_ignored_with_a_warning") {
         let t = Smooch::start(backend).await;
         let i = t
-            .created(json!({ "type": "twilio", "accountSid": "AC1", "authToken": "a",
-                             "phoneNumberSid": "PN1" }))
+            .created(
+                json!({ "type": "twilio", "accountSid": "AC1", "authToken": "a",
+                             "phoneNumberSid": "PN1" }),
+            )
             .await;
         let id = i["_id"].as_str().unwrap();
         let (status, headers, out) = t
@@ -436,7 +446,11 @@ async fn twilio_configuration_changes_are_ignored_with_a_warning() {
         assert_eq!(out["integration"]["displayName"], "SMS");
         // A rename alone changes no configuration: no Warning.
         let (_, headers, _) = t
-            .call(Method::PUT, &format!("/{id}"), Some(json!({ "displayName": "SMS 2" })))
+            .call(
+                Method::PUT,
+                &format!("/{id}"),
+                Some(json!({ "displayName": "SMS 2" })),
+            )
             .await;
         assert_eq!(warning(&headers), None);
         t.s.stop().await;
@@ -450,8 +464,10 @@ async fn bad_bodies_taken_names_and_ignored_fields() {
 
         // Ignored fields are dropped and named in the Warning.
         let (status, headers, out) = t
-            .create(json!({ "type": "line", "displayName": "Line", "channelAccessToken": "t",
-                            "channelSecret": "s", "channelId": "c", "serviceCode": "x" }))
+            .create(
+                json!({ "type": "line", "displayName": "Line", "channelAccessToken": "t",
+                            "channelSecret": "s", "channelId": "c", "serviceCode": "x" }),
+            )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{out}");
         let w = warning(&headers).expect("a Warning");
@@ -483,9 +499,15 @@ async fn bad_bodies_taken_names_and_ignored_fields() {
             (json!({ "type": "web" }), vec![206]),
             (json!({ "type": "whatsapp" }), vec![206]),
             (json!({ "type": "fax" }), vec![206]),
-            (json!({ "type": "viber", "token": "v", "pageId": "p" }), vec![303]),
+            (
+                json!({ "type": "viber", "token": "v", "pageId": "p" }),
+                vec![303],
+            ),
             (json!({ "type": "viber", "token": 5 }), vec![302]),
-            (json!({ "type": "apn", "certificate": "TUlJQw==", "production": "yes" }), vec![302]),
+            (
+                json!({ "type": "apn", "certificate": "TUlJQw==", "production": "yes" }),
+                vec![302],
+            ),
         ] {
             let (status, _, out) = t.create(body.clone()).await;
             assert_smooch_error(status, &out, 400, "bad_request", &codes);
@@ -496,16 +518,14 @@ async fn bad_bodies_taken_names_and_ignored_fields() {
         assert_smooch_error(status, &out, 400, "bad_request", &[301]);
         let description = out["error"]["description"].as_str().unwrap();
         assert!(description.contains("'phoneNumberSid'"), "{description}");
-        let (status, out) = t
-            .s
-            .raw(Method::POST, &t.path(""), Some(&t.token), None, "[1]")
-            .await;
+        let (status, out) =
+            t.s.raw(Method::POST, &t.path(""), Some(&t.token), None, "[1]")
+                .await;
         assert_smooch_error(status, &out, 400, "bad_request", &[300]);
 
         // The `/v1` prefix serves the same.
-        let (status, _, out) = t
-            .s
-            .call_full(
+        let (status, _, out) =
+            t.s.call_full(
                 Method::GET,
                 &format!("/v1/apps/{}/integrations/{id}/", t.hub),
                 Some(&t.token),
