@@ -138,6 +138,8 @@ const TWITTER: &[KeySpec] = &[
     req("consumerSecret", Text),
     req("accessTokenKey", Text),
     req("accessTokenSecret", Text),
+    // SPEC 7.6 / 8.11: the Account Activity environment label.
+    opt("envName", Text),
 ];
 const MAILGUN: &[KeySpec] = &[
     req("apiKey", Text),
@@ -154,7 +156,12 @@ const WHATSAPP: &[KeySpec] = &[
     opt("displayPhoneNumber", Text),
     opt("verifiedName", Text),
 ];
-const MESSAGE_BIRD: &[KeySpec] = &[req("accessKey", Text), req("originator", Text)];
+// `signingKey`: SPEC 7.6 / 8.11 (verifies `MessageBird-Signature-JWT` when set).
+const MESSAGE_BIRD: &[KeySpec] = &[
+    req("accessKey", Text),
+    req("originator", Text),
+    opt("signingKey", Text),
+];
 const EMAIL: &[KeySpec] = &[opt("fromAddress", EmailAddress)];
 const APN: &[KeySpec] = &[
     req("certificate", Base64),

@@ -96,8 +96,14 @@ pub const EMAIL_INBOUND_DOMAIN: &str = "inbound.switchboard.local";
 /// The `Warning` header value (warn-code 299, agent `-`, quoted text) answered when an update's
 /// configuration is ignored because `channel` re-authenticates with its provider.
 pub fn ignored_update_warning(channel: Channel) -> String {
+    format!("299 - \"{}\"", ignored_update_text(channel))
+}
+
+/// The text of [`ignored_update_warning`], for APIs that render their own `Warning` header
+/// (the Smooch compatibility API, SPEC 8.6).
+pub fn ignored_update_text(channel: Channel) -> String {
     format!(
-        "299 - \"Configuration updates are ignored for {}; delete and recreate the integration to change it.\"",
+        "Configuration updates are ignored for {}; delete and recreate the integration to change it.",
         channel.name()
     )
 }

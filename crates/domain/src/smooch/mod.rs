@@ -4,6 +4,7 @@
 //! `switchboard-api`'s `smooch` module; nothing here knows HTTP.
 
 pub mod appuser;
+pub mod integrations;
 pub mod keys;
 
 use serde_json::{Map, Value};

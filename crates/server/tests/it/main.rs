@@ -28,6 +28,7 @@ mod sizes;
 mod slow_clients;
 mod smooch_auth;
 mod smooch_client;
+mod smooch_integrations;
 mod webchat;
 mod webchat_browser;
 mod webhook_crash;
