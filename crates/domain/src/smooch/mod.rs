@@ -28,6 +28,9 @@ pub struct App {
 /// The most bytes an app's `settings` and `metadata` take together, as JSON (SPEC 8.4).
 pub const MAX_APP_FIELDS_BYTES: usize = 8 * 1024;
 
+/// An app's `settings` and `metadata`, each when given.
+pub type AppFields = (Option<Map<String, Value>>, Option<Map<String, Value>>);
+
 /// An app's `settings` and `metadata` as given (`None`: not given or `null`): `settings` any
 /// object, `metadata` a flat object of strings, numbers and booleans, both within
 /// [`MAX_APP_FIELDS_BYTES`] together (counting what is stored of the one not given).
@@ -35,7 +38,7 @@ pub fn validate_app_fields(
     settings: Option<&Value>,
     metadata: Option<&Value>,
     stored: &App,
-) -> Result<(Option<Map<String, Value>>, Option<Map<String, Value>>), crate::Violations> {
+) -> Result<AppFields, crate::Violations> {
     use crate::{Violation, Violations};
     let mut v = Violations::default();
     let object = |name: &str, value: Option<&Value>, v: &mut Violations| match value {
