@@ -16,6 +16,7 @@
 //!   clock.
 //! - [`routing`]: who receives an activity (SPEC 5.1–5.4); [`filter`]: System event filters;
 //!   [`webhook`]: webhook delivery rules (SPEC 5.5); [`rate`]: rate limits as token buckets.
+//! - [`smooch`]: the Smooch v1 compatibility rules (SPEC 8).
 //!
 //! A module whose tests outweigh its code keeps them in a sibling `tests.rs`
 //! (`integration/tests.rs`).
@@ -38,6 +39,7 @@ pub mod paging;
 pub mod rate;
 pub mod routing;
 pub mod signing;
+pub mod smooch;
 pub mod time;
 pub mod token;
 pub mod webhook;
