@@ -1,7 +1,9 @@
-//! The Smooch v1 compatibility layer's rules (SPEC 8): pure functions the `api::smooch` routes,
-//! routing and the webhook worker share.
+//! SPEC 8: the Smooch v1 compatibility API's rules.
 //!
+//! - [`appuser`]: 8.8's app users; [`message`]: 8.9's messages in and out;
 //! - [`webhook`]: 8.7's webhook triggers, which activity fires which, the derived System
 //!   filters, the v1 / v1.1 defaults and the body a smooch-format System integration gets.
 
+pub mod appuser;
+pub mod message;
 pub mod webhook;

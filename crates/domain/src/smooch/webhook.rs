@@ -8,11 +8,10 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::activity::{Action, Activity, Event, EventTrigger, Item, Message, Payload, SenderRole};
-use crate::channel::Channel;
+use crate::activity::{Activity, Event, EventTrigger, Payload, SenderRole};
 use crate::error::{Violation, Violations};
 use crate::ids::{ConversationId, HubId};
-use crate::time::Millis;
+use crate::smooch::message::{self, smooch_type};
 
 /// `format` of a System configuration.
 pub const FORMAT: &str = "format";
@@ -270,35 +269,6 @@ pub fn integration_name(id: impl std::fmt::Display) -> String {
     format!("smooch-webhook-{id}")
 }
 
-/// `received` / `timestamp` of SPEC 8.1: Unix seconds with millisecond decimals.
-pub fn seconds(event_id: Millis) -> Value {
-    json!(event_id as f64 / 1000.0)
-}
-
-/// The Smooch type of a channel (8.6's table; `api` for Direct, `web` for WebChat, …): a
-/// message's `source.type`, a client's `platform`.
-pub const fn smooch_type(channel: Channel) -> &'static str {
-    match channel {
-        Channel::Messenger => "messenger",
-        Channel::TwilioSms => "twilio",
-        Channel::Telegram => "telegram",
-        Channel::Line => "line",
-        Channel::Viber => "viber",
-        Channel::WeChat => "wechat",
-        Channel::Twitter => "twitter",
-        Channel::Mailgun => "mailgun",
-        Channel::MessageBird => "messagebird",
-        Channel::Email => "frontendEmail",
-        Channel::Apn => "apn",
-        Channel::Fcm => "fcm",
-        Channel::WebChat => "web",
-        Channel::WhatsApp => "whatsapp",
-        Channel::Slack => "slack",
-        Channel::Kik => "kik",
-        Channel::Direct | Channel::System => "api",
-    }
-}
-
 /// What the body needs beyond the activity, gathered by the worker from storage.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BodyFacts {
@@ -311,9 +281,6 @@ pub struct BodyFacts {
     pub full_app_user: Option<Value>,
     /// 8.8's client of the conversation's customer, sent with `includeClient`.
     pub client: Option<Value>,
-    /// A message's `authorId`: the app user's `_id` for a customer, else the sending
-    /// integration's id.
-    pub author_id: String,
     /// A message's `name` (8.9), when known.
     pub author_name: Option<String>,
 }
@@ -321,7 +288,8 @@ pub struct BodyFacts {
 /// The body of SPEC 8.7 for an activity that fired `trigger`: `trigger`, `version`, `app`,
 /// `appUser` (short, or the whole one when given), `conversation`, then `messages` (one 8.9
 /// message) for message triggers or `source` for the others, `activity` for typing,
-/// `postbacks` for a postback, `client` when given, and `timestamp`.
+/// `postbacks` for a postback, `client` when given, and `timestamp`. The message is 8.9's
+/// ([`message::outgoing_activity`]).
 pub fn body(trigger: Trigger, activity: &Activity, facts: &BodyFacts) -> Value {
     let mut out = Map::new();
     out.insert("trigger".into(), json!(trigger.as_str()));
@@ -337,7 +305,12 @@ pub fn body(trigger: Trigger, activity: &Activity, facts: &BodyFacts) -> Value {
     );
     match &activity.payload {
         Payload::Message(_) => {
-            out.insert("messages".into(), json!([message(activity, facts)]));
+            let message = message::outgoing_activity(
+                activity,
+                &facts.app_user_id,
+                facts.author_name.as_deref(),
+            );
+            out.insert("messages".into(), json!([message]));
         }
         Payload::Event(event) => {
             out.insert(
@@ -371,180 +344,11 @@ pub fn body(trigger: Trigger, activity: &Activity, facts: &BodyFacts) -> Value {
     if let Some(client) = &facts.client {
         out.insert("client".into(), client.clone());
     }
-    out.insert("timestamp".into(), seconds(activity.event_id));
-    Value::Object(out)
-}
-
-/// The 8.9 `message` of a message activity: `_id` (its `interactionId`), `type` and its fields
-/// (SPEC 8.9's table read backwards, outgoing types folded), `role`, `authorId`, `name` (when
-/// known), `received`, `source: { type }`. `Value::Null` for an event.
-///
-/// This is the webhook's own rendering, kept to this one function so that it can be pointed at
-/// the shared 8.9 renderer once `smooch::message` exists.
-pub fn message(activity: &Activity, facts: &BodyFacts) -> Value {
-    let Payload::Message(m) = &activity.payload else {
-        return Value::Null;
-    };
-    let mut out = Map::new();
     out.insert(
-        "_id".into(),
-        json!(activity.interaction_id.map(|i| i.to_string())),
-    );
-    for (k, v) in message_fields(m) {
-        out.insert(k, v);
-    }
-    let role = match activity.event_trigger {
-        EventTrigger::Message(SenderRole::Customer) => "appUser",
-        _ => "appMaker",
-    };
-    out.insert("role".into(), json!(role));
-    out.insert("authorId".into(), json!(facts.author_id));
-    if let Some(name) = &facts.author_name {
-        out.insert("name".into(), json!(name));
-    }
-    out.insert("received".into(), seconds(activity.event_id));
-    out.insert(
-        "source".into(),
-        json!({ "type": smooch_type(activity.sender.channel_type) }),
+        "timestamp".into(),
+        json!(message::seconds(activity.event_id)),
     );
     Value::Object(out)
-}
-
-/// `type` and the content fields of a message, in Smooch's names.
-fn message_fields(m: &Message) -> Map<String, Value> {
-    let mut out = Map::new();
-    let mut put = |k: &str, v: Value| {
-        if !v.is_null() {
-            out.insert(k.to_owned(), v);
-        }
-    };
-    match m {
-        Message::Text(t) => {
-            put("type", json!("text"));
-            put("text", json!(t.text));
-            if let Some(actions) = &t.actions {
-                put("actions", actions_of(actions));
-            }
-            if let Some(items) = &t.items {
-                put("items", items_of(items));
-            }
-        }
-        Message::Image(media) => {
-            put("type", json!("image"));
-            put("text", json!(media.caption));
-            put("mediaUrl", json!(media.url));
-        }
-        Message::Attachment(media) | Message::Video(media) | Message::Audio(media) => {
-            put("type", json!("file"));
-            put("text", json!(media.caption));
-            put("mediaUrl", json!(media.url));
-        }
-        Message::Youtube(media) | Message::Vimeo(media) => {
-            put("type", json!("text"));
-            put("text", json!(media.url));
-        }
-        Message::Location(l) => {
-            put("type", json!("location"));
-            if let (Some(lat), Some(long)) = (l.latitude, l.longitude) {
-                put("coordinates", json!({ "lat": lat, "long": long }));
-            }
-            if let Some(address) = &l.address {
-                put("location", json!({ "address": address }));
-            }
-        }
-        Message::Contact(extra) => {
-            put("type", json!("text"));
-            put("text", json!(text_or(extra, "[contact]")));
-        }
-        Message::Card(item) => {
-            put("type", json!("text"));
-            let text = item
-                .title
-                .clone()
-                .unwrap_or_else(|| text_or(&item.extra, "[card]"));
-            put("text", json!(text));
-        }
-        Message::Carousel(items) => {
-            put("type", json!("carousel"));
-            put("items", items_of(&items.items));
-        }
-        Message::List(items) => {
-            put("type", json!("list"));
-            put("items", items_of(&items.items));
-        }
-    }
-    out
-}
-
-fn text_or(extra: &Map<String, Value>, fallback: &str) -> String {
-    extra
-        .get("text")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .unwrap_or(fallback)
-        .to_owned()
-}
-
-/// Actions in Smooch's names: `{ type, text, payload }` and `link { text, uri }`.
-fn actions_of(actions: &[Action]) -> Value {
-    Value::Array(
-        actions
-            .iter()
-            .map(|a| match a {
-                Action::Postback(p) => {
-                    json!({ "type": "postback", "text": p.title, "payload": p.payload })
-                }
-                Action::Reply(p) => {
-                    json!({ "type": "reply", "text": p.title, "payload": p.payload })
-                }
-                Action::Link(l) => json!({ "type": "link", "text": l.title, "uri": l.url }),
-            })
-            .collect(),
-    )
-}
-
-/// Items in Smooch's names: `title`, `description`, `mediaUrl` (from `url`), `actions`.
-fn items_of(items: &[Item]) -> Value {
-    Value::Array(
-        items
-            .iter()
-            .map(|item| {
-                let mut out = Map::new();
-                if let Some(title) = &item.title {
-                    out.insert("title".into(), json!(title));
-                }
-                if let Some(d) = item.extra.get("description").filter(|d| d.is_string()) {
-                    out.insert("description".into(), d.clone());
-                }
-                if let Some(u) = item.extra.get("url").filter(|u| u.is_string()) {
-                    out.insert("mediaUrl".into(), u.clone());
-                }
-                if let Some(actions) = &item.actions {
-                    out.insert("actions".into(), actions_of(actions));
-                }
-                Value::Object(out)
-            })
-            .collect(),
-    )
-}
-
-/// 8.8's client of an app user on its channel: `{ id: <appUser _id>, platform, integrationId,
-/// externalId: <binding>, active: true, lastSeen }` (`lastSeen` RFC 3339).
-pub fn client(
-    app_user_id: &str,
-    channel: Channel,
-    integration_id: impl std::fmt::Display,
-    binding: &str,
-    last_seen: Millis,
-) -> Value {
-    json!({
-        "id": app_user_id,
-        "platform": smooch_type(channel),
-        "integrationId": integration_id.to_string(),
-        "externalId": binding,
-        "active": true,
-        "lastSeen": crate::time::rfc3339(last_seen),
-    })
 }
 
 #[cfg(test)]
