@@ -74,4 +74,6 @@ typed_id!(
     DeliveryId,
     /// A notification for a tenant.
     NotificationId,
+    /// An app user of the Smooch-compatible API (SPEC 8.8): one customer of a hub.
+    AppUserId,
 );

@@ -31,6 +31,7 @@ mod identity;
 mod integrations;
 mod once;
 mod paging;
+mod smooch_messages;
 mod sqlite;
 
 use std::str::FromStr;
@@ -55,6 +56,7 @@ pub use crypto::EncryptionKey;
 pub use deliveries::{Attempt, Claimed, ConversationFacts, Delivery, Notification, Settle, HELD};
 pub use error::{Error, Result};
 pub use identity::{ClientOut, Login, NewClient, NewTenant, SecretInfo};
+pub use smooch_messages::{MessageCursor, StoredMessage};
 
 use crypto::Cipher;
 

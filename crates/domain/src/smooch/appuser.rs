@@ -1,19 +1,53 @@
-//! SPEC 8.8 app users: one customer (a Customer integration and a `binding`) with a UUID and its
-//! Smooch fields. Reading create and update bodies ([`validate_create`], [`validate_update`]),
-//! merging an update ([`AppUser::apply`]), the answered JSON ([`app_user_json`]) and the
-//! properties passed when a conversation is established for it ([`establish_properties`]).
+//! App users (SPEC 8.8): one customer of a hub (a Customer integration and a `binding`) with a
+//! UUID and its Smooch fields. No merging across channels.
 
-use serde_json::{json, Map, Value};
-use uuid::Uuid;
+use serde_json::{Map, Value};
+
+use crate::ids::{AppUserId, HubId, IntegrationId, TenantId};
+
+/// An app user as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AppUser {
+    pub id: AppUserId,
+    pub tenant_id: TenantId,
+    pub hub_id: HubId,
+    /// The customer's integration.
+    pub integration_id: IntegrationId,
+    /// The customer's binding on that integration.
+    pub binding: String,
+    /// The business's own id of the user (`null` for customers the API did not create).
+    pub user_id: Option<String>,
+    pub given_name: Option<String>,
+    pub surname: Option<String>,
+    pub email: Option<String>,
+    /// Epoch milliseconds.
+    pub signed_up_at: i64,
+    /// Flat properties.
+    pub properties: Map<String, Value>,
+    /// Epoch milliseconds.
+    pub created: i64,
+    pub modified: i64,
+}
+
+/// The Smooch fields of an app user as written (a create, or an update's result).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AppUserFields {
+    pub given_name: Option<String>,
+    pub surname: Option<String>,
+    pub email: Option<String>,
+    /// Epoch milliseconds; `None` on a create: now.
+    pub signed_up_at: Option<i64>,
+    pub properties: Map<String, Value>,
+}
 
 use crate::error::{Violation, Violations};
-use crate::ids::{HubId, IntegrationId, TenantId};
 use crate::json;
 use crate::limits::{
     self, MAX_BINDING_LEN, MAX_NAME_LEN, MAX_PROPERTIES_BYTES, MAX_PROPERTY_KEYS,
     MAX_PROPERTY_NAME_LEN, MAX_PROPERTY_VALUE_LEN,
 };
 use crate::time::{self, Millis};
+use serde_json::json;
 
 /// The fields of `POST …/appusers`.
 pub const CREATE_FIELDS: &[&str] = &[
@@ -32,38 +66,11 @@ pub const IGNORED_FIELDS: &[&str] = &["credentialRequired"];
 /// Bytes of JSON the `smooch` collection may take in a conversation's properties.
 const SMOOCH_PROPERTIES_BUDGET: usize = MAX_PROPERTIES_BYTES / 2;
 
-/// An app user as stored.
-#[derive(Clone, Debug, PartialEq)]
-pub struct AppUser {
-    /// `_id`.
-    pub id: Uuid,
-    pub tenant_id: TenantId,
-    pub hub_id: HubId,
-    /// The customer's integration (*Smooch API users* for created ones).
-    pub integration_id: IntegrationId,
-    /// The customer's binding in that integration (`userId` for created ones).
-    pub binding: String,
-    pub user_id: Option<String>,
-    pub given_name: Option<String>,
-    pub surname: Option<String>,
-    pub email: Option<String>,
-    pub signed_up_at: Millis,
-    /// A JSON object.
-    pub properties: Map<String, Value>,
-    pub created: Millis,
-    pub modified: Millis,
-}
-
-/// A validated create body.
+/// A validated create body: the `userId` and the fields.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct NewAppUser {
     pub user_id: String,
-    pub given_name: Option<String>,
-    pub surname: Option<String>,
-    pub email: Option<String>,
-    /// `None`: the creation time.
-    pub signed_up_at: Option<Millis>,
-    pub properties: Map<String, Value>,
+    pub fields: AppUserFields,
 }
 
 /// A validated update body: `None` leaves a field, `Some(None)` clears it (a JSON `null`);
@@ -89,17 +96,19 @@ pub fn validate_create(body: &Map<String, Value>) -> Result<NewAppUser, Violatio
     match user_id {
         Some(user_id) if v.is_empty() => Ok(NewAppUser {
             user_id,
-            given_name: update.given_name.flatten(),
-            surname: update.surname.flatten(),
-            email: update.email.flatten(),
-            signed_up_at: update.signed_up_at,
-            properties: update
-                .properties
-                .map(|mut p| {
-                    p.retain(|_, v| !v.is_null());
-                    p
-                })
-                .unwrap_or_default(),
+            fields: AppUserFields {
+                given_name: update.given_name.flatten(),
+                surname: update.surname.flatten(),
+                email: update.email.flatten(),
+                signed_up_at: update.signed_up_at,
+                properties: update
+                    .properties
+                    .map(|mut p| {
+                        p.retain(|_, v| !v.is_null());
+                        p
+                    })
+                    .unwrap_or_default(),
+            },
         }),
         _ => Err(v),
     }
@@ -157,34 +166,9 @@ fn fields(body: &Map<String, Value>, v: &mut Violations) -> AppUserUpdate {
 }
 
 impl AppUser {
-    /// A new app user of `integration`/`binding`.
-    pub fn create(
-        tenant_id: TenantId,
-        hub_id: HubId,
-        integration_id: IntegrationId,
-        new: NewAppUser,
-        now: Millis,
-    ) -> Self {
-        Self {
-            id: Uuid::now_v7(),
-            tenant_id,
-            hub_id,
-            integration_id,
-            binding: new.user_id.clone(),
-            user_id: Some(new.user_id),
-            given_name: new.given_name,
-            surname: new.surname,
-            email: new.email,
-            signed_up_at: new.signed_up_at.unwrap_or(now),
-            properties: new.properties,
-            created: now,
-            modified: now,
-        }
-    }
-
-    /// PUT (8.8): given fields replace, `properties` merge by key (`null` removes). Returns the
-    /// violation when the merged properties pass 16 KB.
-    pub fn apply(&mut self, update: AppUserUpdate, now: Millis) -> Result<(), Violations> {
+    /// PUT (8.8): the fields to write: given fields replace, `properties` merge by key
+    /// (`null` removes); a violation when the merged properties pass 16 KB.
+    pub fn updated(&self, update: AppUserUpdate) -> Result<AppUserFields, Violations> {
         let mut properties = self.properties.clone();
         if let Some(given) = update.properties {
             merge(&mut properties, given);
@@ -196,24 +180,17 @@ impl AppUser {
             MAX_PROPERTIES_BYTES,
             &mut v,
         );
-        if !v.is_empty() {
-            return Err(v);
-        }
-        self.properties = properties;
-        if let Some(x) = update.given_name {
-            self.given_name = x;
-        }
-        if let Some(x) = update.surname {
-            self.surname = x;
-        }
-        if let Some(x) = update.email {
-            self.email = x;
-        }
-        if let Some(x) = update.signed_up_at {
-            self.signed_up_at = x;
-        }
-        self.modified = now;
-        Ok(())
+        let pick = |given: Option<Option<String>>, kept: &Option<String>| match given {
+            Some(x) => x,
+            None => kept.clone(),
+        };
+        v.into_result(AppUserFields {
+            given_name: pick(update.given_name, &self.given_name),
+            surname: pick(update.surname, &self.surname),
+            email: pick(update.email, &self.email),
+            signed_up_at: Some(update.signed_up_at.unwrap_or(self.signed_up_at)),
+            properties,
+        })
     }
 
     /// `givenName surname`, whichever are set; `None` when neither is.
@@ -340,13 +317,35 @@ mod tests {
             "signedUpAt": "2024-11-18T03:20:00.123Z", "properties": { "tier": "gold", "n": 3 }
         })))
         .unwrap();
-        AppUser::create(
-            TenantId::new(),
-            HubId::new(),
-            IntegrationId::new(),
-            new,
-            1_800_000_000_000,
-        )
+        stored(new, 1_800_000_000_000)
+    }
+
+    /// What storage makes of a create.
+    fn stored(new: NewAppUser, now: Millis) -> AppUser {
+        AppUser {
+            id: AppUserId::new(),
+            tenant_id: TenantId::new(),
+            hub_id: HubId::new(),
+            integration_id: IntegrationId::new(),
+            binding: new.user_id.clone(),
+            user_id: Some(new.user_id),
+            given_name: new.fields.given_name,
+            surname: new.fields.surname,
+            email: new.fields.email,
+            signed_up_at: new.fields.signed_up_at.unwrap_or(now),
+            properties: new.fields.properties,
+            created: now,
+            modified: now,
+        }
+    }
+
+    /// What storage makes of an update.
+    fn write(u: &mut AppUser, f: AppUserFields) {
+        u.given_name = f.given_name;
+        u.surname = f.surname;
+        u.email = f.email;
+        u.signed_up_at = f.signed_up_at.unwrap_or(u.signed_up_at);
+        u.properties = f.properties;
     }
 
     #[test]
@@ -356,16 +355,10 @@ mod tests {
         assert_eq!(u.binding, "u1");
         assert_eq!(u.signed_up_at, 1_731_900_000_123);
         assert_eq!(u.properties, body(json!({ "tier": "gold", "n": 3 })));
-        let minimal = validate_create(&body(json!({ "userId": "x" }))).unwrap();
-        let u2 = AppUser::create(
-            TenantId::new(),
-            HubId::new(),
-            IntegrationId::new(),
-            minimal,
-            5,
-        );
-        assert_eq!(u2.signed_up_at, 5);
-        assert!(u2.properties.is_empty());
+        let minimal =
+            validate_create(&body(json!({ "userId": "x", "properties": { "a": null } }))).unwrap();
+        assert_eq!(minimal.fields.signed_up_at, None);
+        assert!(minimal.fields.properties.is_empty());
     }
 
     #[test]
@@ -382,36 +375,33 @@ mod tests {
 
     #[test]
     fn update_replaces_fields_and_merges_properties() {
-        let mut u = user();
+        let u = user();
         let upd = validate_update(&body(json!({
             "givenName": "Grace", "surname": null,
             "properties": { "tier": null, "n": 4, "new": { "a": 1 } }
         })))
         .unwrap();
-        u.apply(upd, 9).unwrap();
-        assert_eq!(u.given_name.as_deref(), Some("Grace"));
-        assert_eq!(u.surname, None);
-        assert_eq!(u.email.as_deref(), Some("ada@x.io"));
-        assert_eq!(u.properties, body(json!({ "n": 4, "new": { "a": 1 } })));
-        assert_eq!(u.modified, 9);
+        let f = u.updated(upd).unwrap();
+        assert_eq!(f.given_name.as_deref(), Some("Grace"));
+        assert_eq!(f.surname, None);
+        assert_eq!(f.email.as_deref(), Some("ada@x.io"));
+        assert_eq!(f.signed_up_at, Some(u.signed_up_at));
+        assert_eq!(f.properties, body(json!({ "n": 4, "new": { "a": 1 } })));
     }
 
     #[test]
-    fn update_past_the_properties_cap_is_refused_and_changes_nothing() {
+    fn update_past_the_properties_cap_is_refused() {
         let mut u = user();
         let big = "x".repeat(10_000);
-        u.apply(
-            validate_update(&body(json!({ "properties": { "a": big } }))).unwrap(),
-            1,
-        )
-        .unwrap();
-        let before = u.clone();
+        let f = u
+            .updated(validate_update(&body(json!({ "properties": { "a": big } }))).unwrap())
+            .unwrap();
+        write(&mut u, f);
         let upd = validate_update(&body(
             json!({ "givenName": "Z", "properties": { "b": big } }),
         ))
         .unwrap();
-        assert!(u.apply(upd, 2).is_err());
-        assert_eq!(u, before);
+        assert!(u.updated(upd).is_err());
     }
 
     #[test]

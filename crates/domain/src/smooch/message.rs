@@ -304,6 +304,71 @@ pub fn seconds(event_id: Millis) -> f64 {
     event_id as f64 / 1000.0
 }
 
+/// Where getMessages starts (8.9), as `eventId` bounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MessagesFrom {
+    /// The latest messages with `eventId` < the value (`before`, or neither: `i64::MAX`).
+    Before(Millis),
+    /// The earliest messages with `eventId` > the value (`after`).
+    After(Millis),
+}
+
+/// getMessages' `before`/`after` (Unix seconds, decimals allowed): `received` < S is `eventId`
+/// < 1000·S, `received` > S is `eventId` > 1000·S, read exactly from the decimal text (no
+/// float rounding). Both given, or a value that is not a non-negative decimal number:
+/// a violation.
+pub fn messages_from(before: Option<&str>, after: Option<&str>) -> Result<MessagesFrom, Violation> {
+    match (before, after) {
+        (Some(_), Some(_)) => Err(Violation::out_of_range(
+            "before",
+            "cannot be given with 'after'",
+        )),
+        (Some(b), None) => {
+            let (ms, exact) = seconds_to_millis(b)
+                .ok_or_else(|| Violation::invalid_format("before", "must be Unix seconds"))?;
+            Ok(MessagesFrom::Before(if exact {
+                ms
+            } else {
+                ms.saturating_add(1)
+            }))
+        }
+        (None, Some(a)) => {
+            let (ms, _) = seconds_to_millis(a)
+                .ok_or_else(|| Violation::invalid_format("after", "must be Unix seconds"))?;
+            Ok(MessagesFrom::After(ms))
+        }
+        (None, None) => Ok(MessagesFrom::Before(Millis::MAX)),
+    }
+}
+
+/// `S` in milliseconds, truncated, and whether that was exact: `"12.3456"` → `(12345, false)`.
+fn seconds_to_millis(s: &str) -> Option<(Millis, bool)> {
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+    if int.is_empty() || !digits(int) || !digits(frac) || int.len() > 15 {
+        return None;
+    }
+    let mut ms: Millis = int.parse::<Millis>().ok()?.checked_mul(1000)?;
+    let head: String = frac.chars().take(3).collect();
+    if !head.is_empty() {
+        let scale = 10_i64.pow(3 - head.len() as u32);
+        ms += head.parse::<Millis>().ok()? * scale;
+    }
+    let exact = frac.chars().skip(3).all(|c| c == '0');
+    Some((ms, exact))
+}
+
+/// The text of [`seconds`] for a URL (`1731900000.123`), read back exactly by
+/// [`messages_from`].
+pub fn seconds_text(event_id: Millis) -> String {
+    let (s, ms) = (event_id.div_euclid(1000), event_id.rem_euclid(1000));
+    if ms == 0 {
+        s.to_string()
+    } else {
+        format!("{s}.{ms:03}").trim_end_matches('0').to_owned()
+    }
+}
+
 /// What [`outgoing`] needs besides the message: plain values the caller looked up.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Envelope<'a> {
@@ -732,6 +797,53 @@ mod tests {
             for (k, v) in body.as_object().unwrap() {
                 assert_eq!(&o[k], v, "{k} of {body}");
             }
+        }
+    }
+
+    #[test]
+    fn messages_from_reads_seconds_exactly() {
+        assert_eq!(
+            messages_from(None, None),
+            Ok(MessagesFrom::Before(Millis::MAX))
+        );
+        assert_eq!(
+            messages_from(Some("1731900000.123"), None),
+            Ok(MessagesFrom::Before(1_731_900_000_123))
+        );
+        assert_eq!(
+            messages_from(Some("1731900000.1231"), None),
+            Ok(MessagesFrom::Before(1_731_900_000_124))
+        );
+        assert_eq!(
+            messages_from(Some("17"), None),
+            Ok(MessagesFrom::Before(17_000))
+        );
+        assert_eq!(
+            messages_from(None, Some("17.5")),
+            Ok(MessagesFrom::After(17_500))
+        );
+        assert_eq!(
+            messages_from(None, Some("17.5009")),
+            Ok(MessagesFrom::After(17_500))
+        );
+        for bad in ["", "x", "-1", "1e9", "1.2.3", ".5", "99999999999999999999"] {
+            assert!(messages_from(Some(bad), None).is_err(), "{bad}");
+        }
+        assert!(messages_from(Some("1"), Some("2")).is_err());
+        for ms in [
+            0,
+            1,
+            10,
+            100,
+            1_731_900_000_123,
+            1_731_900_000_120,
+            1_731_900_000_000,
+        ] {
+            assert_eq!(
+                messages_from(None, Some(&seconds_text(ms))),
+                Ok(MessagesFrom::After(ms))
+            );
+            assert_eq!(seconds_text(ms).parse::<f64>().unwrap(), seconds(ms));
         }
     }
 
