@@ -15,6 +15,7 @@ mod m20261121_000004_engine;
 mod m20261121_000005_deliveries;
 mod m20261121_000006_delivery_heads;
 mod m20261207_000007_channels;
+mod m20261207_000008_smooch;
 
 /// All schema changes, oldest first.
 pub struct Migrator;
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000005_deliveries::Migration),
             Box::new(m20261121_000006_delivery_heads::Migration),
             Box::new(m20261207_000007_channels::Migration),
+            Box::new(m20261207_000008_smooch::Migration),
         ]
     }
 }

@@ -38,6 +38,8 @@ pub enum Code {
     RateLimited = 429,
     /// HTTP 413: the request body is too large (SPEC 7.22).
     TooLarge = 304,
+    /// HTTP 501: a feature of the Smooch API that Switchboard does not have (SPEC 8.10).
+    NotImplemented = 107,
 }
 
 impl Code {
@@ -53,6 +55,7 @@ impl Code {
             Self::AlreadyExists => StatusCode::CONFLICT,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::NotImplemented => StatusCode::NOT_IMPLEMENTED,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -334,7 +337,9 @@ impl ApiResponse for ApiError {
 
 /// The prefix of error descriptions for a request path (SPEC 1).
 pub fn prefix_for(path: &str) -> &'static str {
-    if path.starts_with("/connect/token") || path.starts_with("/api/v1/tenants/") {
+    if crate::smooch::is_compat_path(path) {
+        "SMC"
+    } else if path.starts_with("/connect/token") || path.starts_with("/api/v1/tenants/") {
         "IDT"
     } else if [
         "/api/v1/conversations/",
@@ -373,11 +378,17 @@ impl ApiError {
 /// Renders an error of any origin as SPEC 1 body for a request to `path`.
 pub fn render(err: poem::Error, path: &str) -> Response {
     let api = to_api_error(err);
-    let body = api.body(prefix_for(path));
+    let prefix = prefix_for(path);
+    let body = api.body(prefix);
+    let text = if prefix == "SMC" {
+        crate::smooch::error_body(&body).to_string()
+    } else {
+        body.to_json_string()
+    };
     let mut resp = Response::builder()
         .status(api.status)
         .content_type("application/json; charset=utf-8")
-        .body(body.to_json_string());
+        .body(text);
     if let Some(secs) = api.retry_after {
         if let Ok(v) = secs.to_string().parse() {
             resp.headers_mut().insert(header::RETRY_AFTER, v);

@@ -23,6 +23,8 @@ pub mod openapi;
 pub mod paging;
 pub mod rate_limit;
 pub mod slack;
+pub mod smooch;
+pub mod smooch_keys;
 pub mod state;
 pub mod token;
 pub mod webchat;
@@ -56,6 +58,7 @@ pub enum Tags {
 type Apis = (
     token::TokenApi,
     clients::ClientsApi,
+    smooch_keys::SmoochKeysApi,
     hubs::HubsApi,
     integrations::IntegrationsApi,
     conversations::ConversationsApi,
@@ -70,6 +73,7 @@ pub fn openapi_service() -> OpenApiService<Apis, ()> {
         (
             token::TokenApi,
             clients::ClientsApi,
+            smooch_keys::SmoochKeysApi,
             hubs::HubsApi,
             integrations::IntegrationsApi,
             conversations::ConversationsApi,
@@ -148,6 +152,8 @@ pub fn app(state: AppState, metrics: MetricsRenderer) -> impl Endpoint<Output = 
             .at("/engine-chat-hub", poem::get(chat_hub::chat_hub))
             .nest("/channels", channels::routes())
             .nest("/webchat/v1", webchat::routes())
+            .nest("/v1", smooch::endpoint(smooch::Version::V1))
+            .nest("/v1.1", smooch::endpoint(smooch::Version::V1_1))
             .nest(
                 "/docs",
                 poem::get(poem::endpoint::make_sync(move |_| {

@@ -42,6 +42,8 @@ pub struct ApiConfig {
     pub client_ip_header: Option<poem::http::HeaderName>,
     /// The providers of the channel adapters (SPEC 7.2).
     pub providers: switchboard_delivery::ProviderConfig,
+    /// `SWITCHBOARD_SMOOCH_TOKEN_MAX_AGE`: seconds; 0 = compat tokens need no `iat` (SPEC 8.3).
+    pub smooch_token_max_age: i64,
 }
 
 impl Default for ApiConfig {
@@ -55,6 +57,7 @@ impl Default for ApiConfig {
             rate_limits: crate::rate_limit::Limits::default(),
             client_ip_header: None,
             providers: switchboard_delivery::ProviderConfig::default(),
+            smooch_token_max_age: 0,
         }
     }
 }
@@ -83,6 +86,8 @@ pub struct Inner {
     pub providers: switchboard_delivery::ProviderClient,
     /// The rate limits of every route and websocket (SPEC 1, code 429).
     pub limiter: crate::rate_limit::RateLimiter,
+    /// The compat API's keys this node read lately (SPEC 8.3).
+    pub smooch_keys: crate::smooch::SmoochKeyCache,
     secrets: Mutex<HashMap<SecretId, (bool, Instant)>>,
     /// Tokens whose signature was verified, with their claims: a token's signature is checked
     /// once, its expiry and its secret's revocation on every use.
@@ -123,6 +128,7 @@ impl AppState {
             live,
             shutdown,
             ws_credentials: Arc::default(),
+            smooch_keys: crate::smooch::SmoochKeyCache::default(),
             secrets: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
         })))

@@ -16,7 +16,8 @@
 //!   clock.
 //! - [`routing`]: who receives an activity (SPEC 5.1–5.4); [`filter`]: System event filters;
 //!   [`webhook`]: webhook delivery rules (SPEC 5.5); [`rate`]: rate limits as token buckets.
-//! - [`smooch`]: the Smooch v1 compatibility rules (SPEC 8).
+//! - [`smooch`]: the Smooch v1 compatible API's rules (SPEC 8): keys and HS256 tokens, and the
+//!   translations between Smooch's shapes and Switchboard's.
 //!
 //! A module whose tests outweigh its code keeps them in a sibling `tests.rs`
 //! (`integration/tests.rs`).

@@ -34,6 +34,28 @@ pub enum Command {
         #[command(subcommand)]
         command: TenantCommand,
     },
+    /// Manage account keys of the Smooch-compatible API (SPEC 8.3).
+    #[command(name = "smooch-key")]
+    SmoochKey {
+        #[command(subcommand)]
+        command: SmoochKeyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SmoochKeyCommand {
+    /// Create an account key (`act_…`) of a tenant and print `{ tenantId, keyId, name, secret }`
+    /// as JSON. The secret signs HS256 tokens for `/v1` and `/v1.1` (as Smooch's account keys).
+    Create {
+        /// The tenant's id.
+        #[arg(long)]
+        tenant: String,
+        /// A name to tell the key apart.
+        #[arg(long, default_value = "default")]
+        name: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -199,6 +221,12 @@ pub struct ServeArgs {
     /// address (providers call from few addresses) unless their signature is refused.
     #[arg(long, env = "SWITCHBOARD_RATE_LIMIT_CHANNEL", default_value = "100/s:1000", value_parser = Rate::parse)]
     pub rate_limit_channel: Rate,
+
+    /// The oldest a token of the Smooch-compatible API may be, in seconds (SPEC 8.3): when set,
+    /// tokens must carry `iat` and older ones are refused. 0 (the default) turns it off, as
+    /// smooch-core's tokens carry no `exp` and are valid while their key lives.
+    #[arg(long, env = "SWITCHBOARD_SMOOCH_TOKEN_MAX_AGE", default_value_t = 0, value_parser = clap::value_parser!(i64).range(0..))]
+    pub smooch_token_max_age: i64,
 
     /// Rate limit of WebChat session requests per `clientId` (SPEC 7.18.2), as
     /// `COUNT/UNIT:BURST`.

@@ -148,6 +148,7 @@ pub async fn run(
         },
         client_ip_header: serve.client_ip_header.clone(),
         providers: provider_config(serve, listener.local_addr().ok()),
+        smooch_token_max_age: serve.smooch_token_max_age,
     };
     let live = LiveRegistry::new(QueueLimits {
         max_frames: usize::try_from(serve.ws_queue).unwrap_or(usize::MAX),

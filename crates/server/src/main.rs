@@ -1,7 +1,7 @@
-//! `switchboard`: serve, migrate, openapi, tenant create.
+//! `switchboard`: serve, migrate, openapi, tenant create, smooch-key create.
 
 use clap::{CommandFactory, Parser};
-use switchboard::config::{Cli, Command, LogFormat, ServeArgs, TenantCommand};
+use switchboard::config::{Cli, Command, LogFormat, ServeArgs, SmoochKeyCommand, TenantCommand};
 use switchboard::{open_store, run, shutdown_signal, tenant_json, Settings};
 
 /// mimalloc instead of the system allocator: the request path allocates many small, short-lived
@@ -72,6 +72,39 @@ async fn main_async(cli: Cli) -> Result<(), String> {
                 }
                 Err(e) => Err(e.to_string()),
             }
+        }
+        Command::SmoochKey {
+            command: SmoochKeyCommand::Create { tenant, name, db },
+        } => {
+            switchboard::telemetry::init_logs(LogFormat::Text);
+            let tenant_id: switchboard_domain::ids::TenantId = tenant
+                .parse()
+                .map_err(|_| format!("no tenant has the id '{tenant}'"))?;
+            let key = db.encryption_key()?;
+            let store = open_store(&db.url(), key)
+                .await
+                .map_err(|e| e.to_string())?;
+            if !store
+                .tenant_exists(tenant_id)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                return Err(format!("no tenant has the id '{tenant}'"));
+            }
+            let key = store
+                .create_smooch_key(tenant_id, None, &name)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "tenantId": tenant_id.to_string(),
+                    "keyId": key.key_id,
+                    "name": key.name,
+                    "secret": key.secret,
+                })
+            );
+            Ok(())
         }
     }
 }

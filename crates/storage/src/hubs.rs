@@ -10,7 +10,7 @@ use switchboard_domain::ids::{HubId, TenantId};
 use switchboard_domain::paging::{Page, PageRequest};
 use switchboard_domain::time::now_millis;
 
-use crate::entities::{hub, integration};
+use crate::entities::{hub, integration, smooch_app, smooch_app_user, smooch_key};
 use crate::once::SqlOnce;
 use crate::{Error, Result, Store};
 
@@ -48,8 +48,15 @@ impl Store {
             created: Set(now),
             modified: Set(now),
         });
-        self.write(move |_s, tx| Box::pin(async move { tx.run(insert).await }))
-            .await?;
+        // Every hub is a Smooch app (SPEC 8.4): its token is made with it.
+        let app = smooch_app::Entity::insert(crate::smooch::new_app_row(tenant, id));
+        self.write(move |_s, tx| {
+            Box::pin(async move {
+                tx.run(insert).await?;
+                tx.run(app).await
+            })
+        })
+        .await?;
         self.hubs_changed();
         Ok(Hub {
             id,
@@ -133,7 +140,8 @@ impl Store {
         })
     }
 
-    /// Deletes the tenant's hub and its integrations, in one transaction.
+    /// Deletes the tenant's hub and its integrations, in one transaction, with what it has as a
+    /// Smooch app (SPEC 8.4: its app keys and app users).
     pub async fn delete_hub(&self, tenant: TenantId, hub: HubId) -> Result<()> {
         let integrations = integration::Entity::delete_many()
             .filter(integration::Column::HubId.eq(hub.as_uuid()))
@@ -141,9 +149,21 @@ impl Store {
         let hubs = hub::Entity::delete_many()
             .filter(hub::Column::Id.eq(hub.as_uuid()))
             .filter(hub::Column::TenantId.eq(tenant.as_uuid()));
+        let app = smooch_app::Entity::delete_many()
+            .filter(smooch_app::Column::HubId.eq(hub.as_uuid()))
+            .filter(smooch_app::Column::TenantId.eq(tenant.as_uuid()));
+        let keys = smooch_key::Entity::delete_many()
+            .filter(smooch_key::Column::HubId.eq(hub.as_uuid()))
+            .filter(smooch_key::Column::TenantId.eq(tenant.as_uuid()));
+        let users = smooch_app_user::Entity::delete_many()
+            .filter(smooch_app_user::Column::HubId.eq(hub.as_uuid()))
+            .filter(smooch_app_user::Column::TenantId.eq(tenant.as_uuid()));
         self.write(move |_s, tx| {
             Box::pin(async move {
                 tx.run(integrations).await?;
+                tx.run(app).await?;
+                tx.run(keys).await?;
+                tx.run(users).await?;
                 if tx.run(hubs).await? == 0 {
                     return Err(Error::NotFound);
                 }

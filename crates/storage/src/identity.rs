@@ -173,6 +173,14 @@ impl Store {
         .await
     }
 
+    /// Whether a tenant of this id exists.
+    pub async fn tenant_exists(&self, id: TenantId) -> Result<bool> {
+        let rows = self
+            .read_all(tenant::Entity::find_by_id(id.as_uuid()))
+            .await?;
+        Ok(!rows.is_empty())
+    }
+
     /// How many tenants exist (0 on a fresh install, which then creates `default`).
     pub async fn count_tenants(&self) -> Result<u64> {
         let rows = self

@@ -31,6 +31,7 @@ mod identity;
 mod integrations;
 mod once;
 mod paging;
+mod smooch;
 mod smooch_messages;
 mod sqlite;
 

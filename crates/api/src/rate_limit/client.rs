@@ -18,7 +18,7 @@ use crate::state::AppState;
 /// Routes that are never limited: the orchestrator's probes and the metrics scrape.
 const UNLIMITED: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 /// Where credentials are checked: requests carrying some are limited per tenant there.
-const AUTHENTICATED: [&str; 3] = ["/api/", "/inbound/", "/engine-chat-hub"];
+const AUTHENTICATED: [&str; 5] = ["/api/", "/inbound/", "/engine-chat-hub", "/v1/", "/v1.1/"];
 /// The public channel routes: a provider's calls come from a few addresses, so they are limited
 /// per integration in the route (SPEC 7.3.2 step 2), and per address only once refused (401).
 const CHANNELS: &str = "/channels/";

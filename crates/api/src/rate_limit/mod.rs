@@ -131,6 +131,9 @@ pub enum Key {
     /// A WebChat `clientId` of an integration, by a hash of both (the id is a bearer secret
     /// and is not kept, in memory or in Redis).
     WebChatClient(u64),
+    /// A key of the Smooch-compatible API (SPEC 8.1: the portal API's limit, per key), by the
+    /// 32 hex digits of its id.
+    SmoochKey(u128),
 }
 
 impl Key {
@@ -154,6 +157,7 @@ impl fmt::Display for Key {
             Self::Ip(ip) => write!(f, "ip:{ip}"),
             Self::Integration(id) => write!(f, "integration:{id}"),
             Self::WebChatClient(hash) => write!(f, "webchat:{hash:016x}"),
+            Self::SmoochKey(id) => write!(f, "smooch:{id:032x}"),
         }
     }
 }

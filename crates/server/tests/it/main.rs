@@ -26,6 +26,7 @@ mod rate_limits;
 mod sender_hub;
 mod sizes;
 mod slow_clients;
+mod smooch_client;
 mod webchat;
 mod webchat_browser;
 mod webhook_crash;

@@ -14,5 +14,8 @@ pub(crate) mod integration;
 pub(crate) mod notification;
 pub(crate) mod pending_integration;
 pub(crate) mod server_key;
+pub(crate) mod smooch_app;
+pub(crate) mod smooch_app_user;
+pub(crate) mod smooch_key;
 pub(crate) mod tenant;
 pub(crate) mod used_signature;
