@@ -27,6 +27,7 @@ mod sender_hub;
 mod sizes;
 mod slow_clients;
 mod smooch_client;
+mod smooch_webhooks;
 mod webchat;
 mod webchat_browser;
 mod webhook_crash;
