@@ -142,7 +142,7 @@ async fn create(ctx: &mut Ctx<'_>, hub: &Hub) -> Answer {
         json!(defaults.include_full_app_user),
     );
     apply_fields(&ctx.body, &mut configuration);
-    if !ctx.body.get("target").is_some_and(|t| !t.is_null()) {
+    if ctx.body.get("target").is_none_or(Value::is_null) {
         return Err(Violation::required("target").into());
     }
     let id = IntegrationId::new();
