@@ -135,7 +135,8 @@ impl From<Integration> for IntegrationOut {
 /// The documented shape of a channel's configuration: every key present, null when unset.
 fn render_configuration(channel: Channel, mut stored: Map<String, Value>) -> Value {
     let mut out = Map::new();
-    for key in switchboard_domain::channel_config::stored_keys(channel) {
+    for key in switchboard_domain::channel_config::shown_keys(channel, &stored).collect::<Vec<_>>()
+    {
         out.insert(key.to_owned(), stored.remove(key).unwrap_or(Value::Null));
     }
     Value::Object(out)

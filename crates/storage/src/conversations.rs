@@ -101,7 +101,7 @@ pub enum CloseOutcome {
     Changed,
 }
 
-fn to_conversation(row: conversation::Model) -> Result<Conversation> {
+pub(crate) fn to_conversation(row: conversation::Model) -> Result<Conversation> {
     let corrupt = |what: &str| Error::Db(format!("conversation {} has a bad {what}", row.id));
     let mode = Mode::parse(&row.mode).ok_or_else(|| corrupt("mode"))?;
     let state = ConversationState::parse(&row.status).ok_or_else(|| corrupt("status"))?;

@@ -32,6 +32,7 @@ mod integrations;
 mod once;
 mod paging;
 mod smooch;
+mod smooch_messages;
 mod sqlite;
 
 use std::str::FromStr;
@@ -53,9 +54,12 @@ pub use activities::{
 };
 pub use conversations::{CloseOutcome, Closed, Closing, Established, NewConversation};
 pub use crypto::EncryptionKey;
-pub use deliveries::{Attempt, Claimed, ConversationFacts, Delivery, Notification, Settle, HELD};
+pub use deliveries::{
+    Attempt, Claimed, ConversationFacts, Delivery, Notification, Settle, SmoochFacts, HELD,
+};
 pub use error::{Error, Result};
 pub use identity::{ClientOut, Login, NewClient, NewTenant, SecretInfo};
+pub use smooch_messages::{MessageCursor, StoredMessage};
 
 use crypto::Cipher;
 

@@ -1,11 +1,15 @@
 //! The Smooch v1 compatible API (SPEC 8) as rules over plain types: its keys and HS256 tokens
 //! ([`keys`]), app users ([`appuser`]), and the translations between Smooch's shapes and
 //! Switchboard's hubs, integrations, System integrations and activities. The routes are in
-//! `switchboard-api`'s `smooch` module; nothing here knows HTTP.
+//! `switchboard-api`'s `smooch` module; nothing here knows HTTP. [`message`]: 8.9's messages
+//! in and out; [`webhook`]: 8.7's webhook triggers and the body a smooch-format System
+//! integration gets.
 
 pub mod appuser;
 pub mod integrations;
 pub mod keys;
+pub mod message;
+pub mod webhook;
 
 use serde_json::{Map, Value};
 

@@ -61,7 +61,7 @@ fn catalogue() -> Vec<Case> {
             integration_type: "System",
             config: json!({ "webhookUrl": "https://example.com/system", "events": ["message:customer", "conversation:opened"] }),
             required: &["webhookUrl", "events"],
-            answered: json!({ "webhookUrl": "https://example.com/system", "events": ["message:customer", "conversation:opened"] }),
+            answered: json!({ "webhookUrl": "https://example.com/system", "events": ["message:customer", "conversation:opened"], "format": "switchboard" }),
             generated: SIGNING_KEYS,
             inbound: Inbound::Null,
         },

@@ -29,6 +29,7 @@ mod slow_clients;
 mod smooch_auth;
 mod smooch_client;
 mod smooch_integrations;
+mod smooch_webhooks;
 mod webchat;
 mod webchat_browser;
 mod webhook_crash;
