@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::support::*;
-use crate::webhooks::{server, until, verifies, Receiver, Reply};
+use crate::webhooks::{until, verifies, Receiver, Reply};
 
 /// An HS256 token of `scope` signed with the key (SPEC 8.3), made here as smooch-core does.
 fn jwt(key_id: &str, secret: &str, scope: &str) -> String {
@@ -59,8 +59,14 @@ async fn hub(s: &TestServer) -> (String, String, String) {
 
 #[tokio::test]
 async fn webhooks_get_8_7_bodies_with_the_api_key_for_their_triggers_only() {
+    for backend in backends("webhooks_get_8_7_bodies_with_the_api_key_for_their_triggers_only") {
+        webhooks_get_8_7_bodies_with_the_api_key_for_their_triggers_only_on(backend).await;
+    }
+}
+
+async fn webhooks_get_8_7_bodies_with_the_api_key_for_their_triggers_only_on(backend: Backend) {
     let r = Receiver::start().await;
-    let s = server("0s,100ms,100ms").await;
+    let s = server_on(backend).await;
     let token = account_token(&s).await;
     let (hub, customer, agent) = hub(&s).await;
 
@@ -214,9 +220,15 @@ async fn webhooks_get_8_7_bodies_with_the_api_key_for_their_triggers_only() {
 
 #[tokio::test]
 async fn a_retry_after_a_500_keeps_the_order_and_the_signature_headers() {
+    for backend in backends("a_retry_after_a_500_keeps_the_order_and_the_signature_headers") {
+        a_retry_after_a_500_keeps_the_order_and_the_signature_headers_on(backend).await;
+    }
+}
+
+async fn a_retry_after_a_500_keeps_the_order_and_the_signature_headers_on(backend: Backend) {
     let r = Receiver::start().await;
     r.script([Reply::Status(500)]);
-    let s = server("0s,100ms,100ms").await;
+    let s = server_on(backend).await;
     let token = account_token(&s).await;
     let (hub, customer, _) = hub(&s).await;
     let (st, made) = s
@@ -252,4 +264,16 @@ async fn a_retry_after_a_500_keeps_the_order_and_the_signature_headers() {
         json!(["message:customer"])
     );
     s.stop().await;
+}
+
+/// A server on `backend` whose webhooks may reach the local receiver, retried quickly.
+async fn server_on(backend: Backend) -> TestServer {
+    let schedule = switchboard::config::parse_schedule("0s,100ms,100ms").unwrap();
+    TestServer::start_with(backend, move |args| {
+        args.allow_private_webhooks = true;
+        args.retry_schedule = schedule;
+        args.webhook_timeout = std::time::Duration::from_secs(2);
+        args.public_host = "sb-test".to_owned();
+    })
+    .await
 }
