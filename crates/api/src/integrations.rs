@@ -49,8 +49,9 @@ pub struct IntegrationIn {
     /// Line `channelAccessToken`*, `channelSecret`*; Telegram `token`*, `username`; Kik `username`*,
     /// `apiKey`*; WebChat `allowedOrigins`*, `start`, `echo`; Viber `token`*; WeChat `appId`*,
     /// `appSecret`*, `encodingAesKey`; Twitter `consumerKey`*, `consumerSecret`*,
-    /// `accessTokenKey`*, `accessTokenSecret`*; Mailgun `apiKey`*, `domain`*,
-    /// `incomingAddress`*; MessageBird `accessKey`*, `originator`*; Email `fromAddress`;
+    /// `accessTokenKey`*, `accessTokenSecret`*, `envName`; Mailgun `apiKey`*, `domain`*,
+    /// `incomingAddress`*; MessageBird `accessKey`*, `originator`*, `signingKey`; Email
+    /// `fromAddress`;
     /// Apn `certificate`*, `password`, `autoUpdateBadge`, `production`; Fcm `serverKey`*,
     /// `senderId`*; Slack either `code`* and `nonce`* or `botAccessToken`*, `teamId`*,
     /// `defaultPublicChannel`, `appAccessToken`, `botName`. On update, the configuration, when
@@ -134,7 +135,8 @@ impl From<Integration> for IntegrationOut {
 /// The documented shape of a channel's configuration: every key present, null when unset.
 fn render_configuration(channel: Channel, mut stored: Map<String, Value>) -> Value {
     let mut out = Map::new();
-    for key in switchboard_domain::channel_config::stored_keys(channel) {
+    for key in switchboard_domain::channel_config::shown_keys(channel, &stored).collect::<Vec<_>>()
+    {
         out.insert(key.to_owned(), stored.remove(key).unwrap_or(Value::Null));
     }
     Value::Object(out)
@@ -174,10 +176,23 @@ async fn create(
     hub: HubId,
     body: &Value,
 ) -> Result<IntegrationResponse, ApiError> {
-    let mut draft = integration::validate_create(body)?;
+    let draft = integration::validate_create(body)?;
+    let created = create_draft(state, tenant, hub, IntegrationId::new(), draft).await?;
+    Ok(IntegrationResponse::Ok(Json(created.into()), None))
+}
+
+/// Creates the integration `id` from a validated draft: the app secret check, Slack's exchange,
+/// provisioning (SPEC 7.5.1), then the store. The portal and the Smooch API (SPEC 8.6) both
+/// create through here.
+pub(crate) async fn create_draft(
+    state: &AppState,
+    tenant: TenantId,
+    hub: HubId,
+    id: IntegrationId,
+    mut draft: IntegrationDraft,
+) -> Result<Integration, ApiError> {
     require_app_secret(state, &draft)?;
     exchange_slack(state, &mut draft).await?;
-    let id = IntegrationId::new();
     let providers = &state.providers;
     // SPEC 7.5.1: verify and learn (2), stored pending (3), register (4), then stored for good
     // (5); a failure forgets the pending row.
@@ -208,16 +223,15 @@ async fn create(
             switchboard_storage::Error::NotFound => ApiError::not_found("hub"),
             e => ApiError::storage(Resource::Integration)(e),
         });
-    let created = match created {
-        Ok(c) => c,
+    match created {
+        Ok(c) => Ok(c),
         Err(e) => {
             if registers {
                 forget_pending(state, id).await;
             }
-            return Err(e);
+            Err(e)
         }
-    };
-    Ok(IntegrationResponse::Ok(Json(created.into()), None))
+    }
 }
 
 /// Forgets a pending integration whose provisioning failed (the sweeper would, later).
@@ -264,7 +278,21 @@ async fn update(
     current: Integration,
     body: &Value,
 ) -> Result<IntegrationResponse, ApiError> {
-    let mut outcome = integration::validate_update(body, &current)?;
+    let outcome = integration::validate_update(body, &current)?;
+    let (updated, warning) = apply_update(state, tenant, current, outcome).await?;
+    Ok(IntegrationResponse::Ok(Json(updated.into()), warning))
+}
+
+/// Stores a validated update of `current`: Slack's exchange, provisioning again where the
+/// configuration changed (SPEC 7.5.2), the store, and the engine told of a pause. Answers the
+/// stored integration and the outcome's warning. The portal and the Smooch API (SPEC 8.6) both
+/// update through here.
+pub(crate) async fn apply_update(
+    state: &AppState,
+    tenant: TenantId,
+    current: Integration,
+    mut outcome: integration::UpdateOutcome,
+) -> Result<(Integration, Option<String>), ApiError> {
     exchange_slack(state, &mut outcome.draft).await?;
     // SPEC 7.5.2: a new configuration of a provider channel that does not ignore updates is
     // verified and registered again before it is stored; a failure keeps the old one.
@@ -295,10 +323,7 @@ async fn update(
             .revoke(&[updated.id], "integration paused")
             .await;
     }
-    Ok(IntegrationResponse::Ok(
-        Json(updated.into()),
-        outcome.warning,
-    ))
+    Ok((updated, outcome.warning))
 }
 
 async fn exchange_slack(state: &AppState, draft: &mut IntegrationDraft) -> Result<(), ApiError> {
@@ -476,26 +501,40 @@ impl IntegrationsApi {
         state: Data<&AppState>,
         #[oai(name = "integrationId")] integration_id: Path<Uuid>,
     ) -> Result<(), ApiError> {
-        let id = IntegrationId::from_uuid(integration_id.0);
-        let deleted = state
-            .store
-            .find_integration(auth.0.tid, id)
-            .await
-            .ok()
-            .flatten();
-        state
-            .store
-            .delete_integration(auth.0.tid, id)
-            .await
-            .map_err(ApiError::storage(Resource::Integration))?;
-        state.engine.revoke(&[id], "integration deleted").await;
-        // After the commit: the provider forgets Switchboard's URL, best effort (SPEC 7.5.2).
-        if let Some(deleted) = deleted {
-            let providers = state.providers.clone();
-            tokio::spawn(async move {
-                provisioning::deregister(&providers, deleted.channel, &deleted.configuration).await;
-            });
-        }
-        Ok(())
+        delete(
+            &state,
+            auth.0.tid,
+            IntegrationId::from_uuid(integration_id.0),
+        )
+        .await
     }
+}
+
+/// Deletes an integration: the store, the engine's websockets, then the provider's registration
+/// (best effort). The portal and the Smooch API (SPEC 8.6) both delete through here.
+pub(crate) async fn delete(
+    state: &AppState,
+    tenant: TenantId,
+    id: IntegrationId,
+) -> Result<(), ApiError> {
+    let deleted = state
+        .store
+        .find_integration(tenant, id)
+        .await
+        .ok()
+        .flatten();
+    state
+        .store
+        .delete_integration(tenant, id)
+        .await
+        .map_err(ApiError::storage(Resource::Integration))?;
+    state.engine.revoke(&[id], "integration deleted").await;
+    // After the commit: the provider forgets Switchboard's URL, best effort (SPEC 7.5.2).
+    if let Some(deleted) = deleted {
+        let providers = state.providers.clone();
+        tokio::spawn(async move {
+            provisioning::deregister(&providers, deleted.channel, &deleted.configuration).await;
+        });
+    }
+    Ok(())
 }

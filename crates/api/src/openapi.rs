@@ -749,6 +749,24 @@ fn value_schema(key: &KeySpec) -> Value {
             "minItems": 1,
             "items": { "type": "string", "enum": channel_config::EVENT_FILTERS },
         }),
+        ValueKind::Format => json!({
+            "type": "string",
+            "enum": switchboard_domain::smooch::webhook::FORMATS,
+            "description": "System: `switchboard` (default, SPEC 5.5's body) or `smooch` (a Smooch webhook, SPEC 8.7: `triggers` required, `events` derived from them and read-only, `webhookSecret` generated).",
+        }),
+        ValueKind::Triggers => json!({
+            "type": "array",
+            "minItems": 1,
+            "uniqueItems": true,
+            "description": "Format `smooch` only: Smooch webhook triggers.",
+            "items": {
+                "type": "string",
+                "enum": switchboard_domain::smooch::webhook::FIRED_TRIGGERS
+                    .iter()
+                    .chain(switchboard_domain::smooch::webhook::SILENT_TRIGGERS)
+                    .collect::<Vec<_>>(),
+            },
+        }),
         ValueKind::AllowedOrigins => json!({
             "type": "array",
             "minItems": 1,

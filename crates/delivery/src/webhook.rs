@@ -21,9 +21,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use switchboard_domain::channel_config::{PRIVATE_SIGNING_KEY, PUBLIC_SIGNING_KEY};
+use switchboard_domain::activity::Activity;
+use switchboard_domain::channel_config::{PRIVATE_SIGNING_KEY, PUBLIC_SIGNING_KEY, WEBHOOK_SECRET};
 use switchboard_domain::ids::IntegrationId;
 use switchboard_domain::integration::IntegrationStatus;
+use switchboard_domain::smooch::webhook as smooch;
+use switchboard_domain::smooch::{appuser, message};
 use switchboard_domain::time::now_millis;
 use switchboard_domain::webhook::{self, Schedule, Verdict};
 use switchboard_storage::{Attempt, Claimed, Settle, Store};
@@ -437,7 +440,12 @@ impl WebhookWorker {
                 return Err(REFUSED_DESTINATION.to_owned());
             }
         }
-        let body = body(c);
+        let smooch = smooch::is_smooch(&i.configuration);
+        let body = if smooch {
+            smooch_body(&self.store, c).await?
+        } else {
+            body(c)
+        };
         let ts = now_millis() / 1000;
         let private = i
             .configuration
@@ -451,9 +459,18 @@ impl WebhookWorker {
             .unwrap_or_default();
         let signature = webhook::signature(private, &c.delivery.webhook_id, ts, body.as_bytes())
             .ok_or("the integration has no valid signing key")?;
-        let response = self
-            .client
-            .post(parsed)
+        let mut request = self.client.post(parsed);
+        if smooch {
+            // What Smooch receivers check (SPEC 8.7); it neither covers the body nor stops
+            // replays, which the signature below does.
+            let secret = i
+                .configuration
+                .get(WEBHOOK_SECRET)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default();
+            request = request.header("x-api-key", secret);
+        }
+        let response = request
             .header("content-type", "application/json")
             .header("webhook-id", &c.delivery.webhook_id)
             .header("webhook-timestamp", ts.to_string())
@@ -525,6 +542,66 @@ fn body(c: &Claimed) -> String {
         conversation_id: d.conversation_id,
     };
     webhook::body(d.kind, &head, &c.properties, &c.activities)
+}
+
+/// The body of a smooch-format System delivery (SPEC 8.7): its one activity as the trigger it
+/// fires, for the app user of the conversation's customer (made on first need). An activity
+/// that fires none of the webhook's triggers now (they changed since it was queued) is sent
+/// for the trigger it fires; one that fires none at all cannot be sent.
+async fn smooch_body(store: &Store, c: &Claimed) -> Result<String, String> {
+    let d = &c.delivery;
+    let text = c.activities.first().ok_or("the delivery has no activity")?;
+    let activity: Activity =
+        serde_json::from_str(text).map_err(|e| format!("unreadable activity: {e}"))?;
+    let triggers = smooch::configured_triggers(&c.integration.configuration).unwrap_or_default();
+    let trigger = smooch::matching(&triggers, activity.event_trigger, &activity.payload)
+        .or_else(|| smooch::fired(activity.event_trigger, &activity.payload))
+        .ok_or("the activity fires no webhook trigger")?;
+    let unavailable = |e: switchboard_storage::Error| format!("reading the app user failed: {e}");
+    let facts = store
+        .smooch_facts(d.conversation_id, activity.sender.integration_id)
+        .await
+        .map_err(unavailable)?
+        .ok_or("the conversation is gone")?;
+    let user = store
+        .ensure_app_user(
+            d.tenant_id,
+            d.hub_id,
+            facts.customer_integration,
+            &facts.binding,
+            facts.opened,
+        )
+        .await
+        .map_err(unavailable)?;
+    let full = appuser::app_user_json(
+        &user,
+        &appuser::AppUserView {
+            platform: message::smooch_type(facts.customer_channel),
+            conversation_started: true,
+            last_activity: Some(facts.last_activity.max(activity.event_id)),
+        },
+    );
+    let flag = |key: &str| {
+        c.integration
+            .configuration
+            .get(key)
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false)
+    };
+    let author_name = match message::Role::of(activity.sender.integration_type) {
+        message::Role::AppUser => user.display_name().or(facts.full_name),
+        message::Role::AppMaker => facts.sender_name,
+    };
+    let body_facts = smooch::BodyFacts {
+        hub_id: d.hub_id,
+        conversation_id: d.conversation_id,
+        app_user_id: user.id.to_string(),
+        user_id: user.user_id.clone(),
+        client: flag(smooch::INCLUDE_CLIENT).then(|| full["clients"][0].clone()),
+        full_app_user: flag(smooch::INCLUDE_FULL_APP_USER).then_some(full),
+        author_name,
+    };
+    Ok(smooch::body(trigger, &activity, &body_facts).to_string())
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use crate::error::{Violation, Violations};
 use crate::integration::SlackOAuth;
 use crate::json;
 use crate::limits;
+use crate::smooch::webhook as smooch;
 
 /// What a configuration value must look like.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,6 +52,11 @@ pub enum ValueKind {
     Digits,
     /// TwilioSMS `capabilities`: an object of booleans `sms`, `mms`, `voice`.
     Capabilities,
+    /// System `format`: `switchboard` (the default) or `smooch` (SPEC 8.7).
+    Format,
+    /// System `triggers` (format `smooch`): a non-empty array of distinct Smooch webhook
+    /// triggers.
+    Triggers,
 }
 
 /// One configuration key a client may give.
@@ -102,7 +108,17 @@ const DIRECT: &[KeySpec] = &[
     opt("webhookUrl", WebhookUrl),
     opt("start", Start),
 ];
-const SYSTEM: &[KeySpec] = &[req("webhookUrl", WebhookUrl), req("events", Events)];
+/// System: `events` is required with format `switchboard`, derived from `triggers` (and
+/// read-only) with format `smooch`; `triggers`, `includeClient` and `includeFullAppUser` are
+/// taken with format `smooch` only (see `check_system`).
+const SYSTEM: &[KeySpec] = &[
+    req("webhookUrl", WebhookUrl),
+    opt("events", Events),
+    opt(smooch::FORMAT, ValueKind::Format),
+    opt(smooch::TRIGGERS, ValueKind::Triggers),
+    opt(smooch::INCLUDE_CLIENT, Boolean),
+    opt(smooch::INCLUDE_FULL_APP_USER, Boolean),
+];
 const MESSENGER: &[KeySpec] = &[
     req("pageAccessToken", Text),
     opt("appId", Text),
@@ -138,6 +154,8 @@ const TWITTER: &[KeySpec] = &[
     req("consumerSecret", Text),
     req("accessTokenKey", Text),
     req("accessTokenSecret", Text),
+    // SPEC 7.6 / 8.11: the Account Activity environment label.
+    opt("envName", Text),
 ];
 const MAILGUN: &[KeySpec] = &[
     req("apiKey", Text),
@@ -154,7 +172,12 @@ const WHATSAPP: &[KeySpec] = &[
     opt("displayPhoneNumber", Text),
     opt("verifiedName", Text),
 ];
-const MESSAGE_BIRD: &[KeySpec] = &[req("accessKey", Text), req("originator", Text)];
+// `signingKey`: SPEC 7.6 / 8.11 (verifies `MessageBird-Signature-JWT` when set).
+const MESSAGE_BIRD: &[KeySpec] = &[
+    req("accessKey", Text),
+    req("originator", Text),
+    opt("signingKey", Text),
+];
 const EMAIL: &[KeySpec] = &[opt("fromAddress", EmailAddress)];
 const APN: &[KeySpec] = &[
     req("certificate", Base64),
@@ -234,10 +257,32 @@ pub const fn generated_keys(channel: Channel) -> &'static [&'static str] {
 /// Every key of `channel`'s stored configuration, in catalogue order: what the API renders
 /// (`null` for the absent ones).
 pub fn stored_keys(channel: Channel) -> impl Iterator<Item = &'static str> {
+    let smooch_secret: &[&str] = if channel == Channel::System {
+        &[WEBHOOK_SECRET]
+    } else {
+        &[]
+    };
     keys(channel)
         .iter()
         .map(|k| k.name)
         .chain(generated_keys(channel).iter().copied())
+        .chain(smooch_secret.iter().copied())
+}
+
+/// The keys of a stored `configuration` of `channel` that the API renders (`null` for the
+/// absent ones): [`stored_keys`], but a System integration of format `switchboard` leaves out
+/// the keys of format `smooch` (`triggers`, `includeClient`, `includeFullAppUser`,
+/// `webhookSecret`).
+pub fn shown_keys<'a>(
+    channel: Channel,
+    configuration: &'a Map<String, Value>,
+) -> impl Iterator<Item = &'static str> + 'a {
+    let smooch_format = smooch::is_smooch(configuration);
+    stored_keys(channel).filter(move |k| {
+        channel != Channel::System
+            || smooch_format
+            || !(smooch::SMOOCH_ONLY_KEYS.contains(k) || *k == WEBHOOK_SECRET)
+    })
 }
 
 /// The read-only keys of `channel` (SPEC 7.6, RO): learned from the provider while provisioning
@@ -353,9 +398,17 @@ pub(crate) fn validate(
         );
     }
 
+    let smooch_format = channel == Channel::System
+        && given
+            .get(smooch::FORMAT)
+            .is_some_and(|(_, f)| f.as_str() == Some(smooch::FORMAT_SMOOCH));
     let mut configuration = Map::new();
     for spec in active {
         let property = json::path("configuration", spec.name);
+        if smooch_format && spec.name == "events" {
+            // Derived from `triggers`, read-only: a value sent back is ignored.
+            continue;
+        }
         match given.get(spec.name) {
             None if spec.required => v.push(Violation::required(&property)),
             None => {
@@ -373,6 +426,9 @@ pub(crate) fn validate(
 
     if channel == Channel::Mailgun {
         check_mailgun_domain(&configuration, v);
+    }
+    if channel == Channel::System {
+        check_system(&mut configuration, &given, v);
     }
 
     unknown.sort_unstable();
@@ -415,6 +471,32 @@ fn check_value(kind: ValueKind, property: &str, val: &Value, v: &mut Violations)
         Start => check_start(property, val, v)
             .filter(|start| limits::check_json_bytes(property, start, limits::MAX_START_BYTES, v)),
         Events => check_events(property, val, v),
+        ValueKind::Format => match val.as_str() {
+            Some(f) if smooch::FORMATS.contains(&f) => Some(val.clone()),
+            Some(f) => {
+                v.push(Violation::out_of_range(
+                    property,
+                    &format!("must be 'switchboard' or 'smooch', not '{f}'"),
+                ));
+                None
+            }
+            None => {
+                v.push(Violation::wrong_type(property, "a string"));
+                None
+            }
+        },
+        ValueKind::Triggers => match smooch::parse_triggers(val, property) {
+            Ok(triggers) => Some(Value::Array(
+                triggers
+                    .into_iter()
+                    .map(|t| Value::from(t.as_str()))
+                    .collect(),
+            )),
+            Err(e) => {
+                v.0.extend(e.0);
+                None
+            }
+        },
         Capabilities => check_capabilities(property, val, v),
         AllowedOrigins => check_origins(property, val, v),
         ValueKind::SessionTtl => match val.as_i64() {
@@ -676,6 +758,61 @@ pub fn is_origin_host(s: &str) -> bool {
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         })
+}
+
+/// A System configuration by its `format` (SPEC 8.7): `switchboard` (filled in when absent)
+/// requires `events` and refuses the smooch keys; `smooch` requires `triggers`, fills in
+/// `includeClient` and `includeFullAppUser` (false) and derives `events` from the triggers.
+fn check_system(
+    configuration: &mut Map<String, Value>,
+    given: &BTreeMap<&'static str, (&str, &Value)>,
+    v: &mut Violations,
+) {
+    let format = configuration
+        .get(smooch::FORMAT)
+        .and_then(Value::as_str)
+        .unwrap_or(smooch::FORMAT_SWITCHBOARD)
+        .to_owned();
+    if given.contains_key(smooch::FORMAT) && !configuration.contains_key(smooch::FORMAT) {
+        // An invalid format, already reported: nothing more to check against it.
+        return;
+    }
+    let smooch_format = format == smooch::FORMAT_SMOOCH;
+    if !configuration.contains_key(smooch::FORMAT) && !given.contains_key(smooch::FORMAT) {
+        configuration.insert(smooch::FORMAT.to_owned(), Value::from(format));
+    }
+    if smooch_format {
+        match configuration.get(smooch::TRIGGERS) {
+            Some(triggers) => {
+                let triggers = smooch::stored_triggers(Some(triggers));
+                let events = smooch::derived_events(&triggers);
+                configuration.insert("events".to_owned(), Value::from(events));
+            }
+            None if !given.contains_key(smooch::TRIGGERS) => {
+                v.push(Violation::required("configuration.triggers"));
+            }
+            None => {}
+        }
+        for key in [smooch::INCLUDE_CLIENT, smooch::INCLUDE_FULL_APP_USER] {
+            if !given.contains_key(key) {
+                configuration.insert(key.to_owned(), Value::Bool(false));
+            }
+        }
+    } else {
+        if !given.contains_key("events") {
+            v.push(Violation::required("configuration.events"));
+        }
+        for key in smooch::SMOOCH_ONLY_KEYS {
+            if let Some((as_given, _)) = given.get(key) {
+                let path = json::path("configuration", as_given);
+                v.push(Violation::new(
+                    crate::error::ViolationKind::Unsupported,
+                    &path,
+                    format!("Property '{path}' is only taken with format 'smooch'."),
+                ));
+            }
+        }
+    }
 }
 
 /// Mailgun's `incomingAddress` must be on its `domain` (compared case-insensitively).

@@ -96,8 +96,14 @@ pub const EMAIL_INBOUND_DOMAIN: &str = "inbound.switchboard.local";
 /// The `Warning` header value (warn-code 299, agent `-`, quoted text) answered when an update's
 /// configuration is ignored because `channel` re-authenticates with its provider.
 pub fn ignored_update_warning(channel: Channel) -> String {
+    format!("299 - \"{}\"", ignored_update_text(channel))
+}
+
+/// The text of [`ignored_update_warning`], for APIs that render their own `Warning` header
+/// (the Smooch compatibility API, SPEC 8.6).
+pub fn ignored_update_text(channel: Channel) -> String {
     format!(
-        "299 - \"Configuration updates are ignored for {}; delete and recreate the integration to change it.\"",
+        "Configuration updates are ignored for {}; delete and recreate the integration to change it.",
         channel.name()
     )
 }
@@ -107,7 +113,7 @@ pub fn ignored_update_warning(channel: Channel) -> String {
 /// `channelId` is a name (any case), a number or digits; unknown top-level keys are ignored so a
 /// GET body can be sent back. Generated keys are created here: the signing key pair (Direct,
 /// System), `webhookSecret` (WeChat, MessageBird; 32 random bytes as 64 lower-case hex
-/// characters) and Email's `incomingAddress` (on [`EMAIL_INBOUND_DOMAIN`]); the values a client
+/// characters; a smooch-format System: 20 bytes, 40 characters) and Email's `incomingAddress` (on [`EMAIL_INBOUND_DOMAIN`]); the values a client
 /// sends for them are ignored. A Slack OAuth form sets [`IntegrationDraft::slack_oauth`].
 pub fn validate_create(body: &Value) -> Result<IntegrationDraft, Violations> {
     let obj = json::object(body, "").map_err(Violations::from)?;
@@ -337,6 +343,12 @@ fn fill_generated_keys(
         };
         configuration.insert(PUBLIC_SIGNING_KEY.to_owned(), pair.0);
         configuration.insert(PRIVATE_SIGNING_KEY.to_owned(), pair.1);
+    }
+    // A Smooch webhook's `secret` (SPEC 8.7): 20 random bytes as 40 lower-case hex characters,
+    // never changed.
+    if channel == Channel::System && crate::smooch::webhook::is_smooch(configuration) {
+        let secret = kept(WEBHOOK_SECRET).unwrap_or_else(|| Value::String(random_hex(20)));
+        configuration.insert(WEBHOOK_SECRET.to_owned(), secret);
     }
     if matches!(channel, Channel::WeChat | Channel::MessageBird) {
         let secret = kept(WEBHOOK_SECRET).unwrap_or_else(|| Value::String(random_hex(32)));

@@ -10,7 +10,8 @@
 //!    integrations while the conversation is in bot mode and one is active, else the active
 //!    Agent integrations; none is [`RouteError::NoHandler`] and nothing is stored;
 //! 2. an agent or bot activity goes to the conversation's customer integration;
-//! 3. every active System integration whose filters match gets it too, once;
+//! 3. every active System integration whose filters match gets it too, once (a smooch-format
+//!    one: when one of its triggers covers the activity, SPEC 8.7);
 //! 4. a sender with `echo` on gets it back with `isEcho: true`;
 //! 5. a paused integration never receives, and nothing of a paused hub sends or receives; the
 //!    sender never receives except as its echo.
@@ -27,6 +28,7 @@ use crate::filter::{self, EventFilter};
 use crate::hub::HubStatus;
 use crate::ids::{ConversationId, IntegrationId};
 use crate::integration::{Integration, IntegrationStatus};
+use crate::smooch::webhook::{self as smooch, Trigger};
 use crate::time::Millis;
 
 /// Who handles a conversation's customer activities.
@@ -67,6 +69,9 @@ pub struct HubMember {
     pub webhook_url: Option<String>,
     /// `events` of a System integration; empty for any other.
     pub filters: Vec<EventFilter>,
+    /// `triggers` of a System integration of format `smooch` (SPEC 8.7), which decide instead
+    /// of `filters`; `None` for any other.
+    pub smooch_triggers: Option<Vec<Trigger>>,
 }
 
 impl HubMember {
@@ -98,11 +103,15 @@ impl HubMember {
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
             .map(str::to_owned);
-        let filters = if integration_type == IntegrationType::System {
+        let system = integration_type == IntegrationType::System;
+        let filters = if system {
             filter::stored_filters(configuration.get("events"))
         } else {
             Vec::new()
         };
+        let smooch_triggers = system
+            .then(|| smooch::configured_triggers(configuration))
+            .flatten();
         Self {
             id,
             integration_type,
@@ -111,6 +120,18 @@ impl HubMember {
             echo,
             webhook_url,
             filters,
+            smooch_triggers,
+        }
+    }
+
+    /// Whether this System integration subscribes to `draft`: a smooch-format one when one of
+    /// its triggers covers what the activity fires, any other when one of its filters matches.
+    pub fn subscribes(&self, draft: &ActivityDraft) -> bool {
+        match &self.smooch_triggers {
+            Some(triggers) => {
+                smooch::matching(triggers, draft.event_trigger, &draft.payload).is_some()
+            }
+            None => filter::matches(&self.filters, draft.event_trigger),
         }
     }
 
@@ -410,15 +431,14 @@ pub fn route(
     })
 }
 
-/// The hub's active System integrations whose filters match the draft's trigger.
+/// The hub's active System integrations that subscribe to the draft: their filters match its
+/// trigger, or (format `smooch`) one of their webhook triggers covers it.
 fn systems_matching<'a>(
     members: &'a [HubMember],
     draft: &'a ActivityDraft,
 ) -> impl Iterator<Item = &'a HubMember> + 'a {
     members.iter().filter(move |m| {
-        m.integration_type == IntegrationType::System
-            && m.is_active()
-            && filter::matches(&m.filters, draft.event_trigger)
+        m.integration_type == IntegrationType::System && m.is_active() && m.subscribes(draft)
     })
 }
 

@@ -88,6 +88,25 @@ pub struct ConversationFacts {
     pub last_customer_external_id: Option<String>,
 }
 
+/// What a smooch-format webhook body (SPEC 8.7) needs of its conversation and sender, besides
+/// the app user.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SmoochFacts {
+    /// The conversation's customer integration and its channel.
+    pub customer_integration: IntegrationId,
+    pub customer_channel: Channel,
+    /// The customer's binding.
+    pub binding: String,
+    /// `openedDateTime`: a lazily made app user's `signedUpAt`.
+    pub opened: Millis,
+    /// The conversation's last activity.
+    pub last_activity: Millis,
+    /// `properties.profile."full name"`, when set.
+    pub full_name: Option<String>,
+    /// The sending integration's name (an `appMaker` message's `name`).
+    pub sender_name: Option<String>,
+}
+
 /// A claimed delivery with what its POST needs.
 #[derive(Clone, Debug)]
 pub struct Claimed {
@@ -933,6 +952,56 @@ impl Store {
             }
         }
         Ok(facts)
+    }
+
+    /// What a smooch-format webhook body needs of `conversation` and of the activity's sender
+    /// integration (SPEC 8.7); `None` when the conversation is gone.
+    pub async fn smooch_facts(
+        &self,
+        conversation: ConversationId,
+        sender: IntegrationId,
+    ) -> Result<Option<SmoochFacts>> {
+        let Some(row) = self
+            .read_rows(
+                self.statement(
+                    "SELECT c.integration_id, i.channel_id, c.binding, c.opened, c.last_activity, \
+                     c.properties, (SELECT s.name FROM integrations s WHERE s.id = $2) AS sender_name \
+                     FROM conversations c JOIN integrations i ON i.id = c.integration_id WHERE c.id = $1",
+                    vec![conversation.as_uuid().into(), sender.as_uuid().into()],
+                ),
+                &[
+                    ("integration_id", ColumnType::Uuid),
+                    ("channel_id", ColumnType::Integer),
+                    ("binding", ColumnType::Text),
+                    ("opened", ColumnType::BigInteger),
+                    ("last_activity", ColumnType::BigInteger),
+                    ("properties", ColumnType::Text),
+                    ("sender_name", ColumnType::Text),
+                ],
+            )
+            .await?
+            .pop()
+        else {
+            return Ok(None);
+        };
+        let channel = row.try_get::<i32>("", "channel_id")?;
+        let properties: serde_json::Value =
+            serde_json::from_str(&row.try_get::<String>("", "properties")?).unwrap_or_default();
+        Ok(Some(SmoochFacts {
+            customer_integration: IntegrationId::from_uuid(
+                row.try_get::<Uuid>("", "integration_id")?,
+            ),
+            customer_channel: Channel::from_number(i64::from(channel))
+                .ok_or_else(|| Error::Db(format!("unknown channel {channel}")))?,
+            binding: row.try_get::<String>("", "binding")?,
+            opened: row.try_get::<i64>("", "opened")?,
+            last_activity: row.try_get::<i64>("", "last_activity")?,
+            full_name: properties
+                .pointer("/profile/full name")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned),
+            sender_name: row.try_get::<Option<String>>("", "sender_name")?,
+        }))
     }
 
     /// Records that the provider accepted the first `parts` parts of a provider delivery,

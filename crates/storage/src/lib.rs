@@ -54,7 +54,9 @@ pub use activities::{
 };
 pub use conversations::{CloseOutcome, Closed, Closing, Established, NewConversation};
 pub use crypto::EncryptionKey;
-pub use deliveries::{Attempt, Claimed, ConversationFacts, Delivery, Notification, Settle, HELD};
+pub use deliveries::{
+    Attempt, Claimed, ConversationFacts, Delivery, Notification, Settle, SmoochFacts, HELD,
+};
 pub use error::{Error, Result};
 pub use identity::{ClientOut, Login, NewClient, NewTenant, SecretInfo};
 pub use smooch_messages::{MessageCursor, StoredMessage};

@@ -165,11 +165,15 @@ fn recase(configuration: &Value, pattern: u64) -> Value {
 fn hand_written_required_keys_match_the_catalogue() {
     for channel in Channel::ALL {
         let (_, required) = valid(channel);
-        let catalogued: Vec<_> = catalogue(channel)
+        let mut catalogued: Vec<_> = catalogue(channel)
             .iter()
             .filter(|k| k.required)
             .map(|k| k.name)
             .collect();
+        if channel == Channel::System {
+            // Required by the default format, `switchboard` (SPEC 8.7).
+            catalogued.push("events");
+        }
         assert_eq!(catalogued, required, "{channel}");
     }
 }
@@ -1422,5 +1426,116 @@ fn configuration_strings_and_start_have_maxima() {
     assert_eq!(
         pairs(&start(MAX_START_BYTES - 26).unwrap_err()),
         [(ViolationKind::OutOfRange, "configuration.start")]
+    );
+}
+
+// ---- System format smooch (SPEC 8.7) ----
+
+#[test]
+fn system_format_defaults_to_switchboard_and_refuses_smooch_keys() {
+    let draft = create_config(Channel::System, valid(Channel::System).0).unwrap();
+    assert_eq!(draft.configuration["format"], "switchboard");
+    assert!(!draft.configuration.contains_key(WEBHOOK_SECRET));
+    let err = create_config(
+        Channel::System,
+        json!({ "webhookUrl": "https://x.io", "events": ["message"], "triggers": ["message"], "includeClient": true }),
+    )
+    .unwrap_err();
+    assert_eq!(
+        pairs(&err),
+        [
+            (ViolationKind::Unsupported, "configuration.triggers"),
+            (ViolationKind::Unsupported, "configuration.includeClient"),
+        ]
+    );
+    let err = create_config(
+        Channel::System,
+        json!({ "webhookUrl": "https://x.io", "format": "Smooch" }),
+    )
+    .unwrap_err();
+    assert_eq!(
+        pairs(&err),
+        [(ViolationKind::OutOfRange, "configuration.format")]
+    );
+}
+
+#[test]
+fn smooch_format_derives_events_and_generates_a_secret_that_never_changes() {
+    let draft = create_config(
+        Channel::System,
+        json!({ "webhookUrl": "https://x.io", "format": "smooch",
+                "triggers": ["typing:appUser", "message:appMaker"], "events": ["event"],
+                "webhookSecret": "chosen" }),
+    )
+    .unwrap();
+    let c = &draft.configuration;
+    assert_eq!(
+        c["events"],
+        json!(["message:agent", "message:bot", "event:customer"])
+    );
+    assert_eq!(c["triggers"], json!(["typing:appUser", "message:appMaker"]));
+    assert_eq!(c["includeClient"], false);
+    assert_eq!(c["includeFullAppUser"], false);
+    let secret = c[WEBHOOK_SECRET].as_str().unwrap().to_owned();
+    assert_eq!(secret.len(), 40);
+    assert!(secret
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+
+    let current = stored(draft);
+    let out = validate_update(
+        &json!({ "configuration": { "webhookUrl": "https://y.io", "format": "smooch",
+                 "triggers": ["client:add"], "includeFullAppUser": true, "webhookSecret": "x" } }),
+        &current,
+    )
+    .unwrap();
+    let c = &out.draft.configuration;
+    assert_eq!(c[WEBHOOK_SECRET], secret.as_str());
+    assert_eq!(c["events"], json!([]));
+    assert_eq!(c["includeFullAppUser"], true);
+
+    let err = create_config(
+        Channel::System,
+        json!({ "webhookUrl": "https://x.io", "format": "smooch" }),
+    )
+    .unwrap_err();
+    assert_eq!(
+        pairs(&err),
+        [(ViolationKind::Required, "configuration.triggers")]
+    );
+    let err = create_config(
+        Channel::System,
+        json!({ "webhookUrl": "https://x.io", "format": "smooch", "triggers": ["message", "message"] }),
+    )
+    .unwrap_err();
+    assert_eq!(
+        pairs(&err),
+        [(ViolationKind::OutOfRange, "configuration.triggers[1]")]
+    );
+}
+
+#[test]
+fn shown_keys_hide_the_smooch_keys_of_a_switchboard_system() {
+    let draft = create_config(Channel::System, valid(Channel::System).0).unwrap();
+    let shown: Vec<_> =
+        crate::channel_config::shown_keys(Channel::System, &draft.configuration).collect();
+    assert_eq!(
+        shown,
+        [
+            "webhookUrl",
+            "events",
+            "format",
+            "publicSigningKey",
+            "privateSigningKey"
+        ]
+    );
+    let draft = create_config(
+        Channel::System,
+        json!({ "webhookUrl": "https://x.io", "format": "smooch", "triggers": ["*"] }),
+    )
+    .unwrap();
+    assert_eq!(
+        crate::channel_config::shown_keys(Channel::System, &draft.configuration).count(),
+        stored_keys(Channel::System).count()
     );
 }

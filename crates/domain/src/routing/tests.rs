@@ -13,6 +13,7 @@ fn member(t: IntegrationType, channel: Channel) -> HubMember {
         echo: false,
         webhook_url: None,
         filters: Vec::new(),
+        smooch_triggers: None,
     }
 }
 
@@ -595,6 +596,95 @@ fn conversation_activities_go_to_matching_systems_only() {
     assert!(r.recipients.is_empty());
 }
 
+fn smooch(triggers: &[&str]) -> HubMember {
+    let configuration = json!({
+        "webhookUrl": "https://smooch.example/hook", "format": "smooch",
+        "triggers": triggers, "events": ["message"],
+    });
+    HubMember::from_parts(
+        IntegrationId::new(),
+        IntegrationType::System,
+        Channel::System,
+        IntegrationStatus::Active,
+        configuration.as_object().unwrap(),
+    )
+}
+
+#[test]
+fn smooch_webhooks_get_only_what_their_triggers_cover() {
+    let h = hub();
+    let app_user = smooch(&["message:appUser"]);
+    let app_maker = smooch(&["message:appMaker"]);
+    let typing = smooch(&["typing:appUser"]);
+    let all = smooch(&["*"]);
+    let silent = smooch(&["client:add"]);
+    assert!(app_user.filters.contains(&EventFilter::AnyMessage));
+    let mut members = h.members.clone();
+    members.extend([
+        app_user.clone(),
+        app_maker.clone(),
+        typing.clone(),
+        all.clone(),
+        silent,
+    ]);
+    let c = conversation(&h.customer, Mode::Agent);
+    let r = route(HubStatus::Active, &members, &c, &message_from(None)).unwrap();
+    assert_eq!(
+        ids(&r),
+        vec![(h.agent.id, false), (app_user.id, false), (all.id, false)]
+    );
+    let r = route(
+        HubStatus::Active,
+        &members,
+        &c,
+        &message_from(Some(&h.agent)),
+    )
+    .unwrap();
+    assert_eq!(
+        ids(&r),
+        vec![
+            (h.customer.id, false),
+            (app_maker.id, false),
+            (all.id, false)
+        ]
+    );
+    let mut typing_on = event_from(&h.customer, Event::TypingOn);
+    typing_on.sender = None;
+    let r = route(HubStatus::Active, &members, &c, &typing_on).unwrap();
+    assert_eq!(
+        ids(&r),
+        vec![(h.agent.id, false), (typing.id, false), (all.id, false)]
+    );
+    // An agent's typing fires nothing.
+    let r = route(
+        HubStatus::Active,
+        &members,
+        &c,
+        &event_from(&h.agent, Event::TypingOn),
+    )
+    .unwrap();
+    assert_eq!(ids(&r), vec![(h.customer.id, false)]);
+    let start = json!([{ "type": "text", "text": "Welcome!" }]);
+    let (routes, _) = start_routes(HubStatus::Active, &members, &c, Some(&start));
+    assert_eq!(
+        ids(&routes[0]),
+        vec![
+            (h.customer.id, false),
+            (app_maker.id, false),
+            (all.id, false)
+        ]
+    );
+    let r = conversation_route(
+        HubStatus::Active,
+        &members,
+        &c,
+        Channel::WebChat,
+        ConversationStatus::Opened,
+        ConversationReason::Establish,
+    );
+    assert_eq!(ids(&r), vec![(all.id, false)]);
+}
+
 // --- properties
 
 /// (type, channel) pairs the catalogue allows.
@@ -638,6 +728,7 @@ fn arb_member() -> impl Strategy<Value = HubMember> {
                 } else {
                     Vec::new()
                 },
+                smooch_triggers: None,
             }
         })
 }

@@ -1,11 +1,15 @@
 //! The Smooch v1 compatible API (SPEC 8) as rules over plain types: its keys and HS256 tokens
-//! ([`keys`]), app users ([`appuser`]), messages ([`message`]), and the translations between Smooch's shapes and
+//! ([`keys`]), app users ([`appuser`]), and the translations between Smooch's shapes and
 //! Switchboard's hubs, integrations, System integrations and activities. The routes are in
-//! `switchboard-api`'s `smooch` module; nothing here knows HTTP.
+//! `switchboard-api`'s `smooch` module; nothing here knows HTTP. [`message`]: 8.9's messages
+//! in and out; [`webhook`]: 8.7's webhook triggers and the body a smooch-format System
+//! integration gets.
 
 pub mod appuser;
+pub mod integrations;
 pub mod keys;
 pub mod message;
+pub mod webhook;
 
 use serde_json::{Map, Value};
 
@@ -28,6 +32,9 @@ pub struct App {
 /// The most bytes an app's `settings` and `metadata` take together, as JSON (SPEC 8.4).
 pub const MAX_APP_FIELDS_BYTES: usize = 8 * 1024;
 
+/// An app's `settings` and `metadata`, each when given.
+pub type AppFields = (Option<Map<String, Value>>, Option<Map<String, Value>>);
+
 /// An app's `settings` and `metadata` as given (`None`: not given or `null`): `settings` any
 /// object, `metadata` a flat object of strings, numbers and booleans, both within
 /// [`MAX_APP_FIELDS_BYTES`] together (counting what is stored of the one not given).
@@ -35,7 +42,7 @@ pub fn validate_app_fields(
     settings: Option<&Value>,
     metadata: Option<&Value>,
     stored: &App,
-) -> Result<(Option<Map<String, Value>>, Option<Map<String, Value>>), crate::Violations> {
+) -> Result<AppFields, crate::Violations> {
     use crate::{Violation, Violations};
     let mut v = Violations::default();
     let object = |name: &str, value: Option<&Value>, v: &mut Violations| match value {

@@ -781,6 +781,11 @@ async fn a_405_lists_the_paths_methods_in_allow() {
         .unwrap();
     let mut checked = 0;
     for (template, ops) in doc["paths"].as_object().unwrap() {
+        // The Smooch-compatible routes check the token before anything else, and answer an
+        // unknown route 404 in Smooch's shape (SPEC 8.1): tests/it/smooch_auth.rs.
+        if template.starts_with("/v1.1/") {
+            continue;
+        }
         let mut declared: Vec<String> = ops
             .as_object()
             .unwrap()

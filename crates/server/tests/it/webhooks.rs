@@ -19,24 +19,24 @@ const JITTER: f64 = 0.10;
 
 /// One request the receiver got.
 #[derive(Clone, Debug)]
-struct Received {
-    path: String,
+pub(crate) struct Received {
+    pub(crate) path: String,
     headers: std::collections::HashMap<String, String>,
     body: Vec<u8>,
 }
 
 impl Received {
-    fn header(&self, name: &str) -> &str {
+    pub(crate) fn header(&self, name: &str) -> &str {
         self.headers.get(name).map(String::as_str).unwrap_or("")
     }
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap()
     }
 }
 
 /// How the receiver answers the next request (then 200 once the script is empty).
 #[derive(Clone, Debug)]
-enum Reply {
+pub(crate) enum Reply {
     Status(u16),
     /// This status with a `Retry-After` header of this value.
     RetryAfter(u16, String),
@@ -54,14 +54,14 @@ struct Log {
     inflight: Arc<Mutex<(usize, usize)>>,
 }
 
-struct Receiver {
+pub(crate) struct Receiver {
     base: String,
     log: Log,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Receiver {
-    async fn start() -> Receiver {
+    pub(crate) async fn start() -> Receiver {
         use poem::{handler, web::Data, EndpointExt, Request, Response, Route};
 
         #[handler]
@@ -138,11 +138,11 @@ impl Receiver {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    fn script(&self, replies: impl IntoIterator<Item = Reply>) {
+    pub(crate) fn script(&self, replies: impl IntoIterator<Item = Reply>) {
         self.log.script.lock().unwrap().extend(replies);
     }
 
@@ -151,7 +151,7 @@ impl Receiver {
     }
 
     /// Waits until `n` requests arrived (10 s at most).
-    async fn wait_for(&self, n: usize) -> Vec<Received> {
+    pub(crate) async fn wait_for(&self, n: usize) -> Vec<Received> {
         for _ in 0..400 {
             let seen = self.seen();
             if seen.len() >= n {
@@ -172,7 +172,7 @@ impl Drop for Receiver {
 }
 
 /// A server that may post to 127.0.0.1, with a short schedule.
-async fn server(schedule: &str) -> TestServer {
+pub(crate) async fn server(schedule: &str) -> TestServer {
     let schedule = switchboard::config::parse_schedule(schedule).unwrap();
     TestServer::start_with(Backend::Sqlite, move |args| {
         args.allow_private_webhooks = true;
@@ -230,7 +230,7 @@ async fn deliveries(s: &TestServer, query: &str) -> Value {
 }
 
 /// Polls the deliveries list until `check` holds (10 s at most).
-async fn until(s: &TestServer, query: &str, check: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn until(s: &TestServer, query: &str, check: impl Fn(&Value) -> bool) -> Value {
     let mut last = Value::Null;
     for _ in 0..400 {
         last = deliveries(s, query).await;
@@ -242,7 +242,7 @@ async fn until(s: &TestServer, query: &str, check: impl Fn(&Value) -> bool) -> V
     panic!("deliveries never matched: {last}");
 }
 
-fn verifies(public_hex: &str, r: &Received) -> bool {
+pub(crate) fn verifies(public_hex: &str, r: &Received) -> bool {
     signature_holds(
         public_hex,
         r.header("webhook-id"),
