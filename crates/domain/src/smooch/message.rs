@@ -275,27 +275,19 @@ fn action(value: &Value, path: &str, v: &mut Violations) -> Value {
     }
 }
 
-/// The Smooch type of a channel (8.6's table, 8.9's `source.type`, 8.8's `platform`): `api` for
-/// Direct, `web` for WebChat, `twilio`, `frontendEmail`, … .
-pub const fn smooch_type(channel: Channel) -> &'static str {
+/// The Smooch type of a channel (8.9's `source.type`, 8.8's `platform`): 8.6's table name
+/// (`twilio`, `frontendEmail`, …), else `api` (Direct, System), `web` (WebChat), `whatsapp`,
+/// `slack`, `kik`.
+pub fn smooch_type(channel: Channel) -> &'static str {
+    if let Some(t) = crate::smooch::integrations::for_channel(channel) {
+        return t.name;
+    }
     match channel {
-        Channel::Direct | Channel::System => "api",
-        Channel::Messenger => "messenger",
-        Channel::TwilioSms => "twilio",
-        Channel::Line => "line",
-        Channel::Telegram => "telegram",
-        Channel::Kik => "kik",
         Channel::WebChat => "web",
-        Channel::Viber => "viber",
-        Channel::WeChat => "wechat",
-        Channel::Twitter => "twitter",
-        Channel::Mailgun => "mailgun",
-        Channel::MessageBird => "messagebird",
-        Channel::Email => "frontendEmail",
         Channel::WhatsApp => "whatsapp",
-        Channel::Apn => "apn",
-        Channel::Fcm => "fcm",
         Channel::Slack => "slack",
+        Channel::Kik => "kik",
+        _ => "api",
     }
 }
 
@@ -844,6 +836,24 @@ mod tests {
                 Ok(MessagesFrom::After(ms))
             );
             assert_eq!(seconds_text(ms).parse::<f64>().unwrap(), seconds(ms));
+        }
+    }
+
+    #[test]
+    fn smooch_types_of_channels() {
+        for (c, t) in [
+            (Channel::Direct, "api"),
+            (Channel::System, "api"),
+            (Channel::WebChat, "web"),
+            (Channel::TwilioSms, "twilio"),
+            (Channel::Email, "frontendEmail"),
+            (Channel::Telegram, "telegram"),
+            (Channel::WhatsApp, "whatsapp"),
+            (Channel::Slack, "slack"),
+            (Channel::Kik, "kik"),
+            (Channel::Messenger, "messenger"),
+        ] {
+            assert_eq!(smooch_type(c), t, "{c:?}");
         }
     }
 
