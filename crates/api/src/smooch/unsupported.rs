@@ -28,6 +28,8 @@ pub fn feature(method: &Method, segs: &[&str]) -> Option<&'static str> {
         ["appusers", _, "channels"] if method == Method::POST => "Channel linking",
         ["appusers", _, "channels", _] => "Channel linking",
         ["appusers", _, "ping" | "linkrequest" | "authcode" | "qrcode", ..] => "Channel linking",
+        // smooch-core's pingChannel: `…/appusers/{id}/integrations/{type}/ping`.
+        ["appusers", _, "integrations", _, "ping"] => "Channel linking",
         ["appusers", _, "businesssystems", ..] => "Business systems",
         ["appusers", _, "conversation", "postback"] => "Postbacks sent through the API",
         ["appusers", _] if method == Method::DELETE => "Deleting app users (activities are kept)",
