@@ -6,7 +6,7 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 use switchboard_domain::hub::{self, Hub};
-use switchboard_domain::ids::HubId;
+use switchboard_domain::ids::{HubId, TenantId};
 use switchboard_domain::time::rfc3339;
 use uuid::Uuid;
 
@@ -216,14 +216,23 @@ impl HubsApi {
         state: Data<&AppState>,
         #[oai(name = "hubId")] hub_id: Path<Uuid>,
     ) -> Result<(), ApiError> {
-        let id = HubId::from_uuid(hub_id.0);
-        let members = state.engine.hub_integration_ids(auth.0.tid, id).await;
-        state
-            .store
-            .delete_hub(auth.0.tid, id)
-            .await
-            .map_err(ApiError::storage(Resource::Hub))?;
-        state.engine.revoke(&members, "hub deleted").await;
-        Ok(())
+        delete(&state, auth.0.tid, HubId::from_uuid(hub_id.0)).await
     }
+}
+
+/// Deletes a hub (portal, or a Smooch app): its integrations' sockets close, and the tokens of
+/// its app keys (SPEC 8.5: they die with it) are refused at once on this node.
+pub async fn delete(state: &AppState, tenant: TenantId, id: HubId) -> Result<(), ApiError> {
+    let members = state.engine.hub_integration_ids(tenant, id).await;
+    let keys = state.store.list_smooch_keys(tenant, Some(id)).await?;
+    state
+        .store
+        .delete_hub(tenant, id)
+        .await
+        .map_err(ApiError::storage(Resource::Hub))?;
+    for key in &keys {
+        state.smooch_keys.forget(&key.key_id);
+    }
+    state.engine.revoke(&members, "hub deleted").await;
+    Ok(())
 }

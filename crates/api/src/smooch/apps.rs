@@ -45,14 +45,7 @@ pub async fn item(ctx: &mut Ctx<'_>, app_id: &str) -> Answer {
         }
         Method::PUT => update(ctx, hub).await,
         Method::DELETE => {
-            let tenant = hub.tenant_id;
-            let members = ctx.state.engine.hub_integration_ids(tenant, hub.id).await;
-            ctx.state
-                .store
-                .delete_hub(tenant, hub.id)
-                .await
-                .map_err(ApiError::storage(Resource::Hub))?;
-            ctx.state.engine.revoke(&members, "hub deleted").await;
+            crate::hubs::delete(ctx.state, hub.tenant_id, hub.id).await?;
             ok(json!({}))
         }
         _ => Err(super::no_route()),
