@@ -405,6 +405,9 @@ fn state_body_rules(doc: &mut Node) {
     property(doc, "SecretIn", "name").merge(json!({
         "minLength": 1, "maxLength": switchboard_domain::limits::MAX_NAME_LEN, "pattern": not_blank(),
     }));
+    property(doc, "SmoochKeyIn", "name").merge(json!({
+        "minLength": 1, "maxLength": switchboard_domain::limits::MAX_NAME_LEN, "pattern": not_blank(),
+    }));
     property(doc, "SecretIn", "expiration")
         .merge(json!({ "format": "date-time", "pattern": null }));
 
@@ -710,6 +713,31 @@ fn configuration_schema(channel: Channel) -> Value {
     });
     if !required.is_empty() {
         out["required"] = json!(required);
+    }
+    if channel == Channel::System {
+        // By `format` (SPEC 8.7): `switchboard` (or none) needs `events` and takes none of the
+        // smooch keys; `smooch` needs `triggers` (its `events` are derived, a value sent is
+        // ignored). `null` counts as absent.
+        use switchboard_domain::smooch::webhook as smooch;
+        let mut plain = serde_json::Map::new();
+        plain.insert(
+            smooch::FORMAT.to_owned(),
+            json!({ "not": { "enum": [smooch::FORMAT_SMOOCH] } }),
+        );
+        plain.insert("events".to_owned(), json!({ "type": "array" }));
+        for key in smooch::SMOOCH_ONLY_KEYS {
+            plain.insert((*key).to_owned(), json!({ "enum": [null] }));
+        }
+        out["anyOf"] = json!([
+            { "required": ["events"], "properties": plain },
+            {
+                "required": [smooch::FORMAT, smooch::TRIGGERS],
+                "properties": {
+                    smooch::FORMAT: { "enum": [smooch::FORMAT_SMOOCH] },
+                    smooch::TRIGGERS: { "type": "array" },
+                },
+            },
+        ]);
     }
     out
 }
