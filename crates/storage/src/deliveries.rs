@@ -426,16 +426,22 @@ impl Store {
             .map(|row| Ok((row.id, self.to_integration(row)?)))
             .collect::<Result<_>>()?;
 
-        // The copies of each delivery with their conversation's properties now, in one read
-        // (a conversation that is gone reads as `{}`).
+        // The copies of each delivery with their conversation's properties now, in one read.
+        // Each copy and each conversation is looked up by its key in a subquery of its own: a
+        // join here was planned as a hash join over the whole `activities` table whenever the
+        // statistics lagged behind the outbox (a fresh database, autovacuum late or off), one
+        // scan of every activity per claim. A copy that is gone is left out; so is the
+        // properties of a conversation that is gone (read as `{}`).
         let delivery_ids: Vec<DbValue> = rows.iter().map(|r| r.id.into()).collect();
         let items = self
             .read_rows(
                 self.statement(
                     &format!(
-                        "SELECT l.delivery_id, a.body, a.event_id, c.properties FROM delivery_activities l \
-                         JOIN activities a ON a.id = l.activity_id \
-                         LEFT JOIN conversations c ON c.id = a.conversation_id \
+                        "SELECT l.delivery_id, l.event_id, \
+                         (SELECT a.body FROM activities a WHERE a.id = l.activity_id) AS body, \
+                         (SELECT c.properties FROM deliveries d JOIN conversations c ON c.id = d.conversation_id \
+                         WHERE d.id = l.delivery_id) AS properties \
+                         FROM delivery_activities l \
                          WHERE l.delivery_id IN ({}) ORDER BY l.delivery_id, l.event_id",
                         placeholders(1, delivery_ids.len())
                     ),
@@ -443,8 +449,8 @@ impl Store {
                 ),
                 &[
                     ("delivery_id", ColumnType::Uuid),
-                    ("body", ColumnType::Text),
                     ("event_id", ColumnType::BigInteger),
+                    ("body", ColumnType::Text),
                     ("properties", ColumnType::Text),
                 ],
             )
@@ -456,8 +462,11 @@ impl Store {
             if let Some(p) = item.try_get::<Option<String>>("", "properties")? {
                 properties.entry(id).or_insert(p);
             }
+            let Some(body) = item.try_get::<Option<String>>("", "body")? else {
+                continue;
+            };
             let entry = copies.entry(id).or_default();
-            entry.0.push(item.try_get::<String>("", "body")?);
+            entry.0.push(body);
             entry.1.push(item.try_get::<i64>("", "event_id")?);
         }
 
