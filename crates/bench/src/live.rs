@@ -20,8 +20,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::load::{closed_loop, Progress};
-use crate::procfs::{CpuSnapshot, Database};
-use crate::server::{Api, Server};
+use crate::procfs::CpuSnapshot;
+use crate::server::{spread, Api, Server};
 use crate::stats::{round1, round3, Percentiles, Phase};
 use crate::Result;
 
@@ -202,7 +202,6 @@ async fn agent_socket(
 /// The scenario's figures: its two phases and its parameters.
 pub async fn run(server: &Server, plan: &Plan) -> Result<(Vec<Phase>, Value)> {
     let api = server.api.clone();
-    let watch_db = server.database;
     let collector = Arc::new(Collector {
         base: Instant::now(),
         tally: Mutex::new(Tally {
@@ -240,18 +239,8 @@ pub async fn run(server: &Server, plan: &Plan) -> Result<(Vec<Phase>, Value)> {
 
     let mut phases = Vec::new();
     let offered_count = ((plan.rate as f64) * plan.offered.as_secs_f64()).round() as u64;
-    phases.push(
-        offered(
-            server,
-            plan,
-            &collector,
-            &conversations,
-            offered_count,
-            watch_db,
-        )
-        .await,
-    );
-    phases.push(maximum(server, plan, &collector, &conversations, watch_db).await);
+    phases.push(offered(server, plan, &collector, &conversations, offered_count).await);
+    phases.push(maximum(server, plan, &collector, &conversations).await);
 
     for r in readers {
         r.abort();
@@ -259,6 +248,7 @@ pub async fn run(server: &Server, plan: &Plan) -> Result<(Vec<Phase>, Value)> {
     let summary = json!({
         "parameters": {
             "hubs": plan.hubs,
+            "nodes": server.nodes(),
             "agent_sockets": plan.hubs,
             "conversations": conversations.len(),
             "offered_rate": plan.rate,
@@ -280,7 +270,6 @@ async fn offered(
     collector: &Arc<Collector>,
     conversations: &Arc<Vec<String>>,
     count: u64,
-    watch_db: Database,
 ) -> Phase {
     const PHASE: u64 = 1;
     let api = &server.api;
@@ -292,7 +281,8 @@ async fn offered(
     let label = format!("live: {}/s offered", plan.rate);
     let progress = Progress::start(&label, count, done.clone());
 
-    let before = CpuSnapshot::take(server.pid, watch_db);
+    let bases = server.bases();
+    let before = server.cpu();
     let start = Instant::now();
     let mut max_lag = Duration::ZERO;
     for i in 0..count {
@@ -305,7 +295,12 @@ async fn offered(
         if start.elapsed() > plan.cap {
             break;
         }
-        let url = conversations[(i % conversations.len() as u64) as usize].clone();
+        let url = spread(
+            &bases,
+            i,
+            conversations.len(),
+            &conversations[(i % conversations.len() as u64) as usize],
+        );
         let (http, token) = (api.http.clone(), api.engine.clone());
         let (collector, posted, errors, done) = (
             collector.clone(),
@@ -361,7 +356,6 @@ async fn offered(
         posted,
         (errors.len() as u64, errors),
         extra,
-        watch_db,
     )
     .await
 }
@@ -372,7 +366,6 @@ async fn maximum(
     plan: &Plan,
     collector: &Arc<Collector>,
     conversations: &Arc<Vec<String>>,
-    watch_db: Database,
 ) -> Phase {
     const PHASE: u64 = 2;
     let api = &server.api;
@@ -383,7 +376,8 @@ async fn maximum(
         conversations.clone(),
         collector.clone(),
     );
-    let before = CpuSnapshot::take(server.pid, watch_db);
+    let bases = server.bases();
+    let before = server.cpu();
     let start = Instant::now();
     let run = closed_loop(
         &format!("live: max rate, {} posters", plan.max_concurrency),
@@ -391,7 +385,12 @@ async fn maximum(
         plan.max_count,
         plan.cap,
         move |i| {
-            let url = conversations[(i % conversations.len() as u64) as usize].clone();
+            let url = spread(
+                &bases,
+                i,
+                conversations.len(),
+                &conversations[(i % conversations.len() as u64) as usize],
+            );
             let body = activity(&c, PHASE, i);
             let (http, token) = (http.clone(), token.clone());
             async move { post(&http, &url, &token, body).await }
@@ -410,7 +409,6 @@ async fn maximum(
         run.micros,
         (run.errors, run.first_errors),
         extra,
-        watch_db,
     )
     .await
 }
@@ -428,14 +426,13 @@ async fn finish(
     posted: Vec<u64>,
     (errors, first_errors): (u64, Vec<String>),
     mut extra: serde_json::Map<String, Value>,
-    watch_db: Database,
 ) -> Phase {
     let accepted = posted.len() as u64;
     let deadline = Instant::now() + plan.drain;
     while collector.received.load(Ordering::Relaxed) < accepted && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    let after = CpuSnapshot::take(server.pid, watch_db);
+    let after = server.cpu();
     for e in first_errors.iter().take(3) {
         eprintln!("  live {name}: post refused: {e}");
     }

@@ -73,6 +73,31 @@ struct Args {
     /// An admin URL of PostgreSQL, for --db postgres.
     #[arg(long, env = "TEST_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
+    /// Server processes sharing the database (and Redis) in the `webhook`, `live` and
+    /// `recovery` scenarios, posts spread over them as by a load balancer: more than 1 needs
+    /// `--db postgres` (and `--redis` for `live`). The other scenarios run one.
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
+    /// The offered rate of the `webhook` scenario's first phase, activities/s [default: 100 tiny,
+    /// 200 full].
+    #[arg(long)]
+    webhook_rate: Option<u64>,
+    /// One more environment variable for the server processes, `NAME=value` (repeatable), e.g.
+    /// `RUST_LOG=info,sqlx::query=debug` to log every statement when profiling.
+    #[arg(long = "server-env", value_parser = parse_env)]
+    server_env: Vec<(String, String)>,
+    /// Keep each server's log in this directory (`<scenario>-node<n>.log`), e.g. to count the
+    /// statements logged with `--server-env RUST_LOG=info,sqlx::query=debug`.
+    #[arg(long)]
+    keep_logs: Option<PathBuf>,
+}
+
+/// `NAME=value`.
+fn parse_env(s: &str) -> std::result::Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("expected NAME=value, got {s}")),
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -109,6 +134,14 @@ impl Scenario {
             Scenario::Webchat => "webchat",
             Scenario::All => "all",
         }
+    }
+
+    /// Whether the scenario runs on several nodes with `--nodes`.
+    fn multi_node(self) -> bool {
+        matches!(
+            self,
+            Scenario::Webhook | Scenario::Live | Scenario::Recovery
+        )
     }
 
     /// The server settings the scenario needs beyond the defaults.
@@ -183,7 +216,15 @@ impl Scale {
 }
 
 impl Scale {
-    fn webhook(self) -> webhook::Plan {
+    fn webhook(self, rate: Option<u64>) -> webhook::Plan {
+        let mut plan = self.webhook_default();
+        if let Some(rate) = rate {
+            plan.rate = rate.max(1);
+        }
+        plan
+    }
+
+    fn webhook_default(self) -> webhook::Plan {
         match self {
             Scale::Tiny => webhook::Plan {
                 hubs: 2,
@@ -391,6 +432,25 @@ async fn run(args: Args) -> Result<()> {
         eprintln!("  (a debug build: the figures say nothing about the server's speed)");
     }
 
+    if args.nodes == 0 {
+        return Err("--nodes must be at least 1".to_owned());
+    }
+    if args.nodes > 1 {
+        if args.db != Db::Postgres {
+            return Err(
+                "--nodes above 1 needs --db postgres: nodes share their state through PostgreSQL"
+                    .to_owned(),
+            );
+        }
+        if args.redis.is_none() && scenarios.contains(&Scenario::Live) {
+            return Err("--nodes above 1 with the live scenario needs --redis: frames cross nodes on the Redis bus".to_owned());
+        }
+        eprintln!(
+            "  {} nodes in the webhook, live and recovery scenarios; one in the others",
+            args.nodes
+        );
+    }
+
     let mut outcomes = Vec::new();
     for &scenario in &scenarios {
         let mut env = scenario.env();
@@ -403,16 +463,24 @@ async fn run(args: Args) -> Result<()> {
             }
             _ => None,
         };
+        env.extend(args.server_env.iter().cloned());
         let options = Options {
             redis_url: args.redis.clone(),
             env,
+            nodes: if scenario.multi_node() { args.nodes } else { 1 },
+            keep_logs: args
+                .keep_logs
+                .clone()
+                .map(|dir| (dir, scenario.name().to_owned())),
         };
         let mut server =
             Server::start(&bin, args.db, args.database_url.as_deref(), &options).await?;
         let result = match scenario {
             Scenario::Portal => portal::run(&server, &args.scale.portal()).await,
             Scenario::Live => live::run(&server, &args.scale.live(args.rate)).await,
-            Scenario::Webhook => webhook::run(&server, &args.scale.webhook()).await,
+            Scenario::Webhook => {
+                webhook::run(&server, &args.scale.webhook(args.webhook_rate)).await
+            }
             Scenario::Connections => {
                 connections::run(&server, &args.scale.connections(args.connections)).await
             }
@@ -455,6 +523,7 @@ async fn run(args: Args) -> Result<()> {
         "server": { "bin": bin.display().to_string(), "profile": profile },
         "db": args.db.name(),
         "redis": args.redis.is_some(),
+        "nodes": args.nodes,
         "scale": args.scale.name(),
         "scenarios": outcomes.iter().map(outcome_json).collect::<Vec<_>>(),
     });

@@ -186,6 +186,16 @@ impl CpuSnapshot {
         }
     }
 
+    /// Reads the server processes `pids` (their CPU summed; `None` when one cannot be read), the
+    /// database's processes, and this process.
+    pub fn take_all(pids: &[u32], database: Database) -> Self {
+        let mut snapshot = Self::take(pids.first().copied().unwrap_or(0), database);
+        for pid in pids.iter().skip(1) {
+            snapshot.server = snapshot.server.zip(cpu_ticks(*pid)).map(|(a, b)| a + b);
+        }
+        snapshot
+    }
+
     /// What was used from `self` to `later`. A database process that started in between counts
     /// from zero; one that ended in between is lost (connection pools keep theirs open).
     pub fn used_until(&self, later: &Self) -> CpuUsed {

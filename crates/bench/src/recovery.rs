@@ -19,8 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::procfs::CpuSnapshot;
-use crate::server::Server;
+use crate::server::{spread, Server};
 use crate::stats::{round1, Percentiles, Phase};
 use crate::webhook::{
     activity, check_all, delivered, due, post, report, wait_for, Ledger, Posted, Posts, Receiver,
@@ -82,8 +81,7 @@ pub async fn run(server: &mut Server, plan: &Plan) -> Result<(Vec<Phase>, Value)
     inbox.count(PHASE, plan.activities);
     let posts = Posts::new(plan.activities);
     let posting = Arc::new(Posting::default());
-    let watch_db = server.database;
-    let before = CpuSnapshot::take(server.pid, watch_db);
+    let before = server.cpu();
     let start = Instant::now();
     let deadline = start + plan.cap;
     let start_us = inbox.now_us();
@@ -91,8 +89,10 @@ pub async fn run(server: &mut Server, plan: &Plan) -> Result<(Vec<Phase>, Value)
     // The posters: each takes the next activity and posts it until it is accepted.
     let next = Arc::new(AtomicU64::new(0));
     let mut posters = Vec::new();
+    let bases = server.bases();
     for _ in 0..plan.concurrency {
         let (http, token) = (server.api.http.clone(), server.api.engine.clone());
+        let bases = bases.clone();
         let (setup, posts, posting, inbox, next) = (
             setup.clone(),
             posts.clone(),
@@ -110,6 +110,8 @@ pub async fn run(server: &mut Server, plan: &Plan) -> Result<(Vec<Phase>, Value)
                 let due = start + Duration::from_secs_f64(seq as f64 / rate as f64);
                 tokio::time::sleep_until(due.into()).await;
                 let url = &setup.conversation(seq).url;
+                let every = setup.conversations.len();
+                let mut tries = 0;
                 let key = format!("bench-recovery-{seq}");
                 let sent = inbox.now_us();
                 let body = activity(PHASE, seq, sent);
@@ -118,7 +120,11 @@ pub async fn run(server: &mut Server, plan: &Plan) -> Result<(Vec<Phase>, Value)
                         posting.refused.fetch_add(1, Ordering::Relaxed);
                         break;
                     }
-                    match post(&http, url, &token, body.clone(), Some(&key)).await {
+                    // A try that got no answer goes to the next node (on several), as a
+                    // load balancer's retry would.
+                    let url = spread(&bases, seq + tries, every, url);
+                    tries += 1;
+                    match post(&http, &url, &token, body.clone(), Some(&key)).await {
                         Posted::Accepted => {
                             posts.accept(seq, sent, inbox.now_us());
                             posting.done.fetch_add(1, Ordering::Relaxed);
@@ -167,7 +173,7 @@ pub async fn run(server: &mut Server, plan: &Plan) -> Result<(Vec<Phase>, Value)
         .await
         .map(|page| page["total"].clone())
         .unwrap_or(Value::Null);
-    let at_kill = CpuSnapshot::take(server.pid, watch_db);
+    let at_kill = server.cpu();
     server.kill().await?;
     let killed_us = inbox.now_us();
     let delivered_at_kill = inbox.delivered.load(Ordering::Relaxed);
@@ -189,7 +195,7 @@ pub async fn run(server: &mut Server, plan: &Plan) -> Result<(Vec<Phase>, Value)
         );
     }
     let restart = server.restart().await?;
-    let after_restart = CpuSnapshot::take(server.pid, watch_db);
+    let after_restart = server.cpu();
     let restarted_us = inbox.now_us();
 
     for p in posters {
@@ -206,7 +212,7 @@ pub async fn run(server: &mut Server, plan: &Plan) -> Result<(Vec<Phase>, Value)
         "recovery: deliveries",
     )
     .await;
-    let after = CpuSnapshot::take(server.pid, watch_db);
+    let after = server.cpu();
     // What the server's outbox says at the end (asked only when something is missing, as a
     // delivery still pending is late rather than gone).
     let outbox = if (inbox.delivered.load(Ordering::Relaxed) as usize)
@@ -312,6 +318,7 @@ pub async fn run(server: &mut Server, plan: &Plan) -> Result<(Vec<Phase>, Value)
     let summary = json!({
         "parameters": {
             "hubs": plan.hubs,
+            "nodes": server.nodes(),
             "endpoints": plan.hubs * KINDS.len(),
             "conversations": setup.conversations.len(),
             "activities": plan.activities,

@@ -9,7 +9,9 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::procfs::{self, Database};
+use std::sync::Arc;
+
+use crate::procfs::{self, CpuSnapshot, Database};
 use crate::Result;
 
 /// Which database the server runs on.
@@ -36,6 +38,12 @@ pub struct Options {
     pub redis_url: Option<String>,
     /// More environment variables for the server process.
     pub env: Vec<(String, String)>,
+    /// Server processes over the one database (and Redis): 1, or more for a multi-node
+    /// deployment (PostgreSQL only).
+    pub nodes: usize,
+    /// Where each node's log is copied when the server stops (profiling), as
+    /// `<label>-node<n>.log`.
+    pub keep_logs: Option<(PathBuf, String)>,
 }
 
 /// A running server. Stop it with [`Server::stop`]; dropping it kills the process. It can be
@@ -54,6 +62,18 @@ pub struct Server {
     /// How it was started, to start it again: the binary and its environment.
     bin: PathBuf,
     env: Vec<(String, String)>,
+    /// The other nodes of a multi-node run (`--nodes`), beside this first one: same database,
+    /// same Redis, same encryption key, each on its own port.
+    others: Vec<Node>,
+    keep_logs: Option<(PathBuf, String)>,
+}
+
+/// A node beyond the first of a multi-node run.
+struct Node {
+    pid: u32,
+    child: Child,
+    base: String,
+    dir: PathBuf,
 }
 
 /// The server's rate limits, each set to [`UNMET_RATE`] for the bench.
@@ -145,16 +165,27 @@ impl Server {
             Err(e) => Err(e),
         };
         match launched {
-            Ok((child, pid, api)) => Ok(Self {
-                pid,
-                database,
-                api,
-                child,
-                dir,
-                postgres,
-                bin: bin.to_owned(),
-                env,
-            }),
+            Ok((child, pid, api)) => {
+                let mut server = Self {
+                    pid,
+                    database,
+                    api,
+                    child,
+                    dir,
+                    postgres,
+                    bin: bin.to_owned(),
+                    env,
+                    others: Vec::new(),
+                    keep_logs: options.keep_logs.clone(),
+                };
+                for n in 1..options.nodes.max(1) {
+                    if let Err(e) = server.start_node(n).await {
+                        let _ = server.stop().await;
+                        return Err(e);
+                    }
+                }
+                Ok(server)
+            }
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&dir);
                 if let Some((admin, name)) = postgres {
@@ -163,6 +194,89 @@ impl Server {
                 Err(e)
             }
         }
+    }
+
+    /// Starts node `n` (from 1) beside the first, over its database: the first node has made the
+    /// tenant, so it prints no credentials line; it is ready once `/healthz` answers.
+    async fn start_node(&mut self, n: usize) -> Result<()> {
+        let dir = self.dir.join(format!("node{n}"));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("find a free port: {e}"))?
+            .port();
+        let env: Vec<(String, String)> = self
+            .env
+            .iter()
+            .map(|(k, v)| match k.as_str() {
+                "SWITCHBOARD_BIND" => (k.clone(), format!("127.0.0.1:{port}")),
+                _ => (k.clone(), v.clone()),
+            })
+            .collect();
+        let mut child = command(&self.bin, &dir, &env, false)?
+            .spawn()
+            .map_err(|e| format!("start node {n}: {e}"))?;
+        let pid = child.id().ok_or("a node exited at once")?;
+        if let Some(stdout) = child.stdout.take() {
+            let mut lines = BufReader::new(stdout).lines();
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        }
+        let base = format!("http://127.0.0.1:{port}");
+        healthy(&mut child, &base, &dir).await?;
+        self.others.push(Node {
+            pid,
+            child,
+            base,
+            dir,
+        });
+        Ok(())
+    }
+
+    /// How many server processes run (`--nodes`).
+    pub fn nodes(&self) -> usize {
+        1 + self.others.len()
+    }
+
+    /// The base URL of every node, the first one's first: posts are spread over them with
+    /// [`spread`], as a load balancer would.
+    pub fn bases(&self) -> Arc<Vec<String>> {
+        let mut bases = vec![self.api.base.clone()];
+        bases.extend(self.others.iter().map(|n| n.base.clone()));
+        Arc::new(bases)
+    }
+
+    /// The CPU of every node (summed) and of the database's processes, now.
+    pub fn cpu(&self) -> CpuSnapshot {
+        let mut pids = vec![self.pid];
+        pids.extend(self.others.iter().map(|n| n.pid));
+        CpuSnapshot::take_all(&pids, self.database)
+    }
+
+    /// The counters of this run's PostgreSQL database (`pg_stat_database`), read through the
+    /// admin URL; `None` on SQLite or when they cannot be read. PostgreSQL's backends publish
+    /// them at most once a second (and an idle one within 10 s), so a phase's deltas are
+    /// blurred by about a second at each end.
+    pub async fn pg_counters(&self) -> Option<PgCounters> {
+        use sea_orm::{ConnectionTrait, Statement};
+        let (admin, name) = self.postgres.as_ref()?;
+        let conn = sea_orm::Database::connect(admin.as_str()).await.ok()?;
+        let row = conn
+            .query_one(Statement::from_sql_and_values(
+                conn.get_database_backend(),
+                "SELECT xact_commit, xact_rollback, tup_returned, tup_fetched, tup_inserted, \
+                 tup_updated, tup_deleted, blks_hit, blks_read FROM pg_stat_database WHERE datname = $1",
+                [name.as_str().into()],
+            ))
+            .await
+            .ok()
+            .flatten();
+        let _ = conn.close().await;
+        let row = row?;
+        let mut values = [0i64; PG_COUNTERS.len()];
+        for (v, name) in values.iter_mut().zip(PG_COUNTERS) {
+            *v = row.try_get::<i64>("", name).ok()?;
+        }
+        Some(PgCounters(values))
     }
 
     /// SIGKILL, as a crash: no shutdown, leases and connections left as they are.
@@ -212,6 +326,27 @@ impl Server {
                 return Err("the server did not exit within 30 s of SIGTERM".to_owned());
             }
         };
+        if let Some((keep, label)) = &self.keep_logs {
+            let _ = std::fs::create_dir_all(keep);
+            let _ = std::fs::copy(log_path(&self.dir), keep.join(format!("{label}-node0.log")));
+        }
+        for (i, mut node) in std::mem::take(&mut self.others).into_iter().enumerate() {
+            let _ = std::process::Command::new("kill")
+                .arg("-TERM")
+                .arg(node.pid.to_string())
+                .status();
+            if tokio::time::timeout(Duration::from_secs(30), node.child.wait())
+                .await
+                .is_err()
+            {
+                let _ = node.child.kill().await;
+            }
+            if let Some((keep, label)) = &self.keep_logs {
+                let name = format!("{label}-node{}.log", i + 1);
+                let _ = std::fs::copy(log_path(&node.dir), keep.join(name));
+            }
+            let _ = std::fs::remove_dir_all(&node.dir);
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
         if let Some((admin, name)) = self.postgres.take() {
             drop_database(&admin, &name).await;
@@ -219,9 +354,67 @@ impl Server {
         Ok(took)
     }
 
-    /// The last lines of the server's log.
+    /// The last lines of the server's log (of each node's, on several).
     pub fn log_tail(&self) -> String {
-        tail(&log_path(&self.dir))
+        let mut out = tail(&log_path(&self.dir));
+        for (i, node) in self.others.iter().enumerate() {
+            out.push_str(&format!(
+                "\n-- node {}:\n{}",
+                i + 1,
+                tail(&log_path(&node.dir))
+            ));
+        }
+        out
+    }
+}
+
+/// `url` (of the first node) on the node that request `seq` goes to: round robin, shifted by
+/// one on each pass over `every` conversations, so each conversation's activities reach every
+/// node in turn.
+pub fn spread(bases: &[String], seq: u64, every: usize, url: &str) -> String {
+    if bases.len() < 2 {
+        return url.to_owned();
+    }
+    let n = bases.len() as u64;
+    let node = ((seq + seq / every.max(1) as u64) % n) as usize;
+    match url.strip_prefix(bases[0].as_str()) {
+        Some(path) => format!("{}{path}", bases[node]),
+        None => url.to_owned(),
+    }
+}
+
+/// The counters of `pg_stat_database` a phase reports, in this order.
+pub const PG_COUNTERS: [&str; 9] = [
+    "xact_commit",
+    "xact_rollback",
+    "tup_returned",
+    "tup_fetched",
+    "tup_inserted",
+    "tup_updated",
+    "tup_deleted",
+    "blks_hit",
+    "blks_read",
+];
+
+/// A reading of [`PG_COUNTERS`].
+#[derive(Clone, Copy, Debug)]
+pub struct PgCounters(pub [i64; PG_COUNTERS.len()]);
+
+impl PgCounters {
+    /// The counters' growth from `self` to `later`, each also per `n` messages.
+    pub fn per(&self, later: &Self, n: u64) -> Value {
+        let mut out = serde_json::Map::new();
+        for ((name, a), b) in PG_COUNTERS.iter().zip(self.0).zip(later.0) {
+            let d = b - a;
+            out.insert((*name).to_owned(), json!(d));
+            if n > 0 {
+                out.insert(
+                    format!("{name}_per_message"),
+                    json!(crate::stats::round3(d as f64 / n as f64)),
+                );
+            }
+        }
+        Value::Object(out)
     }
 }
 

@@ -26,7 +26,7 @@ use tokio::sync::Semaphore;
 
 use crate::load::{closed_loop, Progress};
 use crate::procfs::CpuSnapshot;
-use crate::server::{Api, Server};
+use crate::server::{spread, Api, PgCounters, Server};
 use crate::stats::{round1, round3, Percentiles, Phase};
 use crate::Result;
 
@@ -958,6 +958,7 @@ pub async fn run(server: &Server, plan: &Plan) -> Result<(Vec<Phase>, Value)> {
     let summary = json!({
         "parameters": {
             "hubs": plan.hubs,
+            "nodes": server.nodes(),
             "endpoints": plan.hubs * KINDS.len(),
             "endpoint_kinds": KINDS,
             "deliveries_per_activity": KINDS.len(),
@@ -1016,7 +1017,8 @@ async fn offered(
         count,
         answered.clone(),
     );
-    let mut span = Span::start(server, &inbox);
+    let mut span = Span::start(server, &inbox).await;
+    let bases = server.bases();
     let start = Instant::now();
     for seq in 0..count {
         let due = start + Duration::from_secs_f64(seq as f64 / plan.rate as f64);
@@ -1027,7 +1029,12 @@ async fn offered(
         if start.elapsed() > plan.cap {
             break;
         }
-        let url = setup.conversation(seq).url.clone();
+        let url = spread(
+            &bases,
+            seq,
+            setup.conversations.len(),
+            &setup.conversation(seq).url,
+        );
         let (http, token) = (server.api.http.clone(), server.api.engine.clone());
         let (inbox, posts, errors, answered) = (
             inbox.clone(),
@@ -1081,7 +1088,8 @@ async fn maximum(
     let inbox = receiver.inbox.clone();
     inbox.count(PHASE, plan.activities);
     let posts = Posts::new(plan.activities);
-    let mut span = Span::start(server, &inbox);
+    let mut span = Span::start(server, &inbox).await;
+    let bases = server.bases();
     let (http, token, s, p, i) = (
         server.api.http.clone(),
         server.api.engine.clone(),
@@ -1095,7 +1103,7 @@ async fn maximum(
         plan.activities,
         plan.cap,
         move |seq| {
-            let url = s.conversation(seq).url.clone();
+            let url = spread(&bases, seq, s.conversations.len(), &s.conversation(seq).url);
             let (http, token, posts, inbox) = (http.clone(), token.clone(), p.clone(), i.clone());
             async move {
                 let sent = inbox.now_us();
@@ -1140,25 +1148,40 @@ struct Span {
     before: CpuSnapshot,
     posted_us: u64,
     at_posted: CpuSnapshot,
+    /// The database's counters at the start, on PostgreSQL.
+    pg_before: Option<PgCounters>,
+    /// When the phase started, ms since the epoch (to find it in a server's log).
+    unix_ms: u128,
 }
 
 impl Span {
-    fn start(server: &Server, inbox: &Inbox) -> Self {
-        let before = CpuSnapshot::take(server.pid, server.database);
+    async fn start(server: &Server, inbox: &Inbox) -> Self {
+        let pg_before = server.pg_counters().await;
+        let before = server.cpu();
         let start_us = inbox.now_us();
         Self {
             start_us,
             at_posted: before.clone(),
             before,
             posted_us: start_us,
+            pg_before,
+            unix_ms: unix_ms(),
         }
     }
 
     /// The last post was answered.
     fn posted(&mut self, server: &Server, inbox: &Inbox) {
         self.posted_us = inbox.now_us();
-        self.at_posted = CpuSnapshot::take(server.pid, server.database);
+        self.at_posted = server.cpu();
     }
+}
+
+/// Now, in ms since the epoch.
+fn unix_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
 }
 
 /// Waits for the deliveries still on their way, checks everything that arrived, and makes the
@@ -1190,7 +1213,17 @@ async fn finish(
         &format!("webhook {name}: deliveries"),
     )
     .await;
-    let after = CpuSnapshot::take(server.pid, server.database);
+    let after = server.cpu();
+    let end_ms = unix_ms();
+    // Deltas of the database's counters, per delivery (read after a pause, so that the
+    // backends have published theirs: see `Server::pg_counters`).
+    let pg_after = match span.pg_before {
+        Some(_) => {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            server.pg_counters().await
+        }
+        None => None,
+    };
     for e in first_errors.iter().take(3) {
         eprintln!("  webhook {name}: post refused: {e}");
     }
@@ -1220,6 +1253,13 @@ async fn finish(
         "missing",
     );
     extra.insert("post_errors".into(), json!(errors));
+    extra.insert(
+        "window_unix_ms".into(),
+        json!([span.unix_ms as u64, end_ms as u64]),
+    );
+    if let (Some(before), Some(after)) = (span.pg_before, pg_after) {
+        extra.insert("postgres".into(), before.per(&after, d.count));
+    }
     extra.insert(
         "post_latency_ms".into(),
         Percentiles::of_micros(post_latency).to_json(),

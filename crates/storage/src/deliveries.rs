@@ -392,11 +392,21 @@ impl Store {
                 i64::try_from(limit).unwrap_or(i64::MAX).into(),
             ],
         );
-        let rows = self
-            .write(move |_s, tx| {
+        // On PostgreSQL the claim is one statement, so it runs as its own transaction: no
+        // `BEGIN` and `COMMIT` round trips around it (its rows are locked while it runs, and
+        // `SKIP LOCKED` keeps two nodes' claims apart as before). A SQLite file writes it on the
+        // writer thread.
+        let rows = if self.is_postgres() {
+            delivery::Entity::find()
+                .from_raw_sql(statement)
+                .all(&self.db)
+                .await?
+        } else {
+            self.write(move |_s, tx| {
                 Box::pin(async move { tx.models::<delivery::Entity>(statement).await })
             })
-            .await?;
+            .await?
+        };
 
         if rows.is_empty() {
             return Ok(Vec::new());
@@ -416,13 +426,22 @@ impl Store {
             .map(|row| Ok((row.id, self.to_integration(row)?)))
             .collect::<Result<_>>()?;
 
+        // The copies of each delivery with their conversation's properties now, in one read.
+        // Each copy and each conversation is looked up by its key in a subquery of its own: a
+        // join here was planned as a hash join over the whole `activities` table whenever the
+        // statistics lagged behind the outbox (a fresh database, autovacuum late or off), one
+        // scan of every activity per claim. A copy that is gone is left out; so is the
+        // properties of a conversation that is gone (read as `{}`).
         let delivery_ids: Vec<DbValue> = rows.iter().map(|r| r.id.into()).collect();
         let items = self
             .read_rows(
                 self.statement(
                     &format!(
-                        "SELECT l.delivery_id, a.body, a.event_id FROM delivery_activities l \
-                         JOIN activities a ON a.id = l.activity_id \
+                        "SELECT l.delivery_id, l.event_id, \
+                         (SELECT a.body FROM activities a WHERE a.id = l.activity_id) AS body, \
+                         (SELECT c.properties FROM deliveries d JOIN conversations c ON c.id = d.conversation_id \
+                         WHERE d.id = l.delivery_id) AS properties \
+                         FROM delivery_activities l \
                          WHERE l.delivery_id IN ({}) ORDER BY l.delivery_id, l.event_id",
                         placeholders(1, delivery_ids.len())
                     ),
@@ -430,42 +449,25 @@ impl Store {
                 ),
                 &[
                     ("delivery_id", ColumnType::Uuid),
-                    ("body", ColumnType::Text),
                     ("event_id", ColumnType::BigInteger),
+                    ("body", ColumnType::Text),
+                    ("properties", ColumnType::Text),
                 ],
             )
             .await?;
         let mut copies: HashMap<Uuid, (Vec<String>, Vec<Millis>)> = HashMap::new();
-        for item in items {
-            let entry = copies
-                .entry(item.try_get::<Uuid>("", "delivery_id")?)
-                .or_default();
-            entry.0.push(item.try_get::<String>("", "body")?);
-            entry.1.push(item.try_get::<i64>("", "event_id")?);
-        }
-
-        let mut conversation_ids: Vec<Uuid> = rows.iter().map(|r| r.conversation_id).collect();
-        conversation_ids.sort_unstable();
-        conversation_ids.dedup();
-        let values: Vec<DbValue> = conversation_ids.iter().map(|id| (*id).into()).collect();
         let mut properties: HashMap<Uuid, String> = HashMap::new();
-        for row in self
-            .read_rows(
-                self.statement(
-                    &format!(
-                        "SELECT id, properties FROM conversations WHERE id IN ({})",
-                        placeholders(1, values.len())
-                    ),
-                    values,
-                ),
-                &[("id", ColumnType::Uuid), ("properties", ColumnType::Text)],
-            )
-            .await?
-        {
-            properties.insert(
-                row.try_get::<Uuid>("", "id")?,
-                row.try_get::<String>("", "properties")?,
-            );
+        for item in items {
+            let id = item.try_get::<Uuid>("", "delivery_id")?;
+            if let Some(p) = item.try_get::<Option<String>>("", "properties")? {
+                properties.entry(id).or_insert(p);
+            }
+            let Some(body) = item.try_get::<Option<String>>("", "body")? else {
+                continue;
+            };
+            let entry = copies.entry(id).or_default();
+            entry.0.push(body);
+            entry.1.push(item.try_get::<i64>("", "event_id")?);
         }
 
         let mut claimed = Vec::with_capacity(rows.len());
@@ -476,8 +478,7 @@ impl Store {
             };
             let (activities, event_ids) = copies.remove(&row.id).unwrap_or_default();
             let properties = properties
-                .get(&row.conversation_id)
-                .cloned()
+                .remove(&row.id)
                 .unwrap_or_else(|| "{}".to_owned());
             let provider = row.kind == DeliveryKind::Provider.as_str();
             let conversation_id = row.conversation_id;

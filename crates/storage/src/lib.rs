@@ -148,9 +148,13 @@ impl Store {
             // thousands of rows faster than autovacuum analyzes them, and the generic plans of
             // prepared statements then walked the whole backlog. Planning each execution costs
             // far less.
+            //
+            // No JIT compilation either: it pays off for long analytic queries only, and a
+            // planner estimate inflated by lagging statistics made it compile short outbox reads
+            // (over 10 ms of compiling for a 1 ms read).
             let options = PgConnectOptions::from_str(database_url)
                 .map_err(|e| Error::Db(format!("invalid PostgreSQL URL: {e}")))?
-                .options([("plan_cache_mode", "force_custom_plan")]);
+                .options([("plan_cache_mode", "force_custom_plan"), ("jit", "off")]);
             let pool = PgPoolOptions::new()
                 .max_connections(PG_MAX_CONNECTIONS)
                 .test_before_acquire(false)
