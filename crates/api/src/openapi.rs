@@ -724,7 +724,16 @@ fn configuration_schema(channel: Channel) -> Value {
             smooch::FORMAT.to_owned(),
             json!({ "not": { "enum": [smooch::FORMAT_SMOOCH] } }),
         );
-        plain.insert("events".to_owned(), json!({ "type": "array" }));
+        // `events` is checked only with format `switchboard`: with `smooch` it is derived,
+        // and a value sent back is ignored whatever it is.
+        let mut events = out["properties"]["events"].take();
+        if let Some(map) = events.as_object_mut() {
+            map.remove("nullable");
+        }
+        out["properties"]["events"] = json!({
+            "description": "Format `switchboard`: the event filters (SPEC 5.4), required. Format `smooch`: derived from `triggers`, read-only (a value sent is ignored).",
+        });
+        plain.insert("events".to_owned(), events);
         for key in smooch::SMOOCH_ONLY_KEYS {
             plain.insert((*key).to_owned(), json!({ "enum": [null] }));
         }
