@@ -7,10 +7,9 @@ use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
-use switchboard_domain::limits::MAX_NAME_LEN;
-use switchboard_domain::smooch::keys::masked_secret;
+use switchboard_domain::json;
+use switchboard_domain::smooch::keys::{masked_secret, read_name};
 use switchboard_domain::time::rfc3339;
-use switchboard_domain::{json, Violation, Violations};
 
 use crate::auth::PortalAuth;
 use crate::body::Body;
@@ -75,21 +74,7 @@ impl SmoochKeysApi {
         body: Body<SmoochKeyIn>,
     ) -> Result<Json<SmoochKeyOut>, ApiError> {
         let obj = json::object(&body.value, "").map_err(ApiError::from)?;
-        let mut v = Violations::default();
-        let name = json::string(obj, "", "name", true, &mut v);
-        if name
-            .as_deref()
-            .is_some_and(|n| n.trim().is_empty() || n.chars().count() > MAX_NAME_LEN)
-        {
-            v.push(Violation::out_of_range(
-                "name",
-                &format!("must be 1 to {MAX_NAME_LEN} characters long"),
-            ));
-        }
-        let name = match (name, v.is_empty()) {
-            (Some(n), true) => n,
-            _ => return Err(v.into()),
-        };
+        let name = read_name(obj)?;
         let key = state
             .store
             .create_smooch_key(auth.0.tid, None, &name)

@@ -21,24 +21,7 @@ pub async fn route(ctx: &mut Ctx<'_>, hub: Hub, rest: &[&str]) -> Answer {
     match (&ctx.method, rest) {
         (&Method::POST, []) => {
             ctx.fields(&["name"], &[])?;
-            let name = match ctx.body.get("name") {
-                None | Some(Value::Null) => {
-                    return Err(switchboard_domain::Violation::required("name").into())
-                }
-                Some(Value::String(s)) => s.clone(),
-                Some(_) => {
-                    return Err(
-                        switchboard_domain::Violation::wrong_type("name", "a string").into(),
-                    )
-                }
-            };
-            let len = name.chars().count();
-            if len == 0 || len > switchboard_domain::limits::MAX_NAME_LEN || name.trim().is_empty()
-            {
-                return Err(ApiError::out_of_range(
-                    "Property 'name' must be 1 to 200 characters long.",
-                ));
-            }
+            let name = keys::read_name(&ctx.body)?;
             let key = store
                 .create_smooch_key(hub.tenant_id, Some(hub.id), &name)
                 .await?;

@@ -401,9 +401,7 @@ async fn route(ctx: &mut Ctx<'_>, segs: &[&str]) -> Answer {
     }
 }
 
-/// The names of the compat integrations (SPEC 8.8).
-pub const USERS_INTEGRATION: &str = "Smooch API users";
-pub const BUSINESS_INTEGRATION: &str = "Smooch API business";
+pub use switchboard_domain::smooch::{BUSINESS_INTEGRATION, USERS_INTEGRATION};
 
 /// The hub's two compat Direct integrations (SPEC 8.8), *Smooch API users* (Customer) and
 /// *Smooch API business* (Agent, websocket delivery: its copies are just stored), made when
@@ -437,11 +435,7 @@ pub async fn compat_integrations(
         }
         let mut n = 1;
         let created = loop {
-            let named = if n == 1 {
-                name.to_owned()
-            } else {
-                format!("{name} {n}")
-            };
+            let named = switchboard_domain::smooch::compat_name(name, n);
             let draft = switchboard_domain::integration::validate_create(&json!({
                 "channelId": "Direct",
                 "name": named,

@@ -120,6 +120,29 @@ pub fn new_webhook_secret() -> String {
     hex_lower(&bytes)
 }
 
+/// Reads a key's `name` from a body (an account key's, SPEC 8.3, or an app key's, 8.5):
+/// required, a string of 1 to [`crate::limits::MAX_NAME_LEN`] characters, not blank.
+pub fn read_name(body: &Map<String, Value>) -> Result<String, crate::Violations> {
+    let mut v = crate::Violations::default();
+    let name = crate::json::string(body, "", "name", true, &mut v);
+    if name
+        .as_deref()
+        .is_some_and(|n| n.trim().is_empty() || n.chars().count() > crate::limits::MAX_NAME_LEN)
+    {
+        v.push(crate::Violation::out_of_range(
+            "name",
+            &format!(
+                "must be 1 to {} characters long",
+                crate::limits::MAX_NAME_LEN
+            ),
+        ));
+    }
+    match (name, v.is_empty()) {
+        (Some(n), true) => Ok(n),
+        _ => Err(v),
+    }
+}
+
 /// What a token may reach (SPEC 8.3's table).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TokenScope {
@@ -314,6 +337,20 @@ mod tests {
         assert!(hook
             .bytes()
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+    }
+
+    #[test]
+    fn a_key_name_is_required_and_not_blank() {
+        let body = |v: Value| v.as_object().unwrap().clone();
+        assert_eq!(read_name(&body(json!({ "name": "ops" }))).unwrap(), "ops");
+        for bad in [
+            json!({}),
+            json!({ "name": " " }),
+            json!({ "name": 3 }),
+            json!({ "name": "x".repeat(201) }),
+        ] {
+            assert!(read_name(&body(bad.clone())).is_err(), "{bad}");
+        }
     }
 
     #[test]

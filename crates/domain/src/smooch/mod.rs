@@ -29,6 +29,21 @@ pub struct App {
     pub business_integration: Option<IntegrationId>,
 }
 
+/// The names of an app's compat Direct integrations (SPEC 8.8): *Smooch API users*
+/// (Customer) and *Smooch API business* (Agent).
+pub const USERS_INTEGRATION: &str = "Smooch API users";
+pub const BUSINESS_INTEGRATION: &str = "Smooch API business";
+
+/// The `n`-th name tried for a compat integration: the name, then `name 2`, `name 3`… while
+/// the hub already uses it.
+pub fn compat_name(name: &str, n: u32) -> String {
+    if n <= 1 {
+        name.to_owned()
+    } else {
+        format!("{name} {n}")
+    }
+}
+
 /// The most bytes an app's `settings` and `metadata` take together, as JSON (SPEC 8.4).
 pub const MAX_APP_FIELDS_BYTES: usize = 8 * 1024;
 
