@@ -7,13 +7,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::support::*;
+use crate::webhooks::{Received, Receiver};
 
 const SKIP_HOW: &str = "install node (apt-get install nodejs npm) to run it";
 
@@ -97,108 +97,23 @@ async fn account_key(s: &TestServer, name: &str) -> (String, String) {
     (key_id, secret)
 }
 
-/// One POST the receiver got.
-#[derive(Clone, Debug)]
-struct Received {
-    path: String,
-    headers: std::collections::HashMap<String, String>,
-    body: Value,
-}
-
-impl Received {
-    fn header(&self, name: &str) -> &str {
-        self.headers.get(name).map(String::as_str).unwrap_or("")
-    }
-}
-
-/// A webhook receiver on an ephemeral port: answers 200 to every POST and keeps it.
-struct Receiver {
-    base: String,
-    seen: Arc<Mutex<Vec<Received>>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Receiver {
-    async fn start() -> Receiver {
-        use poem::{handler, web::Data, EndpointExt, Request, Route};
-
-        type Seen = Arc<Mutex<Vec<Received>>>;
-
-        #[handler]
-        async fn hook(req: &Request, body: Vec<u8>, seen: Data<&Seen>) -> &'static str {
-            let headers = req
-                .headers()
-                .iter()
-                .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
-                .collect();
-            let body = serde_json::from_slice(&body)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
-            seen.lock().unwrap().push(Received {
-                path: req.uri().path().to_owned(),
-                headers,
-                body,
-            });
-            ""
+/// Waits (10 s at most) for a POST on `path` whose first message has `text`; answers the POSTs
+/// on `path` up to and including it, their bodies read as JSON.
+async fn wait_for_text(r: &Receiver, path: &str, text: &str) -> Vec<Received> {
+    for _ in 0..400 {
+        let on_path: Vec<Received> = r.seen().into_iter().filter(|g| g.path == path).collect();
+        if let Some(i) = on_path
+            .iter()
+            .position(|g| g.json()["messages"][0]["text"] == text)
+        {
+            return on_path[..=i].to_vec();
         }
-
-        let seen: Seen = Arc::default();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let acceptor = poem::listener::TcpAcceptor::from_std(listener).unwrap();
-        let app = Route::new()
-            .at("/*path", poem::post(hook))
-            .data(seen.clone());
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = poem::Server::new_with_acceptor(acceptor)
-                .run_with_graceful_shutdown(
-                    app,
-                    async {
-                        let _ = rx.await;
-                    },
-                    Some(Duration::from_secs(1)),
-                )
-                .await;
-        });
-        Receiver {
-            base,
-            seen,
-            stop: Some(tx),
-        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
-
-    fn seen(&self) -> Vec<Received> {
-        self.seen.lock().unwrap().clone()
-    }
-
-    /// Waits (10 s at most) for a POST on `path` whose first message has `text`; answers the
-    /// POSTs on `path` up to and including it.
-    async fn wait_for_text(&self, path: &str, text: &str) -> Vec<Received> {
-        for _ in 0..400 {
-            let on_path: Vec<Received> =
-                self.seen().into_iter().filter(|r| r.path == path).collect();
-            if let Some(i) = on_path
-                .iter()
-                .position(|r| r.body["messages"][0]["text"] == text)
-            {
-                return on_path[..=i].to_vec();
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!(
-            "no webhook POST on {path} with the message {text:?}; got {:#?}",
-            self.seen()
-        );
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-    }
+    panic!(
+        "no webhook POST on {path} with the message {text:?}; got {} POSTs",
+        r.seen().len()
+    );
 }
 
 /// The `RESULT {…}` line client.mjs prints last.
@@ -239,7 +154,7 @@ async fn check_webhook(r: &Receiver, client: &str, result: &Value) {
     let hook = &result["webhook"];
     let secret = hook["secret"].as_str().expect("webhook secret");
     let user_text = result["userText"].as_str().unwrap();
-    let got = r.wait_for_text(&path, user_text).await;
+    let got = wait_for_text(r, &path, user_text).await;
     let d = got.last().unwrap();
 
     assert_eq!(d.header("x-api-key"), secret, "{d:#?}");
@@ -251,7 +166,7 @@ async fn check_webhook(r: &Receiver, client: &str, result: &Value) {
     assert!(!d.header("webhook-timestamp").is_empty(), "{d:#?}");
     assert!(!d.header("webhook-signature").is_empty(), "{d:#?}");
 
-    let b = &d.body;
+    let b = &d.json();
     if client == "8" {
         assert_eq!(hook["triggers"], json!(["message:appUser"]), "{hook}");
         assert_eq!(b["trigger"], "message:appUser", "{b:#}");
@@ -282,7 +197,7 @@ async fn check_webhook(r: &Receiver, client: &str, result: &Value) {
     // Deliveries keep order (§5.5): the business's first message came before the user's.
     let biz: Vec<&Received> = got
         .iter()
-        .filter(|r| r.body["messages"][0]["text"] == result["bizText"])
+        .filter(|r| r.json()["messages"][0]["text"] == result["bizText"])
         .collect();
     if client == "8" {
         // `/v1.1`: only `message:appUser`, and a whole app user only when asked.
@@ -292,14 +207,14 @@ async fn check_webhook(r: &Receiver, client: &str, result: &Value) {
         );
         assert!(b["appUser"].get("clients").is_none(), "{b:#}");
         assert!(
-            got.iter().all(|r| r.body["trigger"] == "message:appUser"),
+            got.iter().all(|r| r.json()["trigger"] == "message:appUser"),
             "{got:#?}"
         );
     } else {
         // `/v1`: `message` fires on both sides, and v1 payloads hold the whole app user.
         assert_eq!(biz.len(), 1, "{got:#?}");
-        assert_eq!(biz[0].body["messages"][0]["role"], "appMaker", "{got:#?}");
-        assert_eq!(biz[0].body["trigger"], "message:appMaker", "{got:#?}");
+        assert_eq!(biz[0].json()["messages"][0]["role"], "appMaker", "{got:#?}");
+        assert_eq!(biz[0].json()["trigger"], "message:appMaker", "{got:#?}");
         assert!(b["appUser"]["clients"].is_array(), "{b:#}");
         assert_eq!(b["appUser"]["givenName"], "Augusta", "{b:#}");
     }
@@ -319,7 +234,7 @@ async fn smooch_core_8_and_6_drive_every_call() {
         let r = Receiver::start().await;
         let key = account_key(&s, "smooch-core").await;
         for client in ["8", "6"] {
-            let result = run_client(&s, &key, client, &r.base).await;
+            let result = run_client(&s, &key, client, &r.url("")).await;
             check_webhook(&r, client, &result).await;
         }
         s.stop().await;
@@ -344,7 +259,7 @@ async fn the_readme_example_runs() {
             ("SB_URL", s.base.clone()),
             ("SB_KEY_ID", key_id),
             ("SB_KEY_SECRET", secret),
-            ("SB_WEBHOOK_TARGET", format!("{}/example", r.base)),
+            ("SB_WEBHOOK_TARGET", r.url("/example")),
         ],
     )
     .await;

@@ -146,7 +146,7 @@ impl Receiver {
         self.log.script.lock().unwrap().extend(replies);
     }
 
-    fn seen(&self) -> Vec<Received> {
+    pub(crate) fn seen(&self) -> Vec<Received> {
         self.log.seen.lock().unwrap().clone()
     }
 
